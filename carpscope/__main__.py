@@ -1,0 +1,5 @@
+import sys
+
+from carpscope.cli import main
+
+sys.exit(main())

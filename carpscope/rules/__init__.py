@@ -1,0 +1,1 @@
+"""Rules: the catalogue (catalogue.py) and the detectors, one module per family."""
