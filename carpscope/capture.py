@@ -1,0 +1,199 @@
+"""Capture sources: files (pcap, pcapng), standard input and live interfaces.
+
+The fast path is libpcap through pcapy-ng: a BPF filter keeps protocol-112 frames (IPv4, IPv6
+through extension headers, VLAN and QinQ tagged where the link type allows) plus ARP and IPv6
+neighbour advertisements (which reveal virtual addresses), so the rest of a large capture is
+skipped in C, and ``next_batch`` hands many frames to Python per call.
+
+Frame numbers: with the filter, frame N is the N-th frame *that matched the filter* (what
+``tcpdump -r FILE -w OUT FILTER`` would write, so Wireshark shows the same number on OUT).
+``all_frames=True`` disables the filter and numbers every frame as Wireshark does on the
+original file, at the price of handing every frame to Python.
+
+When libpcap stops on a damaged file, or cannot read it (a pcapng whose interfaces have
+different link types), the exact reader in pcapfile.py takes over from the same frame with
+the same filter (compiled once and applied per frame), so no frame read before the damage is
+lost and the report can say at which record and byte offset reading stopped.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from typing import Iterator
+
+import pcapy
+
+from carpscope.model import SourceInfo
+from carpscope.pcapfile import (CaptureFormatError, Damage, describe_non_capture, read_records,
+                                sniff_format)
+from carpscope.wire.link import check_linktype, linktype_name
+
+_P112 = "ip proto 112 or ip6 protochain 112"
+_HINTS = "arp or (icmp6 and ip6[40] == 136)"
+FILTERS = (
+    f"{_P112} or {_HINTS} or (vlan and ({_P112} or arp or (vlan and ({_P112} or arp))))",
+    f"{_P112} or {_HINTS}",
+    _P112,
+)
+BATCH = 2048
+SNAPLEN = 262144
+
+
+class CaptureError(Exception):
+    """A source that cannot be read at all: one clear line for the user (exit status 2)."""
+
+
+def compile_filter(linktype: int):
+    """The widest filter libpcap accepts for this link type, as (text, BPFProgram)."""
+    last = None
+    for text in FILTERS:
+        try:
+            return text, pcapy.compile(linktype, SNAPLEN, text, 1, 0)
+        except pcapy.PcapError as e:
+            last = e
+    raise CaptureError(f"cannot build a capture filter for link type {linktype_name(linktype)}: {last}")
+
+
+def _set_filter(pc, linktype: int) -> str:
+    for text in FILTERS:
+        try:
+            pc.setfilter(text)
+            return text
+        except pcapy.PcapError:
+            continue
+    raise CaptureError(f"cannot set a capture filter for link type {linktype_name(linktype)}")
+
+
+def _explain_open_error(path: str, err: Exception) -> str:
+    if path != "-":
+        if not os.path.exists(path):
+            return f"{path}: no such file"
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            return f"{path}: is a directory, not a capture file"
+        if not os.access(path, os.R_OK):
+            return f"{path}: permission denied"
+        try:
+            with open(path, "rb") as f:
+                kind = sniff_format(f.read(64))
+        except OSError as e:
+            return f"{path}: {e.strerror}"
+        if kind not in ("pcap", "pcapng"):
+            return f"{path}: {describe_non_capture(kind)}"
+    msg = str(err).strip() or "unreadable capture"
+    return f"{path}: {msg}"
+
+
+class FileSource:
+    """A pcap/pcapng file, or ``-`` for standard input."""
+
+    def __init__(self, path: str, all_frames: bool = False):
+        self.path = path
+        self.name = "stdin" if path == "-" else path
+        self.all_frames = all_frames
+        self.info = SourceInfo(self.name)
+        self.filter: str | None = None
+        self.numbering = "all" if all_frames else "filtered"
+        self._pc = None
+        self._fallback_reason = None
+        try:
+            self._pc = pcapy.open_offline(path)
+        except pcapy.PcapError as e:
+            if path != "-" and self._pcapng_readable_by_us(path, str(e)):
+                self._fallback_reason = str(e)
+            else:
+                raise CaptureError(_explain_open_error(path, e)) from None
+        except OSError as e:
+            raise CaptureError(f"{path}: {e.strerror}") from None
+        if self._pc is not None:
+            self.linktype = self._pc.datalink()
+            self.info.linktype = linktype_name(self.linktype)
+            try:
+                check_linktype(self.linktype)
+            except ValueError as e:
+                raise CaptureError(f"{self.name}: {e}") from None
+            if not all_frames:
+                self.filter = _set_filter(self._pc, self.linktype)
+
+    @staticmethod
+    def _pcapng_readable_by_us(path: str, err: str) -> bool:
+        try:
+            with open(path, "rb") as f:
+                return sniff_format(f.read(4)) == "pcapng" and "different" in err.lower()
+        except OSError:
+            return False
+
+    def frames(self) -> Iterator[tuple[int, int, float, bytes]]:
+        """Yield (linktype, frame number, timestamp, bytes)."""
+        if self._pc is None:
+            yield from self._exact(0, self._fallback_reason)
+            return
+        pc, lt, info = self._pc, self.linktype, self.info
+        n = 0
+        while True:
+            try:
+                buf, meta = pc.next_batch(BATCH)
+            except pcapy.PcapError as e:
+                info.packets = n
+                if self.path == "-":
+                    info.error = f"reading stopped after frame {n}: {str(e).strip()}"
+                    info.stopped_frame = n + 1
+                    return
+                yield from self._exact(n, str(e).strip())
+                return
+            if not meta:
+                break
+            mv = memoryview(meta).cast("I")
+            for i in range(0, len(mv), 4):
+                off = mv[i + 2]
+                n += 1
+                yield lt, n, mv[i] + mv[i + 1] * 1e-6, buf[off:off + mv[i + 3]]
+        info.packets = n
+
+    def _exact(self, skip: int, why: str | None) -> Iterator[tuple[int, int, float, bytes]]:
+        """Continue with the exact reader after ``skip`` matched frames (see module doc)."""
+        info = self.info
+        programs: dict[int, object] = {}
+        n = 0
+        try:
+            with open(self.path, "rb") as f:
+                for rec in read_records(f):
+                    if isinstance(rec, Damage):
+                        info.error = f"reading stopped at record {rec.number} (byte offset {rec.offset}): {rec.reason}"
+                        info.stopped_frame, info.stopped_offset = rec.number, rec.offset
+                        break
+                    lt = rec.linktype
+                    if info.linktype is None:
+                        info.linktype = linktype_name(lt)
+                    if not self.all_frames:
+                        prog = programs.get(lt)
+                        if prog is None:
+                            try:
+                                check_linktype(lt)
+                            except ValueError:
+                                continue
+                            self.filter, prog = compile_filter(lt)
+                            programs[lt] = prog
+                        if not prog.filter(rec.data):
+                            continue
+                    n += 1
+                    if n <= skip:
+                        continue
+                    yield lt, n, rec.ts, rec.data
+                else:
+                    if why and skip:
+                        info.error = f"libpcap stopped after frame {skip}: {why}"
+        except CaptureFormatError as e:
+            raise CaptureError(f"{self.name}: {e}") from None
+        except OSError as e:
+            raise CaptureError(f"{self.name}: {e.strerror}") from None
+        info.packets = n
+
+
+def open_source(path: str, all_frames: bool = False) -> FileSource:
+    if path != "-" and os.path.isdir(path):
+        raise CaptureError(f"{path}: is a directory, not a capture file")
+    if path == "-" and sys.stdin.isatty():
+        raise CaptureError("standard input is a terminal: pipe a capture into it (… | carpscope analyze -)")
+    return FileSource(path, all_frames)

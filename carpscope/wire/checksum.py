@@ -1,0 +1,37 @@
+"""RFC 1071 Internet checksum and the IP pseudo-headers used by VRRPv3."""
+from __future__ import annotations
+
+import struct
+
+PROTO = 112
+VRRP_GROUP4 = bytes([224, 0, 0, 18])
+
+
+def ones_sum(data: bytes, start: int = 0) -> int:
+    """One's-complement sum of 16-bit big-endian words (odd length padded with a zero byte)."""
+    if len(data) & 1:
+        data = data + b"\0"
+    total = start + sum(struct.unpack(f"!{len(data) >> 1}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def checksum(data: bytes, start: int = 0) -> int:
+    """The checksum value to put in a header whose checksum field is zero in ``data``."""
+    return ~ones_sum(data, start) & 0xFFFF
+
+
+def verifies(data: bytes, start: int = 0) -> bool:
+    """True when ``data`` (with its checksum field in place) sums to all ones."""
+    return ones_sum(data, start) == 0xFFFF
+
+
+def pseudo4(src: bytes, dst: bytes, length: int, proto: int = PROTO) -> int:
+    """Partial sum of the IPv4 pseudo-header (src, dst, zero, protocol, length)."""
+    return ones_sum(src + dst + struct.pack("!BBH", 0, proto, length))
+
+
+def pseudo6(src: bytes, dst: bytes, length: int, proto: int = PROTO) -> int:
+    """Partial sum of the IPv6 pseudo-header (RFC 8200 §8.1)."""
+    return ones_sum(src + dst + struct.pack("!I3xB", length, proto))

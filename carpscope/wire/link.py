@@ -1,0 +1,117 @@
+"""Link layers: find the network-layer bytes inside a captured frame.
+
+Supported (LINKTYPE values as in pcap files; DLT aliases as libpcap reports them):
+Ethernet with 802.1Q / 802.1ad / QinQ tags, Linux cooked v1 (SLL) and v2 (SLL2), raw IP,
+IPv4, IPv6, BSD null (host byte order) and loopback (network byte order).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ETH_IP4, ETH_IP6, ETH_ARP = 0x0800, 0x86DD, 0x0806
+VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
+
+LINKTYPES = {
+    0: "NULL", 1: "EN10MB", 12: "RAW", 14: "RAW", 101: "RAW", 108: "LOOP",
+    113: "LINUX_SLL", 228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
+}
+# every name libpcap/pcap files use for link types we do not decode, for a clear error
+OTHER_LINKTYPES = {
+    6: "IEEE802_5", 9: "PPP", 10: "FDDI", 50: "PPP_HDLC", 104: "C_HDLC", 105: "IEEE802_11",
+    107: "FRELAY", 117: "PFLOG", 119: "PRISM_HEADER", 127: "IEEE802_11_RADIO", 192: "PPI",
+    143: "DOCSIS", 147: "USER0", 220: "USB_LINUX_MMAPPED", 249: "NETLINK", 253: "NETANALYZER",
+}
+# BSD null/loop address families that mean IPv6 on the various systems that write them
+AF_INET6 = (10, 24, 28, 30)
+
+
+class UnsupportedLinkType(ValueError):
+    def __init__(self, linktype: int):
+        name = LINKTYPES.get(linktype) or OTHER_LINKTYPES.get(linktype) or "unknown"
+        super().__init__(f"unsupported link type {linktype} ({name}); carpscope reads Ethernet, "
+                         "Linux cooked (SLL/SLL2), raw IP and BSD null/loopback captures")
+        self.linktype = linktype
+
+
+def linktype_name(linktype: int) -> str:
+    return LINKTYPES.get(linktype) or OTHER_LINKTYPES.get(linktype) or f"LINKTYPE_{linktype}"
+
+
+def check_linktype(linktype: int) -> None:
+    if linktype not in LINKTYPES:
+        raise UnsupportedLinkType(linktype)
+
+
+def mac(b: bytes) -> str:
+    return b.hex(":")
+
+
+@dataclass(slots=True)
+class Link:
+    """Network-layer location and link facts of one frame."""
+    ethertype: int        # 0x0800, 0x86DD, 0x0806 or other; 0 when unknown
+    offset: int           # where the network-layer header starts
+    eth_src: str | None
+    eth_dst: str | None
+    vlans: tuple[int, ...]
+    ifindex: int | None   # SLL2 only: the interface the frame was captured on
+
+
+def _ethertype_chain(data: bytes, off: int, ethertype: int) -> tuple[int, int, tuple[int, ...]]:
+    vlans = []
+    n = len(data)
+    while ethertype in VLAN_TPIDS and off + 4 <= n:
+        vlans.append(((data[off] << 8) | data[off + 1]) & 0x0FFF)
+        ethertype = (data[off + 2] << 8) | data[off + 3]
+        off += 4
+    return ethertype, off, tuple(vlans)
+
+
+def _ip_by_version(data: bytes, off: int) -> int:
+    if len(data) <= off:
+        return 0
+    v = data[off] >> 4
+    return ETH_IP4 if v == 4 else ETH_IP6 if v == 6 else 0
+
+
+def parse_link(linktype: int, data: bytes) -> Link | None:
+    """Locate the network layer; None when the frame is too short for its link header."""
+    n = len(data)
+    if linktype == 1:
+        if n < 14:
+            return None
+        et, off, vlans = _ethertype_chain(data, 14, (data[12] << 8) | data[13])
+        return Link(et, off, mac(data[6:12]), mac(data[0:6]), vlans, None)
+    if linktype == 113:  # Linux cooked v1: pkttype, hatype, halen, addr[8], protocol
+        if n < 16:
+            return None
+        halen = min((data[4] << 8) | data[5], 8)
+        src = mac(data[6:6 + halen]) if halen == 6 else None
+        et, off, vlans = _ethertype_chain(data, 16, (data[14] << 8) | data[15])
+        return Link(et, off, src, None, vlans, None)
+    if linktype == 276:  # Linux cooked v2: protocol, reserved, ifindex, hatype, pkttype, halen, addr[8]
+        if n < 20:
+            return None
+        halen = min(data[11], 8)
+        src = mac(data[12:12 + halen]) if halen == 6 else None
+        ifindex = int.from_bytes(data[4:8], "big")
+        et, off, vlans = _ethertype_chain(data, 20, (data[0] << 8) | data[1])
+        return Link(et, off, src, None, vlans, ifindex)
+    if linktype in (12, 14, 101):
+        return Link(_ip_by_version(data, 0), 0, None, None, (), None)
+    if linktype == 228:
+        return Link(ETH_IP4, 0, None, None, (), None)
+    if linktype == 229:
+        return Link(ETH_IP6, 0, None, None, (), None)
+    if linktype in (0, 108):
+        if n < 4:
+            return None
+        if linktype == 108:
+            af = int.from_bytes(data[:4], "big")
+        else:  # host byte order of the capturing machine: accept either
+            af = int.from_bytes(data[:4], "little")
+            if af > 0xFFFF:
+                af = int.from_bytes(data[:4], "big")
+        et = ETH_IP4 if af == 2 else ETH_IP6 if af in AF_INET6 else 0
+        return Link(et, 4, None, None, (), None)
+    raise UnsupportedLinkType(linktype)
