@@ -476,6 +476,14 @@ class Keyring:
         self.generation += 1
         return vs
 
+    def remove_inferred(self, vhid: int, segment: str | None) -> None:
+        """Forget the inferred set of (vhid, segment), e.g. when its evidence was retracted."""
+        entries = self._vips.get(vhid, [])
+        keep = [e for e in entries if not (e.origin == INFERRED and e.segment == segment)]
+        if len(keep) != len(entries):
+            self._vips[vhid] = keep
+            self.generation += 1
+
     def vip_entries(self, vhid: int, segment: str | None = None, all_segments: bool = False
                     ) -> list[VipEntry]:
         """Sets for ``vhid`` usable on ``segment``: configured ones first, inferred last."""

@@ -1,0 +1,134 @@
+"""The pipeline: frames -> decode -> verify -> track -> rules -> a Report.
+
+One ``Analysis`` serves ``analyze`` (files, stdin) and ``sniff`` (live): feed it sources or
+records, call ``finish``. Nothing here prints.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from carpscope.model import CARP, AddressHint, Advert, Finding, Malformed, SourceInfo
+from carpscope.rules.catalogue import finding
+from carpscope.rules.group import group_findings
+from carpscope.rules.packet import PacketRules
+from carpscope.rules.splitbrain import split_brain_findings
+from carpscope.track import Group, Tracker
+from carpscope.wire.frame import decode_frame
+
+
+@dataclass
+class Report:
+    sources: list[SourceInfo]
+    groups: list[Group]
+    findings: list[Finding]
+    numbering: str = "filtered"
+    filters: dict = field(default_factory=dict)
+
+
+class Analysis:
+    def __init__(self, verifier=None, vipinfer=None, auth_rules=None, intent=None,
+                 on_event: Callable[[dict], None] | None = None, on_advert: Callable | None = None):
+        self.tracker = Tracker(on_event)
+        self.packet_rules = PacketRules()
+        self.verifier = verifier
+        self.vipinfer = vipinfer
+        self.auth_rules = auth_rules
+        self.intent = intent
+        self.on_advert = on_advert
+        self.sources: list[SourceInfo] = []
+        self.extra: list[Finding] = []
+        self.numbering = "filtered"
+        self.filters: dict = {}
+
+    # ---------------------------------------------------------------- input
+    def feed_source(self, src) -> None:
+        info = src.info
+        self.sources.append(info)
+        if getattr(src, "numbering", None):
+            self.numbering = src.numbering
+        name = src.name
+        record = self.record
+        for lt, n, ts, data in src.frames():
+            rec = decode_frame(lt, data, n, ts, name)
+            if rec is not None:
+                kind = record(rec)
+                if kind == 1:
+                    info.adverts += 1
+                elif kind == 2:
+                    info.malformed += 1
+        if src.filter:
+            self.filters[name] = src.filter
+        if info.error:
+            self.extra.append(finding(
+                "capture-truncated", f"{name}: {info.error}; everything before it was analysed",
+                source=name, segment=name, packets=[info.stopped_frame] if info.stopped_frame else [],
+                evidence={"record": info.stopped_frame, "offset": info.stopped_offset, "frames_read": info.packets}))
+
+    def record(self, rec) -> int:
+        """Feed one decoded record; returns 1 for an advert, 2 malformed, 0 otherwise."""
+        if type(rec) is Advert:
+            self.advert(rec)
+            return 1
+        if type(rec) is Malformed:
+            self.packet_rules.malformed(rec)
+            return 2
+        if type(rec) is AddressHint and self.vipinfer is not None:
+            self.vipinfer.hint(rec)
+        return 0
+
+    def advert(self, a: Advert) -> None:
+        self.packet_rules.advert(a)
+        result = None
+        if a.protocol == CARP and self.verifier is not None:
+            result = self.verifier.verify(a)
+        got = self.tracker.advert(a)
+        if got is None:
+            return
+        g, sp = got
+        if result is not None:
+            st = result.status
+            sp.auth[st] = sp.auth.get(st, 0) + 1
+            if st == "ok":
+                sp.auth_key, sp.auth_vips, sp.auth_flavour = result.key, tuple(result.vips), result.flavour
+                sp.auth_inferred = bool(getattr(result, "inferred_vips", False))
+                sp.auth_weak = bool(getattr(result, "weak", False))
+        elif a.protocol == CARP:
+            sp.auth["unchecked"] = sp.auth.get("unchecked", 0) + 1
+        if a.protocol == "vrrp2":
+            fp = hashlib.sha256(a.auth_data or b"").hexdigest()[:12] if a.auth_type else None
+            sp.vrrp_auth = (a.auth_type, fp)
+        if self.vipinfer is not None:
+            self.vipinfer.advert(a, g.n_changes)
+        if self.auth_rules is not None:
+            self.auth_rules.observe(a, result)
+        if self.on_advert is not None:
+            self.on_advert(a, g, sp, result)
+
+    # ---------------------------------------------------------------- output
+    def finish(self) -> Report:
+        self.tracker.finish()
+        groups = sorted(self.tracker.groups.values(), key=lambda g: (g.segment, g.vhid, g.protocol, g.family))
+        if self.verifier is not None:
+            for g in groups:
+                if g.protocol != CARP:
+                    continue
+                for sp in g.speakers.values():
+                    if sp.auth_status() == "fail" and hasattr(self.verifier, "diagnose_speaker"):
+                        sp.auth_diagnosis = self.verifier.diagnose_speaker(g.segment, sp.ip, sp.mac, g.vhid)
+        findings = list(self.extra)
+        findings += self.packet_rules.findings()
+        findings += group_findings(groups)
+        for g in groups:
+            findings += split_brain_findings(g)
+        if self.auth_rules is not None:
+            findings += self.auth_rules.findings(groups)
+        if self.intent is not None:
+            findings += self.intent.findings(groups)
+        if self.tracker.groups_capped:
+            findings.append(finding("speaker-limit", f"more than {len(groups)} groups: "
+                                    f"{self.tracker.groups_capped} adverts of further groups not tracked",
+                                    evidence={"dropped_adverts": self.tracker.groups_capped}))
+        findings.sort(key=lambda f: (-f.severity.rank, f.segment or "", f.vhid or 0, f.code, f.first_seen or 0))
+        return Report(self.sources, groups, findings, self.numbering, self.filters)

@@ -1,0 +1,214 @@
+"""Command line: argument parsing, wiring of the pipeline, exit status. Nothing else.
+
+Exit status: 0 no finding at or above --fail-on; 1 such findings; 2 usage, input or
+permission error (one line on stderr, never a traceback unless --debug).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from carpscope import __version__
+from carpscope.model import Severity
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+FAIL_ON = {"error": 3, "warning": 2, "info": 1, "never": 99}
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: one line, exit 2."""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    k = p.add_argument_group("keys and intent (passphrases are never printed)")
+    k.add_argument("--passphrase-file", action="append", default=[], metavar="FILE",
+                   help="passphrases, one per line, optional 'label:' prefix, '#' comments")
+    k.add_argument("--passphrase", action="append", default=[], metavar="SECRET",
+                   help="a passphrase on the command line (visible to other users: prefer --passphrase-file)")
+    k.add_argument("--vip", action="append", default=[], metavar="VHID=ADDR[,ADDR...]",
+                   help="the virtual addresses of a VHID (they are inside the CARP HMAC)")
+    k.add_argument("--inventory", action="append", default=[], metavar="FILE.toml")
+    k.add_argument("--rc-conf", action="append", default=[], metavar="FILE",
+                   help="FreeBSD rc.conf of a member (repeat per host)")
+    k.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="keepalived.conf, ucarp command line or unit, sysctl.conf (repeatable)")
+    k.add_argument("--no-weak-check", action="store_true", help="do not try the bundled default passphrases")
+    o = p.add_argument_group("output and policy")
+    o.add_argument("-f", "--format", default="text", choices=["text", "json", "jsonl"])
+    o.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (text summary still on the terminal)")
+    o.add_argument("--fail-on", default="error", choices=list(FAIL_ON))
+    o.add_argument("--select", action="append", default=[], metavar="RULES", help="only these rules (slugs or code prefixes, comma-separated)")
+    o.add_argument("--ignore", action="append", default=[], metavar="RULES", help="drop these rules (slugs or code prefixes)")
+    o.add_argument("--color", default="auto", choices=["auto", "always", "never"])
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    o.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="carpscope", description="Decode, verify and diagnose CARP and VRRP.")
+    p.add_argument("--version", action="version", version=f"carpscope {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    a = sub.add_parser("analyze", help="analyze capture files (pcap, pcapng; - for stdin)")
+    a.add_argument("captures", nargs="+", metavar="CAPTURE")
+    a.add_argument("--adverts", action="store_true", help="print one line per advertisement")
+    a.add_argument("--all-frames", action="store_true",
+                   help="no capture filter: number frames as Wireshark does (slower on large captures)")
+    a.add_argument("--no-timeline", action="store_true")
+    _common(a)
+    r = sub.add_parser("rules", help="list the rules, or show one rule's page")
+    r.add_argument("rule", nargs="?", metavar="SLUG|CODE")
+    return p
+
+
+def _split(values: list[str]) -> list[str]:
+    return [x.strip() for v in values for x in v.split(",") if x.strip()]
+
+
+def rule_matches(f, patterns: list[str]) -> bool:
+    return any(f.rule == p or f.code.upper().startswith(p.upper()) for p in patterns)
+
+
+def apply_policy(findings, select: list[str], ignore: list[str]):
+    if select:
+        findings = [f for f in findings if rule_matches(f, select)]
+    if ignore:
+        findings = [f for f in findings if not rule_matches(f, ignore)]
+    return findings
+
+
+def exit_status(findings, fail_on: str) -> int:
+    limit = FAIL_ON[fail_on]
+    return EXIT_FINDINGS if any(f.severity.rank >= limit for f in findings) else EXIT_OK
+
+
+def _console(args, stderr=False):
+    from rich.console import Console
+    force = {"always": True, "never": False}.get(args.color)
+    c = Console(stderr=stderr, force_terminal=force, no_color=args.color == "never", highlight=False)
+    if not c.is_terminal and "COLUMNS" not in os.environ:
+        c.width = 160   # piped or redirected: wide enough for the group table, no wrapping mid-row
+    return c
+
+
+def cmd_rules(args) -> int:
+    from carpscope.rules.catalogue import RULES, doc_path, lookup
+    if not args.rule:
+        for r in RULES.values():
+            print(f"{r.code}  {r.slug:24} {r.severity.value:8} {r.title}")
+        return EXIT_OK
+    rule = lookup(args.rule)
+    if rule is None:
+        raise UsageError(f"no rule named {args.rule!r} (see: carpscope rules)")
+    path = doc_path(rule)
+    if path.exists():
+        sys.stdout.write(path.read_text())
+    else:
+        print(f"{rule.code} {rule.slug} ({rule.severity.value}): {rule.title}")
+    return EXIT_OK
+
+
+def cmd_analyze(args) -> int:
+    from carpscope.analysis import Analysis
+    from carpscope.capture import CaptureError, open_source
+    from carpscope.keys import build_auth
+    from carpscope.report import jsonreport, text
+
+    verifier, vipinfer, auth_rules, intent, warnings = build_auth(args)
+    err = _console(args, stderr=True)
+    for w in warnings:
+        err.print(f"carpscope: warning: {w}", highlight=False, markup=False)
+    on_advert = None
+    out = sys.stdout
+    if args.adverts or args.format == "jsonl":
+        if args.format == "jsonl":
+            import json
+
+            def on_advert(a, g, sp, res):
+                out.write(json.dumps(jsonreport.advert_json(a)) + "\n")
+        else:
+            def on_advert(a, g, sp, res):
+                out.write(text.advert_line(a) + "\n")
+    analysis = Analysis(verifier, vipinfer, auth_rules, intent, on_advert=on_advert)
+    status = EXIT_OK
+    opened = 0
+    for path in args.captures:
+        try:
+            src = open_source(path, all_frames=args.all_frames)
+        except CaptureError as e:
+            err.print(f"carpscope: error: {e}", highlight=False, markup=False)
+            status = EXIT_ERROR
+            continue
+        opened += 1
+        analysis.feed_source(src)
+        if src.info.error:
+            err.print(f"carpscope: warning: {src.name}: {src.info.error}", highlight=False, markup=False)
+    if not opened:
+        return EXIT_ERROR
+    report = analysis.finish()
+    report.findings = apply_policy(report.findings, _split(args.select), _split(args.ignore))
+    render_report(args, report)
+    return max(status, exit_status(report.findings, args.fail_on)) if status != EXIT_ERROR else EXIT_ERROR
+
+
+def render_report(args, report) -> None:
+    from carpscope.report import jsonreport, text
+    console = _console(args)
+    if args.format == "json":
+        body = jsonreport.dumps(jsonreport.report_json(report))
+    elif args.format == "jsonl":
+        import json
+        lines = [json.dumps({"type": "finding", **f.to_json()}) for f in report.findings]
+        lines.append(json.dumps({"type": "summary", **{k: v for k, v in jsonreport.report_json(report).items()
+                                                          if k != "findings"}}))
+        body = "\n".join(lines) + "\n"
+    else:
+        body = None
+    if args.output:
+        if body is None:
+            from rich.console import Console
+            with open(args.output, "w") as f:
+                text.render(report, Console(file=f, width=120, no_color=True, highlight=False),
+                            not args.no_timeline if hasattr(args, "no_timeline") else True)
+        else:
+            with open(args.output, "w") as f:
+                f.write(body)
+        text.render(report, console, not getattr(args, "no_timeline", False))
+    elif body is not None:
+        sys.stdout.write(body)
+    else:
+        text.render(report, console, not getattr(args, "no_timeline", False))
+
+
+COMMANDS = {"analyze": cmd_analyze, "rules": cmd_rules}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_ERROR
+    debug = getattr(args, "debug", False)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"carpscope: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("carpscope: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = None
+        finally:
+            return EXIT_OK
+    except Exception as e:  # a bug: one line, the traceback only on request
+        if debug:
+            raise
+        print(f"carpscope: internal error: {type(e).__name__}: {e} (run with --debug for details)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Rules judged on a group's (or a segment's) speakers as a whole, and over its timeline."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from carpscope.model import CARP, Finding
+from carpscope.rules.catalogue import finding
+from carpscope.track import Group, Speaker
+
+FLAP_CHANGES = 4          # mastership changes ...
+FLAP_WINDOW = 60.0        # ... within this many seconds
+
+
+def _where(g: Group) -> dict:
+    return dict(protocol=g.protocol, vhid=g.vhid, segment=g.segment)
+
+
+def _name(g: Group) -> str:
+    return f"{'CARP' if g.protocol == CARP else g.protocol.upper()} {g.vhid}"
+
+
+def _timing(sp: Speaker, g: Group) -> str:
+    if g.protocol == CARP:
+        return f"advbase {sp.advbase} advskew {sp.advskew}"
+    return f"priority {sp.priority} interval {sp.interval_cs / 100:g}s"
+
+
+def _frames(*sps: Speaker) -> list[int]:
+    return sorted({f for s in sps for f in s.frames})[:10]
+
+
+def _span(*sps: Speaker) -> dict:
+    return dict(first_seen=min(s.first for s in sps), last_seen=max(s.last for s in sps))
+
+
+def group_findings(groups: list[Group]) -> list[Finding]:
+    out: list[Finding] = []
+    for g in groups:
+        out += _consistency(g)
+        out += _timeline(g)
+    out += _segment_conflicts(groups)
+    return out
+
+
+def _consistency(g: Group) -> list[Finding]:
+    out = []
+    sps = list(g.speakers.values())
+    if g.speakers_capped:
+        out.append(finding("speaker-limit", f"{_name(g)}: more than {len(sps)} distinct speakers; "
+                           f"{g.speakers_capped} adverts from further speakers were not tracked (spoofed "
+                           "sources or a flood?)", evidence={"dropped_adverts": g.speakers_capped}, **_where(g)))
+    if len(sps) < 2:
+        return out
+    # equal timing: the election then rests on a tie-break (CARP timing races, VRRP address)
+    by_timing = defaultdict(list)
+    for s in sps:
+        if g.protocol == CARP:
+            by_timing[(s.advbase, s.advskew)].append(s)
+        else:
+            by_timing[s.priority].append(s)
+    for t, same in by_timing.items():
+        if len(same) > 1 and not (g.protocol == CARP and t == (255, 255)):
+            ips = sorted(s.ip for s in same)
+            decided = ("the first to time out wins, and a master hearing an equal advert yields (FreeBSD) or "
+                       "compares addresses (ucarp)" if g.protocol == CARP else
+                       "the higher primary address wins (RFC 5798 §6.4.3)")
+            out.append(finding("skew-tie", f"{_name(g)}: {', '.join(ips)} advertise the same "
+                               f"{'advbase/advskew ' + str(t[0]) + '/' + str(t[1]) if g.protocol == CARP else 'priority ' + str(t)}: "
+                               f"{decided}; give the intended backup a larger advskew / lower priority",
+                               evidence={"speakers": ips, "timing": list(t) if isinstance(t, tuple) else t},
+                               packets=_frames(*same), **_span(*same), **_where(g)))
+    # different intervals
+    if g.protocol == CARP:
+        bases = {s.advbase for s in sps if not (s.advbase == 255 and s.advskew == 255)}
+        label = "advbase"
+    else:
+        bases = {s.interval_cs for s in sps}
+        label = "advertisement interval (cs)"
+    if len(bases) > 1:
+        per = {s.ip: (s.advbase if g.protocol == CARP else s.interval_cs) for s in sps}
+        effect = ("VRRPv2 receivers discard adverts whose interval differs from theirs (RFC 3768 §7.1): "
+                  "each side ignores the other" if g.protocol == "vrrp2" else
+                  "master-down timers differ: the slower side takes longer to notice a failure, and the "
+                  "election compares whole intervals, so the base dominates the skew")
+        out.append(finding("advbase-mismatch", f"{_name(g)}: speakers use different {label}: "
+                           + ", ".join(f"{ip} {v}" for ip, v in sorted(per.items())) + f". {effect}",
+                           evidence={"values": per}, cause="advbase", packets=_frames(*sps), **_span(*sps), **_where(g)))
+    if g.protocol != CARP:
+        lists = {s.ip: sorted({a for al in s.addresses for a in al}) for s in sps}
+        distinct = {tuple(v) for v in lists.values()}
+        if len(distinct) > 1:
+            sets = [set(v) for v in distinct]
+            disjoint = all(a.isdisjoint(b) for i, a in enumerate(sets) for b in sets[i + 1:])
+            if not disjoint:
+                out.append(finding("vrrp-address-mismatch", f"{_name(g)}: speakers advertise different address "
+                                   "lists; receivers that check them drop the adverts (keepalived: 'ip address "
+                                   "associated with VRID not present in MASTER advert')",
+                                   evidence={"addresses": lists}, cause="vip-set", packets=_frames(*sps),
+                                   **_span(*sps), **_where(g)))
+        owners = [s for s in sps if s.priority == 255]
+        if len(owners) > 1:
+            out.append(finding("priority-owner-conflict", f"{_name(g)}: {', '.join(sorted(s.ip for s in owners))} "
+                               "all claim to own the addresses (priority 255); only one router can be the owner",
+                               evidence={"speakers": sorted(s.ip for s in owners)}, packets=_frames(*owners),
+                               **_span(*owners), **_where(g)))
+    return out
+
+
+def _timeline(g: Group) -> list[Finding]:
+    out = []
+    for gap_from, gap_to, secs, prev_ip, next_ip in g.gaps:
+        sp = next((s for s in g.speakers.values() if s.ip == prev_ip), None)
+        md = sp.md if sp else 3.0
+        if secs > md * 1.1:
+            out.append(finding("master-gap", f"{_name(g)}: no master advertised for {secs:.2f} s "
+                               f"(master-down interval {md:.2f} s) between {prev_ip} and {next_ip}: "
+                               "an outage of the virtual address",
+                               evidence={"seconds": round(secs, 3), "previous": prev_ip, "next": next_ip,
+                                         "master_down": round(md, 3)},
+                               first_seen=gap_from, last_seen=gap_to, **_where(g)))
+    changes = [c for c in g.changes if c[3] != "initial"]
+    best = _densest(changes)
+    if best and len(best) >= FLAP_CHANGES:
+        out.append(finding("flapping", f"{_name(g)}: mastership changed {len(best)} times within "
+                           f"{best[-1][0] - best[0][0]:.1f} s ({g.n_changes} changes in all)",
+                           evidence={"changes": [{"ts": c[0], "from": c[1], "to": c[2]} for c in best[:20]]},
+                           first_seen=best[0][0], last_seen=best[-1][0], packets=[c[4] for c in best[:10]],
+                           **_where(g)))
+    return out
+
+
+def _densest(changes: list) -> list:
+    best, j = [], 0
+    for i in range(len(changes)):
+        while changes[i][0] - changes[j][0] > FLAP_WINDOW:
+            j += 1
+        if i - j + 1 > len(best):
+            best = changes[j:i + 1]
+    return best
+
+
+def _segment_conflicts(groups: list[Group]) -> list[Finding]:
+    """CARP and VRRP (or two VRRP versions) on one id of one segment."""
+    out = []
+    by_id = defaultdict(list)
+    for g in groups:
+        by_id[(g.segment, g.vhid)].append(g)
+    for (seg, vid), gs in by_id.items():
+        protos = {g.protocol for g in gs}
+        if CARP in protos and protos - {CARP}:
+            sps = [s for g in gs for s in g.speakers.values()]
+            who = {g.protocol: sorted({s.ip for s in g.speakers.values()}) for g in gs}
+            v4 = any(g.family == 4 for g in gs if g.protocol != CARP)
+            mac = f" and the virtual MAC 00:00:5e:00:01:{vid:02x}" if v4 else ""
+            out.append(finding("vhid-conflict", f"id {vid} is used by CARP ({', '.join(who[CARP])}) and VRRP "
+                               f"({', '.join(ip for p, v in who.items() if p != CARP for ip in v)}) on one segment: "
+                               f"they share protocol 112, 224.0.0.18{mac}; each rejects the other's adverts and "
+                               "both act as master; renumber one of them",
+                               protocol=None, vhid=vid, segment=seg, evidence={"speakers": who},
+                               cause="vhid-conflict", packets=_frames(*sps), **_span(*sps)))
+        vr = [g for g in gs if g.protocol in ("vrrp2", "vrrp3") and g.family == 4]
+        if {g.protocol for g in vr} == {"vrrp2", "vrrp3"}:
+            sps = [s for g in vr for s in g.speakers.values()]
+            out.append(finding("vrrp-version-mix", f"VRRP {vid}: both VRRPv2 and VRRPv3 adverts on one segment "
+                               "(RFC 9568 §8.4 interop mode at best; a v2-only router ignores v3 adverts)",
+                               protocol="vrrp2", vhid=vid, segment=seg,
+                               evidence={g.protocol: sorted(s.ip for s in g.speakers.values()) for g in vr},
+                               packets=_frames(*sps), **_span(*sps)))
+        for g in gs:
+            if g.protocol == CARP:
+                continue
+            lists = [set(a for al in s.addresses for a in al) for s in g.speakers.values()]
+            lists = [x for x in lists if x]
+            if len(lists) > 1 and all(a.isdisjoint(b) for i, a in enumerate(lists) for b in lists[i + 1:]):
+                sps = list(g.speakers.values())
+                out.append(finding("vhid-conflict", f"{_name(g)}: speakers advertise disjoint address lists: "
+                                   "two different VRRP groups share this VRID on one segment; renumber one",
+                                   evidence={"addresses": {s.ip: sorted({a for al in s.addresses for a in al})
+                                                           for s in sps}},
+                                   cause="vhid-conflict", packets=_frames(*sps), **_span(*sps), **_where(g)))
+    return out

@@ -1,0 +1,180 @@
+"""Rules judged on each advertisement alone, folded into one finding per rule, group and speaker.
+
+A capture of a misbehaving pair holds thousands of identical problems; the operator wants one
+line per cause with a count, the time span and a few packet numbers to open in Wireshark.
+"""
+from __future__ import annotations
+
+from carpscope.model import CARP, Advert, Finding, Malformed
+from carpscope.rules.catalogue import finding
+
+SAMPLE = 10
+MAX_KEYS = 4096
+REFLECTION_S = 0.05       # an identical advert this soon is a reflection (loop), not a resend
+
+
+def _is_multicast(dst: str) -> bool:
+    return dst.startswith("224.") or dst.lower().startswith("ff")
+
+
+def expected_macs(a: Advert) -> tuple[str, ...]:
+    v = f"{a.vhid:02x}"
+    if a.protocol == CARP:
+        return (f"00:00:5e:00:01:{v}", f"00:00:5e:00:00:{v}")  # kernels; ucarp
+    return (f"00:00:5e:00:01:{v}",) if a.family == 4 else (f"00:00:5e:00:02:{v}",)
+
+
+class _Fold:
+    __slots__ = ("finding", "count")
+
+    def __init__(self, f: Finding):
+        self.finding, self.count = f, 0
+
+
+class PacketRules:
+    def __init__(self):
+        self._folds: dict[tuple, _Fold] = {}
+        self._recent: dict[tuple, dict] = {}   # (segment, vhid) -> {(counter, md): (ts, frame, src)}
+        self._counter_seen: dict[tuple, bytes] = {}
+        self.dropped = 0
+
+    def _hit(self, slug: str, key: tuple, ts: float, frame: int, build) -> None:
+        k = (slug,) + key
+        fold = self._folds.get(k)
+        if fold is None:
+            if len(self._folds) >= MAX_KEYS:
+                self.dropped += 1
+                return
+            fold = self._folds[k] = _Fold(build())
+            fold.finding.first_seen = ts
+        fold.count += 1
+        f = fold.finding
+        f.last_seen = ts
+        if len(f.packets) < SAMPLE:
+            f.packets.append(frame)
+
+    def advert(self, a: Advert) -> None:
+        where = dict(protocol=a.protocol, vhid=a.vhid, segment=a.segment, source=a.source)
+        spk = (a.segment, a.protocol, a.vhid, a.src)
+        if not a.checksum_ok:
+            self._hit("bad-checksum", spk, a.ts, a.frame, lambda: finding(
+                "bad-checksum", f"{a.protocol.upper()} {a.vhid} from {a.src}: checksum 0x{a.checksum:04x} does not "
+                "verify; every receiver drops these adverts", evidence={"speaker": a.src, "checksum": f"0x{a.checksum:04x}"},
+                cause="corruption", **where))
+        if a.ttl != 255:
+            uni = not _is_multicast(a.dst)
+            note = (" Sent unicast: FreeBSD skips the TTL check for unicast peers, OpenBSD, ucarp and "
+                    "VRRP multicast receivers do not." if uni else
+                    " Receivers (FreeBSD, OpenBSD, ucarp, keepalived, RFC 3768/5798) drop it: the sender "
+                    "will not be heard and may be elected master beside the real one.")
+            self._hit("bad-ttl", spk + (a.ttl,), a.ts, a.frame, lambda: finding(
+                "bad-ttl", f"{a.protocol.upper()} {a.vhid} from {a.src} arrives with "
+                f"{'TTL' if a.family == 4 else 'hop limit'} {a.ttl}, not 255.{note} Likely a routed hop, "
+                "a relay or a NAT/firewall rewriting TTL.",
+                evidence={"speaker": a.src, "ttl": a.ttl, "destination": a.dst}, cause="ttl", **where))
+        if a.protocol == "vrrp3" and a.family == 4 and a.checksum_variant in ("none", "pseudo-224"):
+            how = ("without the IPv4 pseudo-header (RFC 9568 / Cisco / Juniper style)" if a.checksum_variant == "none"
+                   else "with 224.0.0.18 in the pseudo-header although sent unicast (keepalived <= 1.3.6)")
+            self._hit("vrrp3-legacy-checksum", spk + (a.checksum_variant,), a.ts, a.frame, lambda: finding(
+                "vrrp3-legacy-checksum", f"VRRPv3 {a.vhid} from {a.src}: checksum computed {how}; peers using "
+                "the other convention drop these adverts (keepalived: v3_checksum_as_v2)",
+                evidence={"speaker": a.src, "variant": a.checksum_variant}, **where))
+        for field_, value, why in self._odd_fields(a):
+            self._hit("nonstandard-field", spk + (field_, value), a.ts, a.frame, lambda: finding(
+                "nonstandard-field", f"{a.protocol.upper()} {a.vhid} from {a.src}: {field_} = {value}: {why}",
+                evidence={"speaker": a.src, "field": field_, "value": value}, **where))
+        if a.eth_src and _is_multicast(a.dst) and a.eth_src not in expected_macs(a):
+            exp = expected_macs(a)[0]
+            self._hit("unexpected-source-mac", spk + (a.eth_src,), a.ts, a.frame, lambda: finding(
+                "unexpected-source-mac", f"{a.protocol.upper()} {a.vhid} from {a.src} sent from MAC {a.eth_src}, not "
+                f"the virtual MAC {exp}" + self._mac_hint(a),
+                evidence={"speaker": a.src, "mac": a.eth_src, "expected": exp}, **where))
+        if a.protocol == CARP:
+            self._carp(a, where, spk)
+
+    @staticmethod
+    def _mac_hint(a: Advert) -> str:
+        if a.protocol != CARP and a.family == 6 and a.eth_src == f"00:00:5e:00:01:{a.vhid:02x}":
+            return " (the IPv4 block: FreeBSD carpver 3 does this; RFC 5798 §7.3 says 00:00:5e:00:02:NN for IPv6)"
+        return (": switches learn the virtual address from adverts; a real MAC here means the virtual MAC "
+                "is not in use (unicast mode, use_vmac off) or the frame was rewritten on the way")
+
+    @staticmethod
+    def _odd_fields(a: Advert):
+        if a.type != 1:
+            yield "type", a.type, "only 1 (advertisement) is defined; RFC 3768/5798 receivers discard other types"
+        if a.vhid == 0:
+            yield "vhid", 0, "0 is not a valid VHID/VRID (FreeBSD uses it only for loop detection)"
+        if a.trailing > 0:
+            yield "trailing bytes", a.trailing, "the payload is longer than the header and addresses"
+        if a.protocol == CARP:
+            if a.authlen != 7:
+                yield "authlen", a.authlen, "CARP senders always put 7; receivers ignore it"
+            if a.advbase == 0 and a.advskew == 0:
+                yield "advbase/advskew", "0/0", "OpenBSD then advertises every 1/256 s"
+        elif a.protocol == "vrrp2":
+            if a.auth_type not in (0, 1, 2):
+                yield "auth type", a.auth_type, "RFC 3768 knows 0 (and 1, 2 from RFC 2338)"
+            if a.count == 0:
+                yield "address count", 0, "an advert without addresses"
+            if a.interval_cs == 0:
+                yield "advertisement interval", 0, "0 s interval"
+        else:
+            if a.reserved:
+                yield "reserved bits", a.reserved, "must be zero on transmit (RFC 5798 §5.2.5)"
+            if a.interval_cs == 0:
+                yield "max advertisement interval", 0, "must be non-zero (RFC 9568 erratum 8301)"
+            if a.count == 0:
+                yield "address count", 0, "an advert without addresses (RFC 9568 erratum 8299: ignored)"
+            if a.family == 6 and a.addresses and not a.addresses[0].lower().startswith("fe80"):
+                yield "first address", a.addresses[0], "RFC 5798 §5.2.9: for IPv6 the first address must be the link-local"
+
+    def _carp(self, a: Advert, where: dict, spk: tuple) -> None:
+        if a.advbase == 255 and a.advskew == 255:
+            self._hit("bow-out", spk, a.ts, a.frame, lambda: finding(
+                "bow-out", f"CARP {a.vhid}: {a.src} bowed out (advbase = advskew = 255): an OpenBSD (or FreeBSD <= 9) "
+                "master whose carp interface went down; a backup takes over at once",
+                evidence={"speaker": a.src}, **where))
+        elif a.advskew == 240 or (a.demote or 0) > 0:
+            what = (f"OpenBSD demote count {a.demote}" if (a.demote or 0) > 0 else
+                    "advskew 240, the FreeBSD demotion cap")
+            self._hit("demoted", spk, a.ts, a.frame, lambda: finding(
+                "demoted", f"CARP {a.vhid}: {a.src} advertises {what}: it is demoted (net.inet.carp.demotion > 0, "
+                "an interface or pfsync problem, or maintenance mode) and will lose the election to any peer",
+                evidence={"speaker": a.src, "advskew": a.advskew, "demote": a.demote}, cause="demotion", **where))
+        # identical counter and HMAC seen again
+        key = (a.counter, a.md)
+        recent = self._recent.setdefault((a.segment, a.vhid), {})
+        prev = recent.get(key)
+        last_counter = self._counter_seen.get(spk)
+        self._counter_seen[spk] = a.counter
+        if prev is not None:
+            pts, pframe, psrc = prev
+            if a.ts - pts <= REFLECTION_S:
+                kind, msg = "reflection", "within milliseconds: a switch loop or a hypervisor reflecting adverts"
+            elif last_counter == a.counter and psrc == a.src:
+                kind = None   # constant counter: OpenBSD's fixed cookie, by design
+            else:
+                kind, msg = "replay", "after other counters: a replayed advertisement"
+            if kind:
+                self._hit("counter-replay", spk + (kind,), a.ts, a.frame, lambda: finding(
+                    "counter-replay", f"CARP {a.vhid}: advert from {a.src} identical (counter and HMAC) to frame "
+                    f"{pframe} {msg}", evidence={"speaker": a.src, "kind": kind, "first": pframe,
+                                                 "counter": a.counter.hex()}, cause=kind, **where))
+        if len(recent) > 1024:
+            recent.pop(next(iter(recent)))
+        recent[key] = (a.ts, a.frame, a.src)
+
+    def malformed(self, m: Malformed) -> None:
+        key = (m.segment, m.src, m.reason.split(":")[0].split("(")[0])
+        self._hit("malformed", key, m.ts, m.frame, lambda: finding(
+            "malformed", f"protocol 112 from {m.src or '?'}: {m.reason}", segment=m.segment, source=m.source,
+            vhid=m.vhid, evidence={"speaker": m.src, "reason": m.reason, "version": m.version}))
+
+    def findings(self) -> list[Finding]:
+        out = []
+        for fold in self._folds.values():
+            f = fold.finding
+            f.evidence["count"] = fold.count
+            out.append(f)
+        return out

@@ -1,0 +1,113 @@
+"""split-brain: two masters of one group at once, with the most likely cause from evidence.
+
+Causes are tried from the most to the least conclusive:
+  ttl        one side's adverts arrive below TTL 255: receivers drop them, so it is never heard;
+  passphrase the two verify under different keys;
+  vip-set    the same key, but different VIP sets (the VIPs are inside the HMAC);
+  auth       one side's HMAC fails and the evidence cannot say which of the two it is;
+  advbase    different intervals (VRRPv2 receivers discard those; CARP compares whole intervals);
+  one-way    everything on the wire would be accepted by the other side, yet neither yields: the
+             adverts do not reach one of them (IGMP snooping, hypervisor MAC filtering, a switch);
+  unknown    no passphrase known to check authentication.
+"""
+from __future__ import annotations
+
+from carpscope.model import CARP, Finding
+from carpscope.rules.catalogue import finding
+from carpscope.track import Episode, Group, Speaker
+
+HINTS = {
+    "ttl": "fix the path so adverts stay on one L2 segment (TTL 255), or use unicast where the "
+           "implementation skips the TTL check",
+    "passphrase": "set the same passphrase on every member of the group",
+    "vip-set": "give every member exactly the same virtual addresses for this VHID (the VIP list is inside the HMAC)",
+    "auth": "check passphrase and VIP list on both sides (give carpscope the passphrases to tell which)",
+    "advbase": "use the same advbase / advert_int on every member",
+    "one-way": "the adverts do not reach one side: check IGMP snooping / multicast filtering on the switch, "
+               "hypervisor MAC spoofing / forged transmits settings, and port isolation",
+    "unknown": "give carpscope the passphrase (--passphrase-file) so it can check authentication",
+    "vrrp-auth": "set the same authentication (auth_type/auth_pass) on every member",
+    "vip-list": "give every member the same virtual_ipaddress list",
+}
+
+
+def _auth_cause(g: Group, a: Speaker, b: Speaker) -> tuple[str, str] | None:
+    if g.protocol != CARP:
+        return None
+    sa, sb = a.auth_status(), b.auth_status()
+    if sa == "ok" and sb == "ok":
+        if a.auth_key != b.auth_key:
+            return "passphrase", f"{a.ip} verifies with key '{a.auth_key}', {b.ip} with '{b.auth_key}'"
+        if set(a.auth_vips) != set(b.auth_vips):
+            return "vip-set", (f"same key '{a.auth_key}', but {a.ip} signs VIPs {{{', '.join(a.auth_vips)}}} "
+                               f"and {b.ip} {{{', '.join(b.auth_vips)}}}")
+        return None
+    if "fail" in (sa, sb):
+        bad = [s for s in (a, b) if s.auth_status() == "fail"]
+        good = [s for s in (a, b) if s.auth_status() == "ok"]
+        diag = [s.auth_diagnosis for s in bad if s.auth_diagnosis]
+        kinds = {d.get("kind") for d in diag}
+        if "vip-set" in kinds:
+            return "vip-set", "; ".join(d.get("text", "") for d in diag)
+        if good and "passphrase" in kinds:
+            return "passphrase", (f"{', '.join(s.ip for s in bad)} verifies with no known passphrase while "
+                                  f"{good[0].ip} verifies with '{good[0].auth_key}'")
+        return "auth", f"HMAC of {', '.join(s.ip for s in bad)} does not verify with any known key and VIP set"
+    return None
+
+
+def _vrrp_cause(g: Group, a: Speaker, b: Speaker) -> tuple[str, str] | None:
+    if g.protocol == CARP:
+        return None
+    if g.protocol == "vrrp2" and a.vrrp_auth != b.vrrp_auth:
+        return "passphrase", f"{a.ip} and {b.ip} send different VRRPv2 authentication"
+    la = {x for al in a.addresses for x in al}
+    lb = {x for al in b.addresses for x in al}
+    if la != lb:
+        if la.isdisjoint(lb):
+            return "vhid-conflict", "disjoint address lists: two different groups share this VRID"
+        return "vip-set", f"address lists differ: {sorted(la)} vs {sorted(lb)}"
+    return None
+
+
+def diagnose(g: Group, a: Speaker, b: Speaker) -> tuple[str, str]:
+    low = [s for s in (a, b) if s.ttl_min < 255]
+    if low:
+        s = low[0]
+        return "ttl", f"{s.ip}'s adverts arrive with TTL {s.ttl_min}: the other side drops them"
+    for check in (_auth_cause, _vrrp_cause):
+        r = check(g, a, b)
+        if r:
+            return r
+    ia, ib = (a.advbase, b.advbase) if g.protocol == CARP else (a.interval_cs, b.interval_cs)
+    if ia != ib:
+        return "advbase", f"intervals differ ({a.ip}: {ia}, {b.ip}: {ib})"
+    if g.protocol == CARP and "unchecked" in (a.auth_status(), b.auth_status()):
+        return "unknown", "authentication not checked (no passphrase known)"
+    return "one-way", ("both sides' adverts are well formed, TTL 255 and authenticate alike, yet neither "
+                       "yields: each does not receive the other")
+
+
+def split_brain_findings(g: Group) -> list[Finding]:
+    out = []
+    pairs: dict[tuple, list[Episode]] = {}
+    for ep in g.episodes:
+        pairs.setdefault((ep.a, ep.b), []).append(ep)
+    for (ia, ib), eps in pairs.items():
+        a = next(s for s in g.speakers.values() if s.ip == ia)
+        b = next(s for s in g.speakers.values() if s.ip == ib)
+        cause, why = diagnose(g, a, b)
+        total = sum(e.end - e.start for e in eps)
+        first, last = min(e.start for e in eps), max(e.end for e in eps)
+        name = f"{'CARP' if g.protocol == CARP else g.protocol.upper()} {g.vhid}"
+        out.append(finding(
+            "split-brain",
+            f"{name}: {ia} and {ib} both advertise as master for {total:.1f} s "
+            f"({len(eps)} window{'s' if len(eps) > 1 else ''}, from {first:.3f} to {last:.3f}). "
+            f"Likely cause: {cause} — {why}. Next: {HINTS.get(cause, HINTS['unknown'])}",
+            protocol=g.protocol, vhid=g.vhid, segment=g.segment, first_seen=first, last_seen=last,
+            packets=sorted({f for e in eps for f in e.frames})[:10], cause=cause,
+            evidence={"speakers": [ia, ib], "seconds": round(total, 3),
+                      "windows": [{"from": e.start, "to": e.end, "adverts": e.adverts} for e in eps[:10]],
+                      "why": why}))
+    return out

@@ -1,0 +1,233 @@
+"""Inferring the VIP set of each (segment, VHID) from ARP/NA hints and the advert stream.
+
+The CARP HMAC covers the sender's VIP set, which is never in the packet (protocol.md §2.6).
+Two kinds of evidence reveal it:
+
+1. **Virtual MAC** (authoritative). An ARP reply / gratuitous ARP or IPv6 neighbour
+   advertisement whose Ethernet source or claimed link-layer address is 00:00:5e:00:01:NN
+   (CARP, VRRP for IPv4, FreeBSD VRRPv3 for both families) announces an address of vhid NN on
+   that segment. 00:00:5e:00:02:NN (VRRPv3 IPv6) is recorded too, but belongs to VRRP, which has
+   no HMAC, so it is not fed to the keyring.
+2. **Master change** (heuristic, for ucarp). ucarp sends its gratuitous ARP from the host's real
+   NIC MAC (its adverts come from 00:00:5e:00:00:NN), so an announced address is attributed to
+   CARP vhid N when it is not any speaker's own source IP and it was seen within ``window``
+   seconds after a speaker of vhid N on that segment started advertising (became master) — and
+   only when exactly one group on that segment changed master in that window. Hints are held for
+   ``lead`` seconds so a GARP sent just before the first advert still counts. An address that two
+   groups would claim this way is dropped as ambiguous. Virtual-MAC evidence always wins.
+
+Inferred sets go to the keyring with ``origin="inferred"`` and the segment. Memory is bounded
+by groups, addresses per group and a fixed-size queue of pending hints; nothing grows per packet.
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections import deque
+from dataclasses import dataclass, field
+
+from carpscope.model import CARP, AddressHint, Advert
+
+VIA_VMAC = "virtual-mac"
+VIA_MASTER = "after-master-change"
+
+
+def virtual_mac_id(mac: str | None) -> tuple[int, int] | None:
+    """(block, id) for 00:00:5e:00:0B:NN with block 1 (IPv4 VRRP / CARP) or 2 (IPv6 VRRP)."""
+    if not mac:
+        return None
+    m = mac.lower().replace("-", ":")
+    if len(m) != 17 or not m.startswith("00:00:5e:00:0"):
+        return None
+    block = m[13]
+    if block not in "12" or m[14] != ":":
+        return None
+    try:
+        vid = int(m[15:17], 16)
+    except ValueError:
+        return None
+    return (int(block), vid) if vid else None
+
+
+def _usable(address: str) -> str | None:
+    """Canonical text of a unicast address worth attributing, else None."""
+    try:
+        a = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    if a.is_unspecified or a.is_multicast or a.is_loopback:
+        return None
+    if a.version == 4 and a == ipaddress.IPv4Address("255.255.255.255"):
+        return None
+    return str(a)
+
+
+@dataclass(slots=True)
+class InferredVips:
+    """What is known about one (segment, vhid): address → how it was learned, first frame."""
+
+    segment: str
+    vhid: int
+    via: dict[str, str] = field(default_factory=dict)
+    frames: dict[str, int] = field(default_factory=dict)
+    block: dict[str, int] = field(default_factory=dict)   # 1, 2 or 0 (heuristic: CARP)
+
+    @property
+    def addrs(self) -> tuple[str, ...]:
+        return tuple(self.via)
+
+    def carp_addrs(self) -> tuple[str, ...]:
+        """The addresses that may enter a CARP HMAC (not VRRPv3-IPv6 MAC evidence)."""
+        return tuple(a for a in self.via if self.block[a] != 2)
+
+
+class VipInference:
+    """Feed ``AddressHint``s and ``Advert``s in time order; read ``vips()`` / ``groups()``.
+
+    With a keyring, every change of a group's CARP-relevant set is written to it as
+    ``add_vips(vhid, addrs, origin="inferred", segment=...)``.
+    """
+
+    MAX_GROUPS = 1024
+    MAX_ADDRS = 64
+    MAX_PENDING = 4096
+    MAX_SPEAKERS = 4096
+
+    def __init__(self, keyring=None, window: float = 3.0, lead: float = 0.5):
+        self.keyring = keyring
+        self.window = window
+        self.lead = lead
+        self._groups: dict[tuple[str, int], InferredVips] = {}
+        self._masters: dict[tuple[str, str, int], tuple[str, float]] = {}  # (seg, proto, vhid) -> (src, ts)
+        self._changes: dict[str, deque] = {}       # segment -> deque[(ts, proto, vhid)]
+        self._speakers: dict[str, set[str]] = {}   # segment -> own source IPs of speakers
+        self._pending: deque[AddressHint] = deque()
+        self._ambiguous: set[tuple[str, str]] = set()
+        self._now = float("-inf")
+        self.dropped = 0
+
+    # feeding
+    def add(self, item) -> None:
+        """Dispatch an AddressHint or Advert (anything else is ignored)."""
+        if isinstance(item, AddressHint):
+            self.add_hint(item)
+        elif isinstance(item, Advert):
+            self.add_advert(item)
+
+    def add_advert(self, advert: Advert) -> None:
+        self._advance(advert.ts)
+        seg = advert.segment
+        srcs = self._speakers.setdefault(seg, set())
+        if len(srcs) < self.MAX_SPEAKERS:
+            srcs.add(advert.src)
+        gk = (seg, advert.protocol, advert.vhid)
+        prev = self._masters.get(gk)
+        silence = max(3.0 * advert.interval_s, 1.0) + 0.5
+        if prev is None or prev[0] != advert.src or advert.ts - prev[1] > silence:
+            ch = self._changes.setdefault(seg, deque())
+            ch.append((advert.ts, advert.protocol, advert.vhid))
+        if prev is not None or len(self._masters) < self.MAX_GROUPS * 4:
+            self._masters[gk] = (advert.src, advert.ts)
+
+    def add_hint(self, hint: AddressHint) -> None:
+        self._advance(hint.ts)
+        addr = _usable(hint.address)
+        if addr is None:
+            return
+        vm = virtual_mac_id(hint.eth_src) or virtual_mac_id(hint.lladdr)
+        if vm is not None:
+            block, vhid = vm
+            self._attribute(hint.segment, vhid, addr, VIA_VMAC, hint.frame, block)
+            return
+        if len(self._pending) >= self.MAX_PENDING:
+            self._pending.popleft()
+            self.dropped += 1
+        self._pending.append(hint)
+
+    def finish(self) -> None:
+        """Resolve hints still waiting for their look-ahead (end of capture)."""
+        self._advance(float("inf"))
+
+    # reading
+    def vips(self, segment: str, vhid: int) -> tuple[str, ...]:
+        g = self._groups.get((segment, vhid))
+        return g.addrs if g else ()
+
+    def groups(self) -> list[InferredVips]:
+        return list(self._groups.values())
+
+    # internals
+    def _advance(self, now: float) -> None:
+        """Resolve hints whose look-ahead has passed, then forget changes nobody can use."""
+        if now < self._now:
+            now = self._now       # tolerate slightly unordered input
+        self._now = now
+        while self._pending and self._pending[0].ts + self.lead <= now:
+            self._resolve(self._pending.popleft())
+        horizon = (self._pending[0].ts if self._pending else now) - self.window - self.lead
+        for seg, ch in self._changes.items():
+            while ch and ch[0][0] < horizon:
+                ch.popleft()
+
+    def _resolve(self, hint: AddressHint) -> None:
+        addr = _usable(hint.address)
+        seg = hint.segment
+        if addr is None or addr in self._speakers.get(seg, ()):
+            return
+        lo, hi = hint.ts - self.window, hint.ts + self.lead
+        groups = {(p, v) for (t, p, v) in self._changes.get(seg, ()) if lo <= t <= hi}
+        if len(groups) != 1:
+            return
+        proto, vhid = next(iter(groups))
+        if proto != CARP:
+            return
+        if (seg, addr) in self._ambiguous:
+            return
+        for (gseg, gvhid), g in list(self._groups.items()):
+            if gseg == seg and gvhid != vhid and g.via.get(addr) == VIA_MASTER:
+                self._ambiguous.add((seg, addr))   # claimed by two groups: trust neither
+                self._forget(g, addr)
+                return
+            if gseg == seg and gvhid != vhid and g.via.get(addr) == VIA_VMAC:
+                return                             # virtual-MAC evidence says another group
+        self._attribute(seg, vhid, addr, VIA_MASTER, hint.frame, 0)
+
+    def _attribute(self, seg: str, vhid: int, addr: str, via: str, frame: int, block: int) -> None:
+        g = self._groups.get((seg, vhid))
+        if g is None:
+            if len(self._groups) >= self.MAX_GROUPS:
+                self.dropped += 1
+                return
+            g = self._groups[(seg, vhid)] = InferredVips(seg, vhid)
+        if addr in g.via:
+            if via == VIA_VMAC and g.via[addr] != VIA_VMAC:
+                g.via[addr] = VIA_VMAC             # upgrade the evidence, set unchanged
+                g.block[addr] = block
+                self._publish(g)                   # block may now exclude it from CARP
+            return
+        if len(g.via) >= self.MAX_ADDRS:
+            self.dropped += 1
+            return
+        if via == VIA_VMAC:
+            # authoritative: drop a heuristic claim of the same address by another group
+            for (gseg, gvhid), other in list(self._groups.items()):
+                if gseg == seg and gvhid != vhid and other.via.get(addr) == VIA_MASTER:
+                    self._forget(other, addr)
+        g.via[addr] = via
+        g.frames[addr] = frame
+        g.block[addr] = block
+        self._publish(g)
+
+    def _forget(self, g: InferredVips, addr: str) -> None:
+        g.via.pop(addr, None)
+        g.frames.pop(addr, None)
+        g.block.pop(addr, None)
+        self._publish(g)
+
+    def _publish(self, g: InferredVips) -> None:
+        if self.keyring is None:
+            return
+        addrs = g.carp_addrs()
+        if addrs:
+            self.keyring.add_vips(g.vhid, addrs, origin="inferred", segment=g.segment)
+        else:
+            self.keyring.remove_inferred(g.vhid, g.segment)
