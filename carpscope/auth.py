@@ -228,7 +228,7 @@ def _addr_text(b: bytes) -> str:
     return str(ipaddress.ip_address(b))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class VipSet:
     """The addresses bound to a VHID, in the kernels' hashing order (sorted, duplicates once).
 
@@ -266,6 +266,9 @@ class VipSet:
 
     def __str__(self) -> str:
         return "{" + ", ".join(self.addrs) + "}"
+
+    def __repr__(self) -> str:
+        return f"VipSet({self})"
 
 
 def _prefix(vhid: int, v4: tuple[bytes, ...], v6: tuple[bytes, ...], lladdr: bytes = b"") -> bytes:
@@ -1048,6 +1051,12 @@ def _finding(slug, message, sps, frames, cause=None, **evidence):
                              packets=sorted(set(frames))[:_SAMPLE], evidence=ev, cause=cause)
 
 
+def _failing_first(sps: list[_Speaker]) -> list[int]:
+    """Sample frames: the failing adverts when there are any (they are the evidence)."""
+    failing = [f for s in sps for f in s.fail_frames]
+    return failing or [f for s in sps for f in s.frames]
+
+
 def _set_txt(vips) -> str:
     return "{" + ", ".join(vips) + "}"
 
@@ -1070,7 +1079,7 @@ def _carp_findings(sps: list[_Speaker]) -> list:
     if len(judged) >= 2 and len(labels) >= 2 and labels != {None}:
         parts = [f"{s.src} with " + (f"`{eff[s.src][0]}`" if eff[s.src][0] else "no known passphrase")
                  for s in judged]
-        frames = [f for s in judged for f in (s.fail_frames or s.frames)]
+        frames = _failing_first(judged)
         out.append(_finding("passphrase-mismatch",
                             f"speakers of {where} verify under different passphrases: " + "; ".join(parts),
                             judged, frames, cause="passphrase",
@@ -1087,7 +1096,7 @@ def _carp_findings(sps: list[_Speaker]) -> list:
         msg = f"speakers of {where} hash different VIP sets: " + "; ".join(parts)
         if known_sets:
             msg += f"; known/configured VIP set(s): {_fmt_sets(known_sets)}"
-        frames = [f for s in vip_users for f in (s.fail_frames or s.frames)]
+        frames = _failing_first(vip_users)
         flav = sorted({eff[s.src][2] for s in vip_users if eff[s.src][2]})
         out.append(_finding("vip-set-mismatch", msg, vip_users, frames, cause="vip-set",
                             vips={s.src: list(eff[s.src][1]) for s in vip_users},
