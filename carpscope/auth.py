@@ -620,7 +620,10 @@ class AuthResult:
     """Outcome of checking one advert. Results are shared between adverts: do not mutate.
 
     status: ``ok`` | ``fail`` | ``unchecked`` (no key has a VIP set to try) | ``none`` (not a
-    CARP advert). ``key`` is a label, ``vips`` the matching set (a tuple: a JSON list).
+    CARP advert). ``key`` is a label; ``vips`` the known VIP set that matched, as a tuple (a JSON
+    list; with an openbsd flavour its link-locals were not hashed); ``weak_index`` the bundled
+    weak list entry when the key is a weak one (0 = empty passphrase); ``lladdr`` the MAC hashed
+    by ``openbsd-lladdr``; ``diagnosis`` set for ``fail`` and ``unchecked``.
     """
 
     status: str
@@ -838,7 +841,7 @@ class Verifier:
         ck = (advert.segment, advert.vhid)
         res = self._unchecked.get(ck)
         if res is None:
-            diag = self.diagnose(advert)
+            diag = self._unchecked_diag(advert.vhid, advert.segment)
             res = AuthResult("unchecked", reason=diag.message, diagnosis=diag)
             if len(self._unchecked) >= self.MAX_CONTEXT_LISTS:
                 self._unchecked.clear()
@@ -865,6 +868,18 @@ class Verifier:
         self._sync()
         return self._diagnose(advert)[0]
 
+    def _unchecked_diag(self, vhid: int, segment: str) -> Diagnosis:
+        """Why nothing can be tried: no key at all, or no VIP set for this vhid here."""
+        every = tuple(e.vips.addrs for e in self.keyring.vip_entries(vhid, all_segments=True))
+        if not self._keys:
+            return Diagnosis("no-keys", f"no passphrase is known: the HMAC of vhid {vhid} cannot be "
+                             "checked (give --passphrase-file or $CARPSCOPE_PASSPHRASES)", vhid,
+                             known_vips=every)
+        elsewhere = f" on {segment} (VIP sets are known only for other segments)" if every else ""
+        return Diagnosis("unknown-vips", f"no VIP set is known for vhid {vhid}{elsewhere}: the HMAC "
+                         f"covers the VIPs, so it cannot be checked (give --vip {vhid}=ADDR[,ADDR...] "
+                         "or an inventory)", vhid, known_vips=every)
+
     def _diagnose(self, advert: Advert):
         vhid = advert.vhid
         self.stats["diagnoses"] += 1
@@ -872,14 +887,8 @@ class Verifier:
         every = [e.vips for e in self.keyring.vip_entries(vhid, all_segments=True)]
         known = list(dict.fromkeys(local + every))
         known_txt = tuple(vs.addrs for vs in known)
-        if not self._keys:
-            return Diagnosis("no-keys", f"no passphrase is known: the HMAC of vhid {vhid} cannot be "
-                             "checked (give --passphrase-file or $CARPSCOPE_PASSPHRASES)", vhid,
-                             known_vips=known_txt), None, None
-        if not known:
-            return Diagnosis("unknown-vips", f"no VIP set is known for vhid {vhid}: the HMAC covers "
-                             f"the VIPs, so it cannot be checked (give --vip {vhid}=ADDR[,ADDR...] "
-                             "or an inventory)", vhid, keys_tried=0), None, None
+        if not self._keys or not known:
+            return self._unchecked_diag(vhid, advert.segment), None, None
         lladdr = _lladdr_of(advert)
         candidates = [vs for vs in every if vs not in local] + _candidate_sets(known)
         for vs in candidates:

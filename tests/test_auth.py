@@ -342,6 +342,10 @@ def test_unchecked_and_not_carp():
     kr.add_vips(4, ["10.4.0.1"])
     assert Verifier(kr, try_weak=False).verify(_advert(bytes(20), bytes(8), vhid=4)).status == "fail"
     assert Verifier(Keyring(), try_weak=False).verify(_advert(bytes(20), bytes(8))).diagnosis.kind == "no-keys"
+    kr.add_vips(5, ["10.5.0.1"], origin="inferred", segment="dmz")
+    res = Verifier(kr).verify(_advert(bytes(20), bytes(8), vhid=5))
+    assert res.status == "unchecked" and res.diagnosis.kind == "unknown-vips"
+    assert "other segments" in res.reason and res.diagnosis.known_vips == (("10.5.0.1",),)
     vr = _advert(None, None, protocol="vrrp2")
     assert ver.verify(vr).status == "none"
 
