@@ -10,6 +10,9 @@ fields, never the frame:
                                     -> VRRPv2
   version 2 over IPv4, >36 bytes, byte 3 == 7
                                     -> CARP with trailing bytes
+  version 2 over IPv4, 8 + 4*count bytes (no authentication data; some stacks and test
+  generators omit it, tshark and tcpdump decode it)
+                                    -> VRRPv2 with auth_data == b""
   anything else                     -> malformed, with the reason
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ from socket import AF_INET, AF_INET6, inet_ntop
 from carpscope.wire import checksum as ck
 
 CARP_LEN = 36
-_carp = struct.Struct("!BBBBBBH8s20s")
+_CARP_HDR = struct.Struct("!BBBBBBH8s20s")
 _vrrp_hdr = struct.Struct("!BBBBBBH")
 
 
@@ -38,7 +41,7 @@ class Decoded:
 
 
 def _carp(p: bytes, d: Decoded) -> Decoded:
-    vt, d.vhid, d.advskew, d.authlen, d.demote, d.advbase, d.checksum, d.counter, d.md = _carp.unpack_from(p)
+    vt, d.vhid, d.advskew, d.authlen, d.demote, d.advbase, d.checksum, d.counter, d.md = _CARP_HDR.unpack_from(p)
     d.protocol, d.version, d.type = "carp", vt >> 4, vt & 0x0F
     d.trailing = len(p) - CARP_LEN
     d.checksum_ok = ck.verifies(p[:CARP_LEN])
@@ -68,6 +71,8 @@ def decode(p: bytes, family: int, src: bytes, dst: bytes) -> Decoded | str:
             return _vrrp2(p, d)
         if n > CARP_LEN and count == 7:
             return _carp(p, d)
+        if n == 8 + 4 * count:
+            return _vrrp2(p, d)
         return (f"version 2 payload of {n} bytes fits neither CARP (36 bytes, authlen 7) nor "
                 f"VRRPv2 with {count} addresses ({16 + 4 * count} bytes)")
     if version == 3:
@@ -80,7 +85,7 @@ def _vrrp2(p: bytes, d: Decoded) -> Decoded:
     d.protocol, d.version, d.type = "vrrp2", vt >> 4, vt & 0x0F
     end = 8 + 4 * d.count
     d.addresses = tuple(inet_ntop(AF_INET, p[i:i + 4]) for i in range(8, end, 4))
-    d.auth_data = p[end:end + 8]
+    d.auth_data = p[end:end + 8]        # b"" when the sender left the 8 bytes out
     d.interval_cs = adv * 100
     d.checksum_ok = ck.verifies(p)
     d.checksum_variant = "plain" if d.checksum_ok else "bad"
@@ -119,7 +124,7 @@ def encode_carp(vhid: int, advbase: int = 1, advskew: int = 0, counter: bytes = 
                 md: bytes = bytes(20), *, version: int = 2, type_: int = 1, authlen: int = 7,
                 demote: int = 0, bad_checksum: bool = False) -> bytes:
     """A 36-byte CARP header with a correct checksum (or a deliberately wrong one)."""
-    hdr = _carp.pack((version << 4) | type_, vhid, advskew, authlen, demote, advbase, 0, counter, md)
+    hdr = _CARP_HDR.pack((version << 4) | type_, vhid, advskew, authlen, demote, advbase, 0, counter, md)
     c = ck.checksum(hdr) ^ (0xFFFF if bad_checksum else 0)
     return hdr[:6] + struct.pack("!H", c) + hdr[8:]
 
