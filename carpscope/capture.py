@@ -44,12 +44,21 @@ class CaptureError(Exception):
     """A source that cannot be read at all: one clear line for the user (exit status 2)."""
 
 
+# pcap/pcapng files store LINKTYPE_ values; pcapy.compile wants the DLT_ value libpcap uses
+# for it on this system (they differ for raw IP: LINKTYPE_RAW 101 is DLT_RAW 12 on Linux)
+_LINKTYPE_TO_DLT = {101: 12}
+# link types whose libpcap filter would miss adverts: Frame Relay filters assume RFC 2427
+# (Q.922 + 0x03 + NLPID) and drop Cisco-encapsulated frames, so every frame goes to Python
+NO_BPF = {107}
+
+
 def compile_filter(linktype: int):
     """The widest filter libpcap accepts for this link type, as (text, BPFProgram)."""
     last = None
+    dlt = _LINKTYPE_TO_DLT.get(linktype, linktype)
     for text in FILTERS:
         try:
-            return text, pcapy.compile(linktype, SNAPLEN, text, 1, 0)
+            return text, pcapy.compile(dlt, SNAPLEN, text, 1, 0)
         except pcapy.PcapError as e:
             last = e
     raise CaptureError(f"cannot build a capture filter for link type {linktype_name(linktype)}: {last}")
@@ -113,7 +122,9 @@ class FileSource:
                 check_linktype(self.linktype)
             except ValueError as e:
                 raise CaptureError(f"{self.name}: {e}") from None
-            if not all_frames:
+            if self.linktype in NO_BPF:
+                self.all_frames, self.numbering = True, "all"
+            elif not all_frames:
                 self.filter = _set_filter(self._pc, self.linktype)
 
     @staticmethod
@@ -166,17 +177,27 @@ class FileSource:
                     lt = rec.linktype
                     if info.linktype is None:
                         info.linktype = linktype_name(lt)
-                    if not self.all_frames:
-                        prog = programs.get(lt)
-                        if prog is None:
-                            try:
-                                check_linktype(lt)
-                            except ValueError:
-                                continue
-                            self.filter, prog = compile_filter(lt)
-                            programs[lt] = prog
-                        if not prog.filter(rec.data):
-                            continue
+                    if lt not in programs:
+                        # one entry per link type: False = not decodable (a frame on such an
+                        # interface of a mixed pcapng is skipped), None = no filter (all frames)
+                        try:
+                            check_linktype(lt)
+                        except ValueError:
+                            programs[lt] = False
+                        else:
+                            programs[lt] = None
+                            if not self.all_frames and lt not in NO_BPF:
+                                try:
+                                    self.filter, programs[lt] = compile_filter(lt)
+                                except CaptureError:
+                                    pass
+                    prog = programs[lt]
+                    if prog is False:
+                        if self.all_frames:
+                            n += 1      # still a frame in Wireshark's numbering
+                        continue
+                    if prog is not None and not prog.filter(rec.data):
+                        continue
                     n += 1
                     if n <= skip:
                         continue

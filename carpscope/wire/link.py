@@ -2,7 +2,8 @@
 
 Supported (LINKTYPE values as in pcap files; DLT aliases as libpcap reports them):
 Ethernet with 802.1Q / 802.1ad / QinQ tags, Linux cooked v1 (SLL) and v2 (SLL2), raw IP,
-IPv4, IPv6, BSD null (host byte order) and loopback (network byte order).
+IPv4, IPv6, BSD null (host byte order) and loopback (network byte order), Frame Relay
+(RFC 2427 NLPID/SNAP and Cisco encapsulation).
 """
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ ETH_IP4, ETH_IP6, ETH_ARP = 0x0800, 0x86DD, 0x0806
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 
 LINKTYPES = {
-    0: "NULL", 1: "EN10MB", 12: "RAW", 14: "RAW", 101: "RAW", 108: "LOOP",
+    0: "NULL", 1: "EN10MB", 12: "RAW", 14: "RAW", 101: "RAW", 107: "FRELAY", 108: "LOOP",
     113: "LINUX_SLL", 228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
 }
 # every name libpcap/pcap files use for link types we do not decode, for a clear error
 OTHER_LINKTYPES = {
     6: "IEEE802_5", 9: "PPP", 10: "FDDI", 50: "PPP_HDLC", 104: "C_HDLC", 105: "IEEE802_11",
-    107: "FRELAY", 117: "PFLOG", 119: "PRISM_HEADER", 127: "IEEE802_11_RADIO", 192: "PPI",
+    117: "PFLOG", 119: "PRISM_HEADER", 127: "IEEE802_11_RADIO", 192: "PPI",
     143: "DOCSIS", 147: "USER0", 220: "USB_LINUX_MMAPPED", 249: "NETLINK", 253: "NETANALYZER",
 }
 # BSD null/loop address families that mean IPv6 on the various systems that write them
@@ -29,7 +30,7 @@ class UnsupportedLinkType(ValueError):
     def __init__(self, linktype: int):
         name = LINKTYPES.get(linktype) or OTHER_LINKTYPES.get(linktype) or "unknown"
         super().__init__(f"unsupported link type {linktype} ({name}); carpscope reads Ethernet, "
-                         "Linux cooked (SLL/SLL2), raw IP and BSD null/loopback captures")
+                         "Linux cooked (SLL/SLL2), raw IP, BSD null/loopback and Frame Relay captures")
         self.linktype = linktype
 
 
@@ -114,4 +115,34 @@ def parse_link(linktype: int, data: bytes) -> Link | None:
                 af = int.from_bytes(data[:4], "big")
         et = ETH_IP4 if af == 2 else ETH_IP6 if af in AF_INET6 else 0
         return Link(et, 4, None, None, (), None)
+    if linktype == 107:
+        return _frelay(data)
     raise UnsupportedLinkType(linktype)
+
+
+_NLPID = {0xCC: ETH_IP4, 0x8E: ETH_IP6}
+
+
+def _frelay(data: bytes) -> Link | None:
+    """Q.922 address (2-4 bytes, EA bit ends it), then RFC 2427 (UI 0x03, optional 0x00 pad,
+    NLPID; SNAP 0x80 carries an ethertype) or Cisco encapsulation (an ethertype directly)."""
+    n = len(data)
+    i = 0
+    while i < 4 and i < n and not data[i] & 1:
+        i += 1
+    p = i + 1
+    if i >= 4 or p < 2 or p + 2 > n:
+        return None
+    if data[p] == 0x03:
+        p += 1
+        if data[p] == 0x00:
+            p += 1
+            if p >= n:
+                return None
+        nlpid = data[p]
+        if nlpid == 0x80:
+            if p + 6 > n:
+                return None
+            return Link((data[p + 4] << 8) | data[p + 5], p + 6, None, None, (), None)
+        return Link(_NLPID.get(nlpid, 0), p + 1, None, None, (), None)
+    return Link((data[p] << 8) | data[p + 1], p + 2, None, None, (), None)
