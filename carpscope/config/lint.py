@@ -490,20 +490,20 @@ def _check_preempt(g: Group, ctx: _Ctx) -> None:
         return
     vips = _fmt_vips(sorted(g.vips_of(m) or ()))
     if how == "net.inet.carp.preempt":
-        fix = f"net.inet.carp.preempt=1 in {m.host}'s sysctl.conf"
+        fix = f"set net.inet.carp.preempt=1 in {m.host}'s sysctl.conf"
         state = "net.inet.carp.preempt is 0, the default"
     elif how == "nopreempt":
-        fix = f"remove nopreempt on {m.host}"
+        fix = f"remove nopreempt from {m.host}'s vrrp_instance"
         state = "nopreempt is set"
     else:
-        fix = f"--preempt (ucarp-master yes) on {m.host}"
+        fix = f"run ucarp with --preempt on {m.host} (ifupdown: ucarp-master yes)"
         state = "ucarp runs without --preempt, the default"
     others = [x.host for x in g.members if x.host != primary]
     backup = f"the backup ({', '.join(others)})" if len(others) == 1 else f"a backup ({', '.join(others)})"
     ctx.add("config-preempt",
             f"preemption is off on {primary}, the intended primary of {g.describe()} ({state}): after "
             f"{primary} comes back from a failure, {backup} keeps {vips} until it fails itself; "
-            f"if {primary} should take it back, set {fix}",
+            f"if {primary} should take it back: {fix}",
             g, origin, {"host": primary})
 
 

@@ -310,7 +310,9 @@ def parse_ifconfig(value: str, var: str, origin: Origin, problems: list[ConfigEr
         cur = Clause(var, origin)
 
     def bad(msg: str):
+        # ifconfig stops at a bad value, so the whole address is not configured
         problems.append(ConfigError(f"{var}: {msg}", origin.path, origin.line))
+        cur.unknown.append(-1)
 
     i = 0
     while i < len(words):
@@ -339,8 +341,6 @@ def parse_ifconfig(value: str, var: str, origin: Origin, problems: list[ConfigEr
                 cur.vhid = _int(arg, 1, 255)
                 if cur.vhid is None:
                     bad(f"vhid must be a number 1-255 (word {pos + 1})")
-                    cur.carp_words = False
-                    cur.unknown.append(-1)   # poison: drop this clause
             elif lw == "advskew":
                 v = _int(arg, 0, 10**6)
                 if v is None:
@@ -429,7 +429,7 @@ def parse_ifconfig(value: str, var: str, origin: Origin, problems: list[ConfigEr
             try:
                 ia = c.interface_address()
             except ValueError:
-                bad(f"address with netmask/prefixlen is not valid (word of vhid {c.vhid})")
+                bad("the address and its netmask/prefixlen do not form a valid address")
                 continue
             fam = 4 if ia.version == 4 else 6
             if c.family is not None and c.family != fam:
