@@ -133,3 +133,10 @@ def test_auth_pass_never_in_errors(tmp_path):
 def test_detect_kind():
     assert detect_kind(FIX / "lb1" / "conf.d" / "internal.conf") == "keepalived"
     assert detect_kind(FIX / "lb2" / "keepalived.conf") == "keepalived"
+
+
+def test_an_included_file_given_too_is_not_a_host_of_its_own():
+    inv = inventory_from_configs([FIX / "lb1" / "keepalived.conf", FIX / "lb1" / "conf.d" / "internal.conf",
+                                  FIX / "lb2" / "keepalived.conf"])
+    assert {h.name for h in inv.hosts} == {"lb1", "lb2"}
+    assert inv.host("lb1").files[1].endswith("internal.conf")

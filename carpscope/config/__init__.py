@@ -185,6 +185,14 @@ def read_configs(paths, problems: list[ConfigError] | None = None
         hosts.append(rcconf.host_from_assignments(
             assignments, key, tuple(p for k, p, _ in files if k == "rcconf") + tuple(
                 p for k, p, _ in files if k != "rcconf")))
+    # a keepalived file that another given file includes is part of that host, not a host of its own
+    included = {os.path.realpath(f) for hc in hosts if hc.host.kind == "keepalived" for f in hc.host.files[1:]}
+    for hc in [hc for hc in hosts if hc.host.kind == "keepalived"]:
+        if os.path.realpath(hc.host.files[0]) in included:
+            hosts.remove(hc)
+    # keep the order the files were given in (messages and group order follow it)
+    position = {p: i for i, p in enumerate(map(str, paths))}
+    hosts.sort(key=lambda hc: min((position.get(f, len(position)) for f in hc.host.files), default=0))
     for hc in hosts:
         for exc in hc.problems:
             trouble(exc)

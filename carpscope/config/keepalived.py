@@ -52,8 +52,9 @@ class Node:
         return [c for c in self.children or [] if c.keyword == keyword]
 
 
-def tokenize_file(path: str, _depth: int = 0, _stack: tuple[str, ...] = ()) -> list[Token]:
-    """Tokens of a file with its includes spliced in place."""
+def tokenize_file(path: str, _depth: int = 0, _stack: tuple[str, ...] = (),
+                  included: list[str] | None = None) -> list[Token]:
+    """Tokens of a file with its includes spliced in place (their paths appended to ``included``)."""
     real = os.path.realpath(path)
     if real in _stack:
         raise ConfigError("include loop: the file includes itself", path)
@@ -80,7 +81,9 @@ def tokenize_file(path: str, _depth: int = 0, _stack: tuple[str, ...] = ()) -> l
                     continue          # keepalived only warns about a pattern matching nothing
                 raise ConfigError(f"included file {line_tokens[1].text!r} does not exist", path, first.line)
             for inc in matches:
-                out.extend(tokenize_file(inc, _depth + 1, _stack + (real,)))
+                if included is not None:
+                    included.append(inc)
+                out.extend(tokenize_file(inc, _depth + 1, _stack + (real,), included))
             continue
         out.extend(line_tokens)
     return out
@@ -305,7 +308,8 @@ def _read_instance(n: Node, inst: Instance) -> None:
 
 def host_from_keepalived(path: str, name_hint: str) -> HostConfig:
     """Parse a keepalived.conf (and its includes) into a host with one membership per instance."""
-    nodes = parse_tree(tokenize_file(path))
+    included: list[str] = []
+    nodes = parse_tree(tokenize_file(path, included=included))
     problems: list[ConfigError] = []
     notes: list[str] = []
     instances, glob_ = read_instances(nodes, problems)
@@ -313,7 +317,7 @@ def host_from_keepalived(path: str, name_hint: str) -> HostConfig:
     rid = glob_.get("router_id")
     if name_hint in ("keepalived", "") and rid and rid != "LVS_DEVEL":
         name = rid
-    host = Host(name=name, kind="keepalived", files=(path,))
+    host = Host(name=name, kind="keepalived", files=(path, *dict.fromkeys(included)))
     host.where["host"] = Origin(path, 1)
     addrs: list[str] = []
     declared: list[Declared] = []

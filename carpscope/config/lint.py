@@ -95,13 +95,12 @@ class _Ctx:
 
     def add(self, slug: str, message: str, g: Group | None, origin: Origin | None, evidence=None,
             severity: Severity | None = None, cause: str | None = None) -> None:
-        kw = {}
-        if severity is not None:
-            kw["severity"] = severity
         f = catalogue.finding(
             slug, message, source=origin.path if origin else None, line=origin.line if origin else None,
             protocol=g.protocol if g else None, vhid=g.id if g else None,
-            segment=g.segment if g else None, evidence=evidence or {}, cause=cause, **kw)
+            segment=g.segment if g else None, evidence=evidence or {}, cause=cause)
+        if severity is not None:      # e.g. ucarp refuses what FreeBSD only truncates
+            f.severity = severity
         self.findings.append(f)
 
 
@@ -185,29 +184,30 @@ def _split_reused(g: Group, ctx: _Ctx) -> list[Group]:
 
 
 def _check_cross_groups(inv: Inventory, ctx: _Ctx) -> None:
-    """One id on one segment used by CARP and VRRP (or by VRRPv2 and VRRPv3), or declared twice."""
+    """One id on one segment used by CARP and VRRP (or by VRRPv2 and VRRPv3), or declared twice.
+    Each group involved gets a finding at its own place, naming the others."""
     seen: dict[tuple[str, int], list[Group]] = {}
     for g in inv.groups:
         seen.setdefault((g.segment, g.id), []).append(g)
     for (seg, gid), groups in seen.items():
         if len(groups) < 2:
             continue
-        first = groups[0]
-        for g in groups[1:]:
+        protos = {g.protocol for g in groups}
+        if len(protos) == 1:
+            why = "declared twice"
+        elif protos == {VRRP2, VRRP3}:
+            why = ("used by VRRPv2 and VRRPv3: the versions do not understand each other's adverts "
+                   "(keepalived: set the same vrrp_version on every host)")
+        else:
+            why = (f"used by CARP and VRRP: both send protocol 112 to 224.0.0.18 from the virtual MAC "
+                   f"00:00:5e:00:01:{gid:02x}, so each side drops the other's adverts and the MAC clashes")
+        for g in groups:
             origin = g.members[0].origin("member") if g.members else g.where.get("group")
-            protos = {first.protocol, g.protocol}
-            if first.protocol == g.protocol:
-                why = "declared twice"
-            elif protos == {VRRP2, VRRP3}:
-                why = ("used by VRRPv2 and VRRPv3: the versions do not understand each other's adverts "
-                       "(keepalived: set the same vrrp_version on every host)")
-            else:
-                why = (f"used by CARP and VRRP: both send protocol 112 to 224.0.0.18 from the virtual MAC "
-                       f"00:00:5e:00:01:{gid:02x}, so each side drops the other's adverts and the MAC clashes")
+            others = "; ".join(f"{o.describe()}: {', '.join(m.host for m in o.members) or 'no hosts'}"
+                               for o in groups if o is not g)
             ctx.add("config-vhid-reuse",
-                    f"id {gid} on {seg} is {why} ({first.describe()}: "
-                    f"{', '.join(m.host for m in first.members) or 'no hosts'}; {g.describe()}: "
-                    f"{', '.join(m.host for m in g.members) or 'no hosts'})",
+                    f"id {gid} on {seg} is {why} ({g.describe()}: "
+                    f"{', '.join(m.host for m in g.members) or 'no hosts'}; {others})",
                     g, origin, {"groups": [x.name for x in groups]}, cause="vhid-conflict")
 
 
@@ -462,8 +462,8 @@ def _check_order(g: Group, ctx: _Ctx) -> None:
                         g, m.origin(field_), {"host": m.host, "primary": primary}, cause="skew-order")
             elif r == p_rank:
                 ctx.add("config-skew-order",
-                        f"{m.host} is configured like the intended primary {primary} for {g.describe()} "
-                        f"({text}): {tie_effect}",
+                        f"{m.host} ({text}) ties with the intended primary {primary} ({ranks[primary][1]}) "
+                        f"for {g.describe()}: {tie_effect}",
                         g, m.origin(field_), {"host": m.host, "primary": primary}, cause="skew-tie")
     # backups among themselves: the order of takeover should be defined
     seen: dict[int, Member] = {}

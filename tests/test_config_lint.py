@@ -1,0 +1,389 @@
+"""Lint: the handbook hosts, one trigger and one non-trigger per rule, no passphrase in any output."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from carpscope.config import ConfigError, LintResult, lint
+from carpscope.model import Severity
+from carpscope.rules import catalogue
+
+FIX = Path(__file__).parent / "fixtures" / "configs"
+HANDBOOK = FIX / "handbook"
+CONFIG_RULES = [slug for slug in catalogue.RULES if slug.startswith("config-")]
+
+# every passphrase used in this file; test_no_passphrase_in_any_output greps for them
+SECRETS = ["testpass", "s3cr3t42", "webvip-pw", "wanpass2024", "vlan30pass", "Otherpass",
+           "abcdefghijklmnopqrsTAIL-ONE", "abcdefghijklmnopqrsTAIL-TWO", "ucarp-too-long-password",
+           "longkeepalivedpw", "inv-secret-value", "keepalived2"]
+RESULTS: list[LintResult] = []
+
+
+def run(paths) -> LintResult:
+    r = lint([str(p) for p in paths])
+    RESULTS.append(r)
+    return r
+
+
+def rules(r: LintResult) -> list[str]:
+    return [f.rule for f in r.findings]
+
+
+def only(r: LintResult, slug: str):
+    return [f for f in r.findings if f.rule == slug]
+
+
+def handbook_copy(tmp_path: Path) -> dict[str, Path]:
+    out = {}
+    for h in ("hosta", "hostb", "hostc"):
+        out[h] = tmp_path / f"{h}.rc.conf"
+        shutil.copy(HANDBOOK / f"{h}.rc.conf", out[h])
+    return out
+
+
+def edit(p: Path, old: str, new: str) -> None:
+    text = p.read_text()
+    assert old in text
+    p.write_text(text.replace(old, new))
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def rc(tmp_path: Path, name: str, addr: str, *aliases: str, extra: str = "") -> Path:
+    lines = [f'hostname="{name}.example.org"', f'ifconfig_em0="inet {addr}/24"']
+    lines += [f'ifconfig_em0_alias{i}="{a}"' for i, a in enumerate(aliases)]
+    return write(tmp_path, f"{name}.rc.conf", "\n".join(lines) + "\n" + extra)
+
+
+# -- the handbook ---------------------------------------------------------------------------------
+
+def test_handbook_has_no_error_and_reports_preempt_as_info():
+    r = run(sorted(HANDBOOK.glob("*.rc.conf")))
+    assert not r.errors
+    assert all(f.severity != Severity.ERROR for f in r.findings)
+    assert sorted(rules(r)) == ["config-preempt", "config-preempt"]
+    pre = only(r, "config-preempt")
+    assert all(f.severity == Severity.INFO and f.code == "CS509" for f in pre)
+    assert [(Path(f.source).name, f.line, f.vhid) for f in pre] == [("hosta.rc.conf", 3, 1), ("hostb.rc.conf", 3, 2)]
+    assert "hostc" in pre[0].message and "192.168.1.50" in pre[0].message
+    inv = r.inventory
+    assert [g.intended_primary() for g in inv.groups] == ["hosta", "hostb"]
+
+
+def test_handbook_changed_passphrase(tmp_path):
+    p = handbook_copy(tmp_path)
+    edit(p["hostc"], "inet vhid 1 advskew 100 pass testpass", "inet vhid 1 advskew 100 pass Otherpass")
+    r = run(p.values())
+    f = only(r, "config-pass-mismatch")
+    assert len(f) == 1
+    assert (f[0].source, f[0].line, f[0].vhid, f[0].severity) == (str(p["hostc"]), 3, 1, Severity.ERROR)
+    assert "hostc:vhid1" in f[0].message and "hosta:vhid1" in f[0].message
+    assert f[0].cause == "passphrase"
+
+
+def test_handbook_changed_vip(tmp_path):
+    p = handbook_copy(tmp_path)
+    edit(p["hostc"], "alias 192.168.1.51/32", "alias 192.168.1.52/32")
+    r = run(p.values())
+    f = only(r, "config-vip-mismatch")
+    assert len(f) == 1
+    assert (f[0].source, f[0].line, f[0].vhid) == (str(p["hostc"]), 4, 2)
+    assert "192.168.1.52" in f[0].message and "192.168.1.51" in f[0].message
+    assert "config-vhid-reuse" not in rules(r)
+
+
+def test_handbook_hostc_advskew_zero(tmp_path):
+    p = handbook_copy(tmp_path)
+    edit(p["hostc"], "inet vhid 1 advskew 100", "inet vhid 1 advskew 0")
+    r = run(p.values())
+    f = only(r, "config-skew-order")
+    assert len(f) == 1
+    assert (f[0].source, f[0].line, f[0].vhid) == (str(p["hostc"]), 3, 1)
+    assert "hosta" in f[0].message and "hostc" in f[0].message
+    # with a tie there is no intended primary any more, so no preempt note for vhid 1
+    assert [x.vhid for x in only(r, "config-preempt")] == [2]
+
+
+def test_handbook_with_preempt_on(tmp_path):
+    p = handbook_copy(tmp_path)
+    sysctl = [write(tmp_path, f"{h}.sysctl.conf", "net.inet.carp.preempt=1\n") for h in ("hosta", "hostb")]
+    r = run([*p.values(), *sysctl])
+    assert r.findings == []
+
+
+# -- config-pass-mismatch ----------------------------------------------------------------------------
+
+def test_pass_mismatch_not_for_passphrases_equal_in_19_characters(tmp_path):
+    a = rc(tmp_path, "a", "10.0.0.2", "inet vhid 1 pass abcdefghijklmnopqrsTAIL-ONE 10.0.0.1/32")
+    b = rc(tmp_path, "b", "10.0.0.3", "inet vhid 1 advskew 50 pass abcdefghijklmnopqrsTAIL-TWO 10.0.0.1/32")
+    r = run([a, b])
+    assert "config-pass-mismatch" not in rules(r)
+    t = only(r, "config-pass-truncated")
+    assert len(t) == 2
+    assert all("differ only after character 19" in f.message and "same key" in f.message for f in t)
+    assert t[0].evidence["same_key_after_truncation"] == ["b:vhid1"]
+
+
+def test_pass_mismatch_when_one_host_has_none(tmp_path):
+    a = rc(tmp_path, "a", "10.0.0.2", "inet vhid 1 pass testpass 10.0.0.1/32")
+    b = rc(tmp_path, "b", "10.0.0.3", "inet vhid 1 advskew 50 10.0.0.1/32")
+    r = run([a, b])
+    assert [(Path(f.source).name, f.line) for f in only(r, "config-pass-mismatch")] == [("b.rc.conf", 3)]
+    assert "no passphrase" in only(r, "config-pass-mismatch")[0].message
+    assert [(Path(f.source).name, f.line) for f in only(r, "config-missing-pass")] == [("b.rc.conf", 3)]
+
+
+def test_pass_mismatch_keepalived(tmp_path):
+    lb1 = write(tmp_path, "lb1/keepalived.conf", (FIX / "keepalived" / "lb1" / "keepalived.conf").read_text()
+                .replace("include conf.d/*.conf", ""))
+    lb2 = write(tmp_path, "lb2/keepalived.conf", (FIX / "keepalived" / "lb2" / "keepalived.conf").read_text())
+    r = run([lb1, lb2])
+    assert "config-pass-mismatch" not in rules(r)
+    edit(lb2, "auth_pass s3cr3t42", "auth_pass keepalived2")
+    r = run([lb1, lb2])
+    f = only(r, "config-pass-mismatch")
+    assert [(f[0].source, f[0].line, f[0].protocol)] == [(str(lb2), 14, "vrrp2")]
+    assert "lb2:vrid51" in f[0].message and "lb1:vrid51" in f[0].message
+
+
+def test_pass_mismatch_against_the_inventory(tmp_path, monkeypatch):
+    monkeypatch.setenv("CARPSCOPE_TEST_WEB_B", "inv-secret-value")
+    r = run([FIX / "inventory" / "site.toml", *sorted(HANDBOOK.glob("*.rc.conf"))])
+    # web-a's file holds testpass (no mismatch); web-b's variable holds something else
+    f = only(r, "config-pass-mismatch")
+    assert {(Path(x.source).name, x.line) for x in f} == {("hostb.rc.conf", 3), ("hostc.rc.conf", 4)}
+    assert all("the inventory's passphrase 'web-b'" in x.message for x in f)
+
+
+def test_unreadable_secret_is_reported_not_raised(monkeypatch):
+    monkeypatch.delenv("CARPSCOPE_TEST_WEB_B", raising=False)
+    r = run([FIX / "inventory" / "site.toml"])
+    errs = only(r, "config-parse-error")
+    assert len(errs) == 1 and "CARPSCOPE_TEST_WEB_B is not set" in errs[0].message and errs[0].line == 26
+    assert "config-pass-mismatch" not in rules(r)
+
+
+# -- config-vip-mismatch -----------------------------------------------------------------------------
+
+def test_vip_mismatch_order_does_not_matter_but_sets_do(tmp_path):
+    a = rc(tmp_path, "a", "10.0.0.2", "inet vhid 1 pass p1p1p1 10.0.0.1/32", "inet vhid 1 pass p1p1p1 10.0.0.5/32")
+    b = rc(tmp_path, "b", "10.0.0.3", "inet vhid 1 advskew 9 pass p1p1p1 10.0.0.5/32",
+           "inet vhid 1 advskew 9 pass p1p1p1 10.0.0.1/32")
+    assert "config-vip-mismatch" not in rules(run([a, b]))
+    edit(b, 'ifconfig_em0_alias1="inet vhid 1 advskew 9 pass p1p1p1 10.0.0.1/32"\n', "")
+    r = run([a, b])
+    f = only(r, "config-vip-mismatch")
+    assert len(f) == 1 and "missing 10.0.0.1" in f[0].message and Path(f[0].source).name == "b.rc.conf"
+
+
+# -- config-skew-order -------------------------------------------------------------------------------
+
+def test_skew_order_explicit_primary_slower_than_backup(tmp_path):
+    a = rc(tmp_path, "a", "10.0.0.2", "inet vhid 1 advskew 100 state master pass p1p1p1 10.0.0.1/32")
+    b = rc(tmp_path, "b", "10.0.0.3", "inet vhid 1 advskew 10 pass p1p1p1 10.0.0.1/32")
+    f = only(run([a, b]), "config-skew-order")
+    assert len(f) == 1 and "wins the election" in f[0].message and Path(f[0].source).name == "b.rc.conf"
+
+
+def test_skew_order_counts_advbase_clamp_and_demotion(tmp_path):
+    # advbase dominates advskew: a has advbase 1 advskew 200, b advbase 2 advskew 0 -> a is faster
+    a = rc(tmp_path, "a", "10.0.0.2", "inet vhid 1 advskew 200 pass p1p1p1 10.0.0.1/32")
+    b = rc(tmp_path, "b", "10.0.0.3", "inet vhid 1 advbase 2 pass p1p1p1 10.0.0.1/32")
+    assert "config-skew-order" not in rules(run([a, b]))
+    # two backups at 245 and 250 both advertise 240: a tie
+    c = rc(tmp_path, "c", "10.0.0.4", "inet vhid 1 advskew 245 pass p1p1p1 10.0.0.1/32")
+    d = rc(tmp_path, "d", "10.0.0.5", "inet vhid 1 advskew 250 pass p1p1p1 10.0.0.1/32")
+    e = rc(tmp_path, "e", "10.0.0.6", "inet vhid 1 pass p1p1p1 10.0.0.1/32")
+    r = run([c, d, e])
+    f = only(r, "config-skew-order")
+    assert len(f) == 1 and "backups c and d" in f[0].message and "advertised as 240" in f[0].message
+    assert len(only(r, "config-advskew-clamped")) == 2
+    # demotion from sysctl.conf pushes the primary's advertised skew up to the backup's
+    p = rc(tmp_path, "p", "10.0.0.7", "inet vhid 2 pass p1p1p1 10.0.1.1/32")
+    q = rc(tmp_path, "q", "10.0.0.8", "inet vhid 2 advskew 100 pass p1p1p1 10.0.1.1/32")
+    s = write(tmp_path, "p.sysctl.conf", "net.inet.carp.demotion=100\n")
+    f = only(run([p, q, s]), "config-skew-order")
+    assert len(f) == 1 and "demotion 100" in f[0].message
+
+
+def test_skew_order_vrrp_equal_priority(tmp_path):
+    lb1 = write(tmp_path, "lb1.conf", "vrrp_instance V {\n interface eth0\n virtual_router_id 7\n priority 100\n"
+                                      " virtual_ipaddress {\n  10.9.0.1/24\n }\n}\n")
+    lb2 = write(tmp_path, "lb2.conf", "vrrp_instance V {\n interface eth0\n virtual_router_id 7\n"
+                                      " virtual_ipaddress {\n  10.9.0.1/24\n }\n}\n")
+    f = only(run([lb1, lb2]), "config-skew-order")
+    assert len(f) == 1 and "priority 100" in f[0].message and f[0].source == str(lb2) and f[0].line == 3
+    edit(lb1, "priority 100", "priority 101")
+    assert "config-skew-order" not in rules(run([lb1, lb2]))
+
+
+# -- config-vhid-reuse -------------------------------------------------------------------------------
+
+def test_vhid_reuse_carp_and_vrrp_on_one_segment(tmp_path):
+    a = rc(tmp_path, "a", "10.0.0.2", "inet vhid 51 pass p1p1p1 10.0.0.1/32")
+    k = write(tmp_path, "k1.conf", "vrrp_instance V {\n interface eth0\n virtual_router_id 51\n"
+                                   " virtual_ipaddress {\n  10.0.0.200\n }\n}\n")
+    r = run([a, k])
+    f = only(r, "config-vhid-reuse")
+    assert len(f) == 2 and all("CARP and VRRP" in x.message and "00:00:5e:00:01:33" in x.message for x in f)
+    # one at each place; the keepalived host's segment was found through its VIP
+    assert {(x.source, x.line) for x in f} == {(str(a), 3), (str(k), 3)}
+    edit(k, "virtual_router_id 51", "virtual_router_id 52")
+    assert "config-vhid-reuse" not in rules(run([a, k]))
+
+
+def test_vhid_reuse_two_clusters_same_id(tmp_path):
+    files = [rc(tmp_path, "a1", "10.0.0.2", "inet vhid 1 pass p1p1p1 10.0.0.100/32"),
+             rc(tmp_path, "a2", "10.0.0.3", "inet vhid 1 advskew 100 pass p1p1p1 10.0.0.100/32"),
+             rc(tmp_path, "b1", "10.0.0.4", "inet vhid 1 pass p2p2p2 10.0.0.200/32"),
+             rc(tmp_path, "b2", "10.0.0.5", "inet vhid 1 advskew 100 pass p2p2p2 10.0.0.200/32")]
+    r = run(files)
+    assert rules(r).count("config-vhid-reuse") == 1
+    # each cluster is checked on its own: no VIP or passphrase mismatch across them
+    assert "config-vip-mismatch" not in rules(r) and "config-pass-mismatch" not in rules(r)
+
+
+def test_vhid_reuse_vrrp_versions(tmp_path):
+    k1 = write(tmp_path, "k1.conf", "vrrp_instance V {\n interface eth0\n virtual_router_id 9\n priority 150\n"
+                                    " virtual_ipaddress {\n  10.5.0.1/24\n }\n}\n")
+    k2 = write(tmp_path, "k2.conf", "global_defs {\n vrrp_version 3\n}\nvrrp_instance V {\n interface eth0\n"
+                                    " virtual_router_id 9\n virtual_ipaddress {\n  10.5.0.1/24\n }\n}\n")
+    f = only(run([k1, k2]), "config-vhid-reuse")
+    assert len(f) == 2 and "VRRPv2 and VRRPv3" in f[0].message
+
+
+# -- config-advskew-clamped --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("skew, fires", [(240, False), (241, True), (254, True)])
+def test_advskew_clamped(tmp_path, skew, fires):
+    a = rc(tmp_path, "a", "10.0.0.2", "inet vhid 1 pass p1p1p1 10.0.0.1/32")
+    b = rc(tmp_path, "b", "10.0.0.3", f"inet vhid 1 advskew {skew} pass p1p1p1 10.0.0.1/32")
+    f = only(run([a, b]), "config-advskew-clamped")
+    assert bool(f) == fires
+    if fires:
+        assert f[0].source == str(b) and f[0].line == 3 and f[0].severity == Severity.WARNING
+
+
+# -- config-pass-truncated ---------------------------------------------------------------------------
+
+def test_pass_truncated_bsd_warning_ucarp_error(tmp_path):
+    a = rc(tmp_path, "a", "10.0.0.2", "inet vhid 1 pass abcdefghijklmnopqrs 10.0.0.1/32")   # 19: fine
+    r = run([a])
+    assert "config-pass-truncated" not in rules(r)
+    u = write(tmp_path, "u.sh", "ucarp -i eth0 -s 10.0.0.9 -v 4 -p ucarp-too-long-password -a 10.0.0.4\n")
+    f = only(run([u]), "config-pass-truncated")
+    assert len(f) == 1 and f[0].severity == Severity.ERROR and "refuses" in f[0].message and f[0].line == 1
+
+
+def test_pass_truncated_keepalived_8(tmp_path):
+    k = write(tmp_path, "k.conf", "vrrp_instance V {\n interface eth0\n virtual_router_id 9\n authentication {\n"
+                                  "  auth_type PASS\n  auth_pass longkeepalivedpw\n }\n}\n")
+    f = only(run([k]), "config-pass-truncated")
+    assert len(f) == 1 and "first 8" in f[0].message and f[0].line == 6
+
+
+# -- config-missing-pass -----------------------------------------------------------------------------
+
+def test_missing_pass(tmp_path):
+    a = rc(tmp_path, "a", "10.0.0.2", "inet vhid 1 10.0.0.1/32")
+    b = rc(tmp_path, "b", "10.0.0.3", "inet vhid 1 advskew 10 10.0.0.1/32")
+    r = run([a, b])
+    assert len(only(r, "config-missing-pass")) == 2 and "config-pass-mismatch" not in rules(r)
+    k = write(tmp_path, "k.conf", "vrrp_instance V {\n interface eth0\n virtual_router_id 9\n}\n")
+    assert "config-missing-pass" not in rules(run([k]))      # VRRP without auth is normal
+    u = write(tmp_path, "u.sh", "ucarp -i eth0 -s 10.0.0.9 -v 4 -a 10.0.0.4\n")
+    f = only(run([u]), "config-missing-pass")
+    assert len(f) == 1 and f[0].severity == Severity.ERROR
+
+
+# -- config-preempt ----------------------------------------------------------------------------------
+
+def test_preempt_ucarp_and_keepalived():
+    r = run(sorted((FIX / "ucarp").iterdir()))           # web1, the primary, runs with --preempt
+    assert r.findings == []
+    r = run([FIX / "keepalived" / "lb1" / "keepalived.conf", FIX / "keepalived" / "lb2" / "keepalived.conf"])
+    f = only(r, "config-preempt")
+    assert len(f) == 1 and f[0].vhid == 20 and f[0].line == 9 and "nopreempt" in f[0].message
+    assert f[0].source.endswith("conf.d/internal.conf")
+
+
+def test_freebsd_fixtures_are_clean():
+    fb = FIX / "freebsd"
+    r = run([fb / "fw1.rc.conf", fb / "fw1.sysctl.conf", fb / "fw1.loader.conf", fb / "fw2.rc.conf"])
+    assert r.findings == [] and r.errors == []
+
+
+# -- parse errors ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, text, line", [
+    ("bad.rc.conf", 'hostname="x"\nexport FOO=1\n', 2),
+    ("bad.rc.conf", 'ifconfig_em0="inet 10.0.0.2/24\n', 1),
+    ("keepalived.conf", "vrrp_instance V {\n interface eth0\n virtual_router_id 1\n", 1),
+    ("inv.toml", "[[group]]\nprotocol = 'carp'\nid = 1\nsegment = 's'\nbogus = 1\n", 5),
+    ("x.service", "[Service]\nExecStart=/usr/sbin/ucarp -i eth0 --frobnicate\n", 2),
+    ("interfaces", "iface eth0 inet static\n address 10.0.0.2/24\n ucarp-vid 3\n ucarp-vip nope\n ucarp-password p\n", 3),
+])
+def test_parse_errors_are_findings_with_file_and_line(tmp_path, name, text, line):
+    p = write(tmp_path, name, text)
+    good = rc(tmp_path, "good", "10.0.0.2", "inet vhid 1 pass testpass 10.0.0.1/32")
+    r = run([p, good])
+    f = only(r, "config-parse-error")
+    assert len(f) == 1 and (f[0].source, f[0].line) == (str(p), line)
+    assert f[0].severity == Severity.ERROR and "\n" not in f[0].message and "Traceback" not in f[0].message
+    assert len(r.errors) == 1 and isinstance(r.errors[0], ConfigError)
+    assert r.inventory.host("good") is not None              # the rest is still read
+
+
+def test_unreadable_and_unknown_files(tmp_path):
+    r = run([tmp_path / "nope.rc.conf", write(tmp_path, "notes.txt", "hello world\n"), tmp_path])
+    msgs = [f.message for f in only(r, "config-parse-error")]
+    assert len(msgs) == 3
+    assert any("cannot read" in m for m in msgs) and any("cannot tell what kind" in m for m in msgs)
+    assert any("directory" in m for m in msgs)
+
+
+# -- every rule covered, and no secret anywhere --------------------------------------------------------
+
+def test_every_config_rule_has_a_doc_page():
+    for slug in CONFIG_RULES:
+        page = catalogue.doc_path(catalogue.RULES[slug])
+        assert page.exists(), page
+        text = page.read_text()
+        for heading in ("What it does", "Why is this bad?", "Example", "Likely causes", "How to fix", "References"):
+            assert heading in text, (slug, heading)
+
+
+def _outputs(r: LintResult) -> str:
+    from carpscope.config import inventory_to_toml
+    return "\n".join([json.dumps([f.to_json() for f in r.findings]), "\n".join(map(str, r.errors)),
+                      "\n".join(map(repr, r.errors)), "\n".join(r.notes), repr(r.inventory),
+                      inventory_to_toml(r.inventory)])
+
+
+def test_no_passphrase_in_the_fixtures_output(monkeypatch):
+    monkeypatch.setenv("CARPSCOPE_TEST_WEB_B", "inv-secret-value")
+    r = run(sorted(p for p in FIX.rglob("*") if p.is_file() and p.suffix != ".md" and p.parent.name != "secrets"))
+    assert len(r.inventory.groups) > 8
+    text = _outputs(r)
+    for s in SECRETS:
+        assert s not in text, s
+
+
+def test_zz_every_rule_was_triggered_and_no_passphrase_in_any_output():
+    """Runs last in this file: greps every lint result the tests above produced."""
+    for r in RESULTS:
+        text = _outputs(r)
+        for s in SECRETS:
+            assert s not in text, s
+    if len(RESULTS) < 30:
+        pytest.skip("rule coverage is checked when the whole file runs")
+    seen = {f.rule for r in RESULTS for f in r.findings}
+    assert set(CONFIG_RULES) <= seen, set(CONFIG_RULES) - seen
