@@ -94,7 +94,7 @@ def jsonl_records(stdout: str) -> list[dict]:
 
 # ------------------------------------------------------------------ tshark
 
-TSHARK_LAYERS = "frame eth vlan sll ip ipv6 vrrp carp _ws.malformed _ws.short"
+TSHARK_LAYERS = "frame eth ieee8021ad vlan sll fr ip ipv6 vrrp carp _ws.malformed _ws.short"
 
 
 def tshark_json(path, decode_as_carp: bool = False, *, heuristic: bool = True,
