@@ -1,0 +1,110 @@
+"""Rule documentation stays in sync with the catalogue, and `carpscope rules` serves it.
+
+Every rule in ``catalogue.RULES`` has ``docs/rules/<slug>.md``; each page starts with a title
+naming the slug and the code, states the catalogue's default severity, and has the standard
+sections in order; no page exists for a slug that is not in the catalogue.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from carpscope.rules import catalogue
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "rules"
+SECTIONS = ["What it detects", "Why it matters", "Example", "Likely causes", "How to fix",
+            "Exceptions", "References"]
+FAMILIES = {"capture/decoding", "protocol", "authentication", "over time", "intent"}
+NEEDS_INVENTORY = ("skew-order", "unexpected-master", "unknown-speaker", "missing-group")
+SEVERITY_RE = re.compile(r"^Severity:\s*(\w+)", re.M)
+FAMILY_RE = re.compile(r"·\s*Family:\s*([^·\n]+?)\s*(?:·|$)", re.M)
+
+RULES = sorted(catalogue.RULES.values(), key=lambda r: r.code)
+
+
+def _page(rule: catalogue.Rule) -> str:
+    path = DOCS / f"{rule.slug}.md"
+    if not path.exists():
+        pytest.fail(f"{rule.code} {rule.slug}: no page at docs/rules/{rule.slug}.md")
+    return path.read_text(encoding="utf-8")
+
+
+def test_docs_dir_matches_catalogue_location():
+    assert catalogue.DOCS_DIR == DOCS
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.slug)
+def test_page_title_names_slug_and_code(rule):
+    first = _page(rule).splitlines()[0]
+    assert first.startswith("# "), f"{rule.slug}: first line is not a level-1 title: {first!r}"
+    assert re.search(rf"(?<![\w-]){re.escape(rule.slug)}(?![\w-])", first), first
+    assert re.search(rf"\b{rule.code}\b", first), first
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.slug)
+def test_page_states_catalogue_severity(rule):
+    text = _page(rule)
+    m = SEVERITY_RE.search(text)
+    assert m, f"{rule.slug}: no 'Severity: ...' line"
+    assert m.group(1).lower() == rule.severity.value, (
+        f"{rule.slug}: page says {m.group(1)!r}, catalogue says {rule.severity.value!r}")
+    fam = FAMILY_RE.search(text[m.start():].splitlines()[0])
+    if fam:
+        assert fam.group(1) in FAMILIES, f"{rule.slug}: unknown family {fam.group(1)!r}"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.slug)
+def test_page_has_sections_in_order(rule):
+    headings = [line[3:].strip() for line in _page(rule).splitlines() if line.startswith("## ")]
+    missing = [s for s in SECTIONS if s not in headings]
+    assert not missing, f"{rule.slug}: missing sections {missing}"
+    positions = [headings.index(s) for s in SECTIONS]
+    assert positions == sorted(positions), f"{rule.slug}: sections out of order: {headings}"
+
+
+@pytest.mark.parametrize("slug", NEEDS_INVENTORY)
+def test_intent_pages_say_they_need_an_inventory(slug):
+    rule = catalogue.RULES[slug]
+    assert "inventory" in _page(rule).split("## Why it matters")[0].lower()
+
+
+def test_no_page_without_a_rule():
+    orphans = sorted(p.name for p in DOCS.glob("*.md") if p.stem not in catalogue.RULES)
+    assert not orphans, f"pages for rules not in the catalogue: {orphans}"
+
+
+# ------------------------------------------------------------------ the CLI serves the pages
+
+def _carpscope(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               NO_COLOR="1")
+    return subprocess.run([sys.executable, "-m", "carpscope", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_rules_lists_every_code_and_slug():
+    r = _carpscope("rules")
+    assert r.returncode == 0, r.stderr
+    listed = {line.split()[0]: line.split()[1] for line in r.stdout.splitlines() if line.strip()}
+    for rule in RULES:
+        assert listed.get(rule.code) == rule.slug, f"{rule.code} {rule.slug} not listed"
+
+
+@pytest.mark.parametrize("name", ["split-brain", "CS401", "cs401"])
+def test_rules_prints_the_page(name):
+    page = (DOCS / "split-brain.md").read_text(encoding="utf-8")
+    r = _carpscope("rules", name)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == page
+
+
+def test_rules_unknown_name_is_a_usage_error():
+    r = _carpscope("rules", "no-such-rule")
+    assert r.returncode == 2
+    assert "no-such-rule" in r.stderr
