@@ -658,7 +658,7 @@ LIVE_TOOLS = ("ip", "ucarp", "keepalived", "tcpdump")
 
 
 def _ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+    return os.environ.get("CI", "").strip().lower() == "true"
 
 
 def live_problems(tools: tuple[str, ...] = LIVE_TOOLS) -> list[str]:

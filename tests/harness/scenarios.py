@@ -68,7 +68,7 @@ HANDBOOK = Scenario(
     name="handbook",
     description="FreeBSD handbook CARP example with ucarp (one process per vhid): hosta 192.168.1.3 "
                 "vhid 1 VIP .50 advskew 0, hostb .4 vhid 2 VIP .51 advskew 0, hostc .5 backs up "
-                "both with advskew 100; password testpass, advbase 1. hostc starts once both "
+                "both with advskew 100; the handbook's password (key 'handbook'), advbase 1. hostc starts once both "
                 "primaries are MASTER and stays a silent BACKUP.",
     hosts=HB_HOSTS, run=_handbook, keys={"handbook": "testpass"},
     expect={"masters": {"carp:1": ["192.168.1.3"], "carp:2": ["192.168.1.4"]}, "split_brain": False,
@@ -231,7 +231,8 @@ VHID_COLLISION = Scenario(
             "findings_present": ["vhid-conflict"],
             "findings_absent": ["bad-ttl", "bad-checksum", "hmac-mismatch", "passphrase-mismatch"],
             "notes": "keepalived 2.2.7 re-arms its advert timer on every packet with its VRID, even "
-                     "the CARP ones it rejects, so the VRRP master advertises only every 2-5 s. "
+                     "the CARP ones it rejects, so the VRRP master advertises less often than once a "
+                     "second (every 1.5-5 s). "
                      "split_brain is false per protocol:id; a tool may still report the id clash "
                      "through split-brain with cause vhid-conflict, so split-brain is not listed."},
 )
