@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "rules"
 SECTIONS = ["What it detects", "Why it matters", "Example", "Likely causes", "How to fix",
             "Exceptions", "References"]
-FAMILIES = {"capture/decoding", "protocol", "authentication", "over time", "intent"}
+FAMILIES = {"capture/decoding", "protocol", "authentication", "over time", "intent",
+            "configuration", "configuration (lint)"}
 NEEDS_INVENTORY = ("skew-order", "unexpected-master", "unknown-speaker", "missing-group")
 SEVERITY_RE = re.compile(r"^Severity:\s*(\w+)", re.M)
 FAMILY_RE = re.compile(r"·\s*Family:\s*([^·\n]+?)\s*(?:·|$)", re.M)
