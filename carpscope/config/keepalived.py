@@ -315,7 +315,7 @@ def host_from_keepalived(path: str, name_hint: str) -> HostConfig:
     instances, glob_ = read_instances(nodes, problems)
     name = name_hint
     rid = glob_.get("router_id")
-    if name_hint in ("keepalived", "") and rid and rid != "LVS_DEVEL":
+    if name_hint in ("keepalived", "host", "") and rid and rid != "LVS_DEVEL":
         name = rid
     host = Host(name=name, kind="keepalived", files=(path, *dict.fromkeys(included)))
     host.where["host"] = Origin(path, 1)

@@ -260,8 +260,8 @@ def _check_vips(g: Group, ctx: _Ctx) -> None:
         if v is None or v == ref:
             continue
         missing, extra = sorted(ref - v), sorted(v - ref)
-        against = f"the inventory's {_fmt_vips(sorted(ref))}" if ref_host is None else \
-            f"{ref_host}'s {_fmt_vips(sorted(ref))}"
+        against = f"the inventory says {_fmt_vips(sorted(ref))}" if ref_host is None else \
+            f"{ref_host} has {_fmt_vips(sorted(ref))}"
         diff = "; ".join(x for x in (f"missing {', '.join(missing)}" if missing else "",
                                      f"extra {', '.join(extra)}" if extra else "") if x)
         ctx.add("config-vip-mismatch",
