@@ -242,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--attempts", type=int, default=2)
     ap.add_argument("--list", action="store_true", help="list the scenarios and exit")
     ap.add_argument("--clean-stale", action="store_true",
-                    help="first delete namespaces left by harness runs that were killed")
+                    help="delete the namespaces (and processes in them) left by harness runs "
+                         "that were killed, then exit")
     args = ap.parse_args(argv)
     if args.list:
         for s in SCENARIOS.values():
@@ -254,15 +255,21 @@ def main(argv: list[str] | None = None) -> int:
     if problems := live_problems():
         print("record: " + "; ".join(problems), file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _sigterm)
     if args.clean_stale:
         for ns in clean_stale():
             _say(f"deleted stale namespace {ns}")
+        return 0
+    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # even when started with it ignored
     args.out.mkdir(parents=True, exist_ok=True)
     began, failed = time.monotonic(), []
-    for name in args.scenarios or list(SCENARIOS):
-        if record(SCENARIOS[name], args.out, attempts=args.attempts, logs=args.logs):
-            failed.append(name)
+    try:
+        for name in args.scenarios or list(SCENARIOS):
+            if record(SCENARIOS[name], args.out, attempts=args.attempts, logs=args.logs):
+                failed.append(name)
+    except KeyboardInterrupt:
+        _say("interrupted: lab torn down, nothing written for the scenario in progress")
+        return 130
     _say(f"done in {time.monotonic() - began:.1f} s" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
