@@ -163,12 +163,16 @@ def test_pass_mismatch_against_the_inventory(tmp_path, monkeypatch):
     assert all("the inventory's passphrase 'web-b'" in x.message for x in f)
 
 
-def test_unreadable_secret_is_reported_not_raised(monkeypatch):
+def test_unreadable_secret_is_a_note_not_an_error(monkeypatch, tmp_path):
     monkeypatch.delenv("CARPSCOPE_TEST_WEB_B", raising=False)
-    r = run([FIX / "inventory" / "site.toml"])
-    errs = only(r, "config-parse-error")
-    assert len(errs) == 1 and "CARPSCOPE_TEST_WEB_B is not set" in errs[0].message and errs[0].line == 26
-    assert "config-pass-mismatch" not in rules(r)
+    r = run([FIX / "inventory" / "site.toml", *sorted(HANDBOOK.glob("*.rc.conf"))])
+    assert "config-parse-error" not in rules(r) and "config-pass-mismatch" not in rules(r)
+    note = [n for n in r.notes if "CARPSCOPE_TEST_WEB_B is not set" in n]
+    assert len(note) == 1 and "site.toml:26" in note[0] and "not compared" in note[0]
+    # a ucarp --passfile that lives on the real host
+    u = write(tmp_path, "u.sh", "ucarp -i eth0 -s 10.0.0.9 -v 4 --passfile=/etc/ucarp/vhid4.pw -a 10.0.0.4\n")
+    r = run([u])
+    assert r.findings == [] and any("/etc/ucarp/vhid4.pw" in n for n in r.notes)
 
 
 # -- config-vip-mismatch -----------------------------------------------------------------------------

@@ -167,6 +167,16 @@ def test_sysctl_and_loader_settings_in_combined_file():
               'net.inet.carp.preempt=1\nnet.inet.carp.demotion=10\n')
     assert hc.host.preempt is True and hc.host.demotion == 10 and hc.host.carp_load is True
     assert hc.host.where["preempt"].line == 5
+    assert any("rc.conf:2: carp_load is a /boot/loader.conf setting" in n for n in hc.notes)
+
+
+def test_loader_conf_without_carp_is_noted(tmp_path):
+    (tmp_path / "h.rc.conf").write_text('ifconfig_em0="inet 10.0.0.2/24"\n'
+                                        'ifconfig_em0_alias0="inet vhid 1 pass p 10.0.0.1/32"\n')
+    (tmp_path / "h.loader.conf").write_text('autoboot_delay="3"\n')
+    inv = inventory_from_configs([tmp_path / "h.rc.conf", tmp_path / "h.loader.conf"])
+    assert inv.host("h").carp_load is None
+    assert any("does not load carp" in n for n in inv.notes)
 
 
 def test_old_carp_interface_style_uses_vip_network():

@@ -153,10 +153,10 @@ class Secret:
             with open(p, encoding="utf-8") as fh:
                 first = fh.readline()
         except OSError as exc:
-            raise ConfigError(f"passphrase {self.label!r}: cannot read passphrase_file {self.file!r}: "
+            raise ConfigError(f"passphrase {self.label!r}: cannot read the file {self.file!r}: "
                               f"{exc.strerror or exc}", where.path, where.line) from None
         except UnicodeDecodeError:
-            raise ConfigError(f"passphrase {self.label!r}: passphrase_file {self.file!r} is not UTF-8 text",
+            raise ConfigError(f"passphrase {self.label!r}: the file {self.file!r} is not UTF-8 text",
                               where.path, where.line) from None
         return first.rstrip("\r\n")
 

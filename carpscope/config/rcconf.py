@@ -510,6 +510,9 @@ def host_from_assignments(assignments: list[Assignment], name_hint: str, files: 
     if load is not None:
         host.carp_load = load.value.strip().upper() in ("YES", "TRUE", "ON", "1")
         host.where["carp_load"] = load.origin
+        if not Path(load.path).name.endswith("loader.conf"):
+            notes.append(f"{load.origin}: carp_load is a /boot/loader.conf setting; rc.conf ignores it "
+                         "(in rc.conf use kld_list=\"carp\")")
     kld = vars_.get("kld_list")
     if kld is not None and ("carp" in kld.value.split() or "carp.ko" in kld.value.split()):
         host.carp_load = True
