@@ -361,7 +361,8 @@ def test_every_config_rule_has_a_doc_page():
         page = catalogue.doc_path(catalogue.RULES[slug])
         assert page.exists(), page
         text = page.read_text()
-        for heading in ("What it does", "Why is this bad?", "Example", "Likely causes", "How to fix", "References"):
+        for heading in ("What it detects", "Why it matters", "Example", "Likely causes", "How to fix",
+                        "Exceptions", "References"):
             assert heading in text, (slug, heading)
 
 

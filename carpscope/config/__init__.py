@@ -163,6 +163,8 @@ def read_configs(paths, problems: list[ConfigError] | None = None
                 hosts.append(hc)
         except ConfigError as exc:
             trouble(exc)
+        except (ValueError, OSError, RecursionError) as exc:    # last guard: one line, no traceback
+            trouble(ConfigError(f"cannot read this file ({type(exc).__name__}: {exc})", path))
 
     # one FreeBSD host = its rc.conf with the sysctl.conf / loader.conf of the same name or directory;
     # a lone sysctl.conf/loader.conf joins the only rc.conf given

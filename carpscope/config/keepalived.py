@@ -75,7 +75,10 @@ def tokenize_file(path: str, _depth: int = 0, _stack: tuple[str, ...] = (),
             pattern = line_tokens[1].text
             if not os.path.isabs(pattern):
                 pattern = os.path.join(os.path.dirname(path) or ".", pattern)
-            matches = sorted(glob.glob(pattern))
+            try:
+                matches = sorted(glob.glob(pattern))
+            except ValueError:      # e.g. a NUL byte in the pattern
+                raise ConfigError("include pattern is not a valid path", path, first.line) from None
             if not matches:
                 if glob.has_magic(pattern):
                     continue          # keepalived only warns about a pattern matching nothing
