@@ -256,3 +256,12 @@ def test_host_directories(tmp_path):
     assert {h.name for h in inv.hosts} == {"node1", "node2"}
     assert all(h.preempt for h in inv.hosts)
     assert inv.groups[0].intended_primary() == "node1"
+
+
+def test_segment_network_prefers_ipv4():
+    hc = host('ifconfig_em0_ipv6="inet6 2001:db8::2 prefixlen 64"\nifconfig_em0="inet 10.0.0.2/24"\n'
+              'ifconfig_em0_alias0="inet6 vhid 4 pass p 2001:db8::1 prefixlen 64"\n')
+    assert members(hc)[("carp", 4)].link.network == "10.0.0.0/24"
+    hc = host('ifconfig_em0="DHCP"\nifconfig_em0_ipv6="inet6 2001:db8::2 prefixlen 64"\n'
+              'ifconfig_em0_alias0="inet6 vhid 4 pass p 2001:db8::1 prefixlen 64"\n')
+    assert members(hc)[("carp", 4)].link.network == "2001:db8::/64"

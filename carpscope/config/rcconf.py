@@ -587,9 +587,10 @@ def host_from_assignments(assignments: list[Assignment], name_hint: str, files: 
                 ia = c.interface_address()
                 if c.vhid is None:
                     own.append(str(ia) if ia.network.prefixlen < ia.max_prefixlen else str(ia.ip))
-                    if link.network is None and ia.network.prefixlen < ia.max_prefixlen and (
-                            ia.version == 4 or not ia.ip.is_link_local):
-                        link.network = str(ia.network)
+                    # the segment is named by the interface's network: IPv4 first, else global IPv6
+                    if ia.network.prefixlen < ia.max_prefixlen and (ia.version == 4 or not ia.ip.is_link_local):
+                        if link.network is None or (ia.version == 4 and ":" in link.network):
+                            link.network = str(ia.network)
                     continue
                 v = vhids.get((iface, c.vhid))
                 if v is None:
