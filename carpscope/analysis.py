@@ -17,6 +17,8 @@ from carpscope.rules.splitbrain import split_brain_findings
 from carpscope.track import Group, Tracker
 from carpscope.wire.frame import decode_frame
 
+DEFER_MAX = 16      # adverts per speaker held back while its VIP set is only inferred
+
 
 @dataclass
 class Report:
@@ -41,6 +43,7 @@ class Analysis:
         self.extra: list[Finding] = []
         self.numbering = "filtered"
         self.filters: dict = {}
+        self._deferred: dict[tuple, list[Advert]] = {}
 
     # ---------------------------------------------------------------- input
     def feed_source(self, src) -> None:
@@ -75,12 +78,14 @@ class Analysis:
             self.packet_rules.malformed(rec)
             return 2
         if type(rec) is AddressHint and self.vipinfer is not None:
-            self.vipinfer.hint(rec)
+            self.vipinfer.add_hint(rec)
         return 0
 
     def advert(self, a: Advert) -> None:
         self.packet_rules.advert(a)
         result = None
+        if self.vipinfer is not None:
+            self.vipinfer.add_advert(a)   # before verifying: a VIP set just inferred applies at once
         if a.protocol == CARP and self.verifier is not None:
             result = self.verifier.verify(a)
         got = self.tracker.advert(a)
@@ -88,42 +93,72 @@ class Analysis:
             return
         g, sp = got
         if result is not None:
-            st = result.status
-            sp.auth[st] = sp.auth.get(st, 0) + 1
-            if st == "ok":
-                sp.auth_key, sp.auth_vips, sp.auth_flavour = result.key, tuple(result.vips), result.flavour
-                sp.auth_inferred = bool(getattr(result, "inferred_vips", False))
-                sp.auth_weak = bool(getattr(result, "weak", False))
+            key = (a.segment, a.src, a.eth_src, a.vhid)
+            if result.status == "fail" and self._vips_only_inferred(a):
+                # the VIP set may not be inferred yet (the GARP comes with or after the first
+                # adverts): judge these adverts again once it is, instead of calling them bad
+                buf = self._deferred.setdefault(key, [])
+                if len(buf) < DEFER_MAX:
+                    buf.append(a)
+                    self._notify(a, g, sp, result)
+                    return
+            self._apply_auth(a, sp, result)
+            if result.status == "ok" and key in self._deferred:
+                self._flush(key, sp)
         elif a.protocol == CARP:
             sp.auth["unchecked"] = sp.auth.get("unchecked", 0) + 1
         if a.protocol == "vrrp2":
             fp = hashlib.sha256(a.auth_data or b"").hexdigest()[:12] if a.auth_type else None
             sp.vrrp_auth = (a.auth_type, fp)
-        if self.vipinfer is not None:
-            self.vipinfer.advert(a, g.n_changes)
-        if self.auth_rules is not None:
-            self.auth_rules.observe(a, result)
+        if self.auth_rules is not None and result is None:
+            self.auth_rules.add(a, None)
+        self._notify(a, g, sp, result)
+
+    def _notify(self, a, g, sp, result) -> None:
         if self.on_advert is not None:
             self.on_advert(a, g, sp, result)
 
+    def _vips_only_inferred(self, a: Advert) -> bool:
+        entries = self.verifier.keyring.vip_entries(a.vhid, a.segment)
+        return all(e.origin == "inferred" for e in entries)
+
+    def _apply_auth(self, a: Advert, sp, result) -> None:
+        st = result.status
+        sp.auth[st] = sp.auth.get(st, 0) + 1
+        if st == "ok":
+            sp.auth_key, sp.auth_vips, sp.auth_flavour = result.key, tuple(result.vips), result.flavour
+            sp.auth_inferred, sp.auth_weak = result.inferred_vips, result.weak
+        elif st == "fail" and result.diagnosis is not None:
+            sp.auth_diagnosis = result.diagnosis.to_json()
+        if self.auth_rules is not None:
+            self.auth_rules.add(a, result)
+
+    def _flush(self, key, sp=None) -> None:
+        """Verify deferred adverts again with what is known now, and count them for good."""
+        for a in self._deferred.pop(key, ()):
+            g = self.tracker.groups.get((a.segment, a.protocol, a.family, a.vhid))
+            s = sp or (g.speakers.get((a.src, a.eth_src)) if g else None)
+            if s is not None:
+                self._apply_auth(a, s, self.verifier.verify(a))
+
     # ---------------------------------------------------------------- output
     def finish(self) -> Report:
+        """End of input: close every run and compute the final findings."""
         self.tracker.finish()
+        return self.snapshot()
+
+    def snapshot(self) -> Report:
+        """The report as of now, without closing anything (live dashboards call this each second)."""
+        for key in list(self._deferred):
+            self._flush(key)
         groups = sorted(self.tracker.groups.values(), key=lambda g: (g.segment, g.vhid, g.protocol, g.family))
-        if self.verifier is not None:
-            for g in groups:
-                if g.protocol != CARP:
-                    continue
-                for sp in g.speakers.values():
-                    if sp.auth_status() == "fail" and hasattr(self.verifier, "diagnose_speaker"):
-                        sp.auth_diagnosis = self.verifier.diagnose_speaker(g.segment, sp.ip, sp.mac, g.vhid)
         findings = list(self.extra)
         findings += self.packet_rules.findings()
         findings += group_findings(groups)
         for g in groups:
             findings += split_brain_findings(g)
         if self.auth_rules is not None:
-            findings += self.auth_rules.findings(groups)
+            findings += self.auth_rules.findings()
         if self.intent is not None:
             findings += self.intent.findings(groups)
         if self.tracker.groups_capped:

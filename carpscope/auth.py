@@ -479,6 +479,22 @@ class Keyring:
         self.generation += 1
         return vs
 
+    def set_inferred(self, vhid: int, sets: list, segment: str | None) -> None:
+        """Replace every inferred set of (vhid, segment) with ``sets`` (candidates, best first)."""
+        want = [VipSet.of(a) for a in sets if a]
+        entries = self._vips.setdefault(int(vhid), [])
+        old = [e for e in entries if e.origin == INFERRED and e.segment == segment]
+        if [e.vips for e in old] == want:
+            return
+        for e in old:
+            entries.remove(e)
+        for vs in want:
+            if len(entries) >= self.MAX_SETS_PER_VHID:
+                break
+            if not any(e.vips == vs and e.segment in (None, segment) for e in entries):
+                entries.append(VipEntry(vs, INFERRED, segment))
+        self.generation += 1
+
     def remove_inferred(self, vhid: int, segment: str | None) -> None:
         """Forget the inferred set of (vhid, segment), e.g. when its evidence was retracted."""
         entries = self._vips.get(vhid, [])
@@ -827,6 +843,10 @@ class Verifier:
                 self._good[speaker] = ctx
                 self.stats["ok"] += 1
                 return ctx.result
+        if not any(not k.weak for k in self._keys):
+            # only the bundled defaults were tried: that says nothing about the real key
+            self.stats["unchecked"] += 1
+            return self._unchecked_result(advert)
         self.stats["fail"] += 1
         diag = self._diagnosis_for(speaker, advert)
         res = self._fail_results.get(speaker)

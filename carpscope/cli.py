@@ -192,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     try:
         return COMMANDS[args.command](args)
-    except UsageError as e:
+    except (UsageError, ValueError) as e:
+        if debug and not isinstance(e, UsageError):
+            raise
         print(f"carpscope: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -1,13 +1,54 @@
-"""Wiring keys and intent from the command line into the pipeline (keyring, verifier,
-VIP inference, auth rules, intent rules). The secrets themselves live in auth.py objects."""
+"""Wiring keys and intent from the command line into the pipeline: the keyring (passphrase
+files, the environment, --passphrase, --vip, configs), the verifier, VIP inference and the
+auth rules. The secrets themselves stay inside auth.Key objects; only labels travel."""
 from __future__ import annotations
+
+import os
+
+from carpscope import auth
+from carpscope.vipinfer import VipInference
+
+
+class KeyError_(ValueError):
+    """A key source the user named cannot be used (one line, exit 2)."""
+
+
+def build_keyring(args, warnings: list[str]) -> auth.Keyring:
+    ring = auth.Keyring()
+    for path in args.passphrase_file:
+        try:
+            _, w = auth.load_passphrase_file(path, ring)
+        except OSError as e:
+            raise KeyError_(f"{path}: {e.strerror or e}") from None
+        warnings += w
+    if os.environ.get(auth.ENV_PASSPHRASES):
+        try:
+            _, w = auth.keyring_from_env(keyring=ring)
+        except OSError as e:
+            raise KeyError_(f"${auth.ENV_PASSPHRASES}: {e.strerror or e}") from None
+        warnings += w
+    for i, secret in enumerate(args.passphrase, 1):
+        ring.add_passphrase(f"cli{i}", secret, origin="cli")
+    if args.passphrase:
+        warnings.append("a passphrase given with --passphrase is visible to other users in the process "
+                        "list; prefer --passphrase-file or $CARPSCOPE_PASSPHRASES")
+    for text in args.vip:
+        try:
+            vhid, addrs = auth.parse_vip_arg(text)
+        except ValueError as e:
+            raise KeyError_(f"--vip {text!r}: {e}") from None
+        ring.add_vips(vhid, addrs, origin="cli")
+    return ring
 
 
 def build_auth(args):
     """Returns (verifier, vipinfer, auth_rules, intent, warnings)."""
     warnings: list[str] = []
-    try:
-        from carpscope import auth  # noqa: F401
-    except ImportError:
-        return None, None, None, None, warnings
-    return None, None, None, None, warnings
+    ring = build_keyring(args, warnings)
+    intent = None
+    configs = list(getattr(args, "inventory", [])) + list(getattr(args, "rc_conf", [])) + list(getattr(args, "config", []))
+    if configs:
+        from carpscope.intent import load_intent
+        intent = load_intent(configs, ring, warnings)
+    verifier = auth.Verifier(ring, try_weak=not getattr(args, "no_weak_check", False))
+    return verifier, VipInference(ring), auth.AuthFindings(), intent, warnings

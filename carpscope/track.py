@@ -285,6 +285,14 @@ class Group:
             if sp.run_start is not None and (now is None or not sp.active(now)):
                 self._close_run(sp, final=now is None)
 
+    def all_episodes(self) -> list[Episode]:
+        """Closed split-brain episodes plus those still going on (for live reporting)."""
+        ongoing = [p.episode for p in self._pairs.values() if p.episode is not None]
+        for p in self._pairs.values():
+            if p.episode is not None:
+                p.episode.adverts = {k[0]: v for k, v in p.counts.items()}
+        return self.episodes + ongoing
+
     def open_runs(self) -> list[Speaker]:
         return [s for s in self.speakers.values() if s.run_start is not None]
 

@@ -61,6 +61,9 @@ def _usable(address: str) -> str | None:
     return str(a)
 
 
+ADJACENT = 0.005   # seconds between a GARP and the advert of the master that sent it
+
+
 @dataclass(slots=True)
 class InferredVips:
     """What is known about one (segment, vhid): address → how it was learned, first frame."""
@@ -102,6 +105,7 @@ class VipInference:
         self._speakers: dict[str, set[str]] = {}   # segment -> own source IPs of speakers
         self._pending: deque[AddressHint] = deque()
         self._ambiguous: set[tuple[str, str]] = set()
+        self._recent: dict[str, deque] = {}       # segment -> deque[(ts, proto, vhid)] of adverts
         self._now = float("-inf")
         self.dropped = 0
 
@@ -119,6 +123,8 @@ class VipInference:
         srcs = self._speakers.setdefault(seg, set())
         if len(srcs) < self.MAX_SPEAKERS:
             srcs.add(advert.src)
+        rec = self._recent.setdefault(seg, deque())
+        rec.append((advert.ts, advert.protocol, advert.vhid))
         gk = (seg, advert.protocol, advert.vhid)
         prev = self._masters.get(gk)
         silence = max(3.0 * advert.interval_s, 1.0) + 0.5
@@ -167,14 +173,21 @@ class VipInference:
         for seg, ch in self._changes.items():
             while ch and ch[0][0] < horizon:
                 ch.popleft()
+        for rec in self._recent.values():
+            while rec and rec[0][0] < horizon:
+                rec.popleft()
 
     def _resolve(self, hint: AddressHint) -> None:
         addr = _usable(hint.address)
         seg = hint.segment
         if addr is None or addr in self._speakers.get(seg, ()):
             return
-        lo, hi = hint.ts - self.window, hint.ts + self.lead
-        groups = {(p, v) for (t, p, v) in self._changes.get(seg, ()) if lo <= t <= hi}
+        # ucarp sends its gratuitous ARP and its advert back to back (microseconds apart): a
+        # single group advertising within ADJACENT of the hint settles it
+        groups = {(p, v) for (t, p, v) in self._recent.get(seg, ()) if abs(t - hint.ts) <= ADJACENT}
+        if len(groups) != 1:
+            lo, hi = hint.ts - self.window, hint.ts + self.lead
+            groups = {(p, v) for (t, p, v) in self._changes.get(seg, ()) if lo <= t <= hi}
         if len(groups) != 1:
             return
         proto, vhid = next(iter(groups))
@@ -228,6 +241,12 @@ class VipInference:
             return
         addrs = g.carp_addrs()
         if addrs:
-            self.keyring.add_vips(g.vhid, addrs, origin="inferred", segment=g.segment)
+            # the union (kernel CARP hashes every VIP of the vhid), then each IPv4 address alone
+            # (ucarp hashes exactly one): two speakers announcing different VIPs of one vhid is
+            # precisely the VIP-set mismatch the verifier must be able to show
+            sets = [addrs]
+            if len(addrs) > 1:
+                sets += [(a,) for a in addrs if ":" not in a]
+            self.keyring.set_inferred(g.vhid, sets, g.segment)
         else:
             self.keyring.remove_inferred(g.vhid, g.segment)

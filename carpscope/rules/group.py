@@ -7,6 +7,7 @@ from carpscope.model import CARP, Finding
 from carpscope.rules.catalogue import finding
 from carpscope.track import Group, Speaker
 
+PROTO_NAMES = {"carp": "CARP", "vrrp2": "VRRPv2", "vrrp3": "VRRPv3"}
 FLAP_CHANGES = 4          # mastership changes ...
 FLAP_WINDOW = 60.0        # ... within this many seconds
 
@@ -16,7 +17,7 @@ def _where(g: Group) -> dict:
 
 
 def _name(g: Group) -> str:
-    return f"{'CARP' if g.protocol == CARP else g.protocol.upper()} {g.vhid}"
+    return f"{PROTO_NAMES.get(g.protocol, g.protocol)} {g.vhid}"
 
 
 def _timing(sp: Speaker, g: Group) -> str:
@@ -109,14 +110,18 @@ def _consistency(g: Group) -> list[Finding]:
 def _timeline(g: Group) -> list[Finding]:
     out = []
     for gap_from, gap_to, secs, prev_ip, next_ip in g.gaps:
-        sp = next((s for s in g.speakers.values() if s.ip == prev_ip), None)
-        md = sp.md if sp else 3.0
-        if secs > md * 1.1:
+        # the backup that took over waited its *own* master-down interval after the last advert
+        # it heard; allow two of its intervals more for timer ticks and late reception (ucarp
+        # reads its socket up to 1 s late): beyond that, nobody held the address
+        nxt = next((s for s in g.speakers.values() if s.ip == next_ip), None)
+        md = nxt.md if nxt else 3.0
+        allowed = md + 2 * (nxt.interval if nxt else 1.0)
+        if secs > allowed:
             out.append(finding("master-gap", f"{_name(g)}: no master advertised for {secs:.2f} s "
-                               f"(master-down interval {md:.2f} s) between {prev_ip} and {next_ip}: "
-                               "an outage of the virtual address",
+                               f"(a takeover needs {md:.2f} s, the master-down interval of {next_ip}) between "
+                               f"{prev_ip} and {next_ip}: an outage of the virtual address",
                                evidence={"seconds": round(secs, 3), "previous": prev_ip, "next": next_ip,
-                                         "master_down": round(md, 3)},
+                                         "master_down": round(md, 3), "allowed": round(allowed, 3)},
                                first_seen=gap_from, last_seen=gap_to, **_where(g)))
     changes = [c for c in g.changes if c[3] != "initial"]
     best = _densest(changes)

@@ -9,6 +9,7 @@ from carpscope.model import CARP, Advert, Finding, Malformed
 from carpscope.rules.catalogue import finding
 
 SAMPLE = 10
+NAMES = {"carp": "CARP", "vrrp2": "VRRPv2", "vrrp3": "VRRPv3"}
 MAX_KEYS = 4096
 REFLECTION_S = 0.05       # an identical advert this soon is a reflection (loop), not a resend
 
@@ -22,6 +23,20 @@ def expected_macs(a: Advert) -> tuple[str, ...]:
     if a.protocol == CARP:
         return (f"00:00:5e:00:01:{v}", f"00:00:5e:00:00:{v}")  # kernels; ucarp
     return (f"00:00:5e:00:01:{v}",) if a.family == 4 else (f"00:00:5e:00:02:{v}",)
+
+
+def _odd_mac(a: Advert) -> bool:
+    """A source MAC worth a note: another id's or family's virtual MAC, or (CARP) a real MAC.
+
+    keepalived sends VRRP from the interface's real MAC unless use_vmac is set (its default), and
+    FreeBSD unicast CARP does too: those are normal and not flagged.
+    """
+    mac = a.eth_src.lower()
+    if mac in expected_macs(a):
+        return False
+    if mac.startswith("00:00:5e:00:0"):
+        return True
+    return a.protocol == CARP
 
 
 class _Fold:
@@ -58,7 +73,7 @@ class PacketRules:
         spk = (a.segment, a.protocol, a.vhid, a.src)
         if not a.checksum_ok:
             self._hit("bad-checksum", spk, a.ts, a.frame, lambda: finding(
-                "bad-checksum", f"{a.protocol.upper()} {a.vhid} from {a.src}: checksum 0x{a.checksum:04x} does not "
+                "bad-checksum", f"{NAMES[a.protocol]} {a.vhid} from {a.src}: checksum 0x{a.checksum:04x} does not "
                 "verify; every receiver drops these adverts", evidence={"speaker": a.src, "checksum": f"0x{a.checksum:04x}"},
                 cause="corruption", **where))
         if a.ttl != 255:
@@ -68,7 +83,7 @@ class PacketRules:
                     " Receivers (FreeBSD, OpenBSD, ucarp, keepalived, RFC 3768/5798) drop it: the sender "
                     "will not be heard and may be elected master beside the real one.")
             self._hit("bad-ttl", spk + (a.ttl,), a.ts, a.frame, lambda: finding(
-                "bad-ttl", f"{a.protocol.upper()} {a.vhid} from {a.src} arrives with "
+                "bad-ttl", f"{NAMES[a.protocol]} {a.vhid} from {a.src} arrives with "
                 f"{'TTL' if a.family == 4 else 'hop limit'} {a.ttl}, not 255.{note} Likely a routed hop, "
                 "a relay or a NAT/firewall rewriting TTL.",
                 evidence={"speaker": a.src, "ttl": a.ttl, "destination": a.dst}, cause="ttl", **where))
@@ -81,12 +96,12 @@ class PacketRules:
                 evidence={"speaker": a.src, "variant": a.checksum_variant}, **where))
         for field_, value, why in self._odd_fields(a):
             self._hit("nonstandard-field", spk + (field_, value), a.ts, a.frame, lambda: finding(
-                "nonstandard-field", f"{a.protocol.upper()} {a.vhid} from {a.src}: {field_} = {value}: {why}",
+                "nonstandard-field", f"{NAMES[a.protocol]} {a.vhid} from {a.src}: {field_} = {value}: {why}",
                 evidence={"speaker": a.src, "field": field_, "value": value}, **where))
-        if a.eth_src and _is_multicast(a.dst) and a.eth_src not in expected_macs(a):
+        if a.eth_src and _is_multicast(a.dst) and _odd_mac(a):
             exp = expected_macs(a)[0]
             self._hit("unexpected-source-mac", spk + (a.eth_src,), a.ts, a.frame, lambda: finding(
-                "unexpected-source-mac", f"{a.protocol.upper()} {a.vhid} from {a.src} sent from MAC {a.eth_src}, not "
+                "unexpected-source-mac", f"{NAMES[a.protocol]} {a.vhid} from {a.src} sent from MAC {a.eth_src}, not "
                 f"the virtual MAC {exp}" + self._mac_hint(a),
                 evidence={"speaker": a.src, "mac": a.eth_src, "expected": exp}, **where))
         if a.protocol == CARP:

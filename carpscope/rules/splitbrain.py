@@ -12,6 +12,8 @@ Causes are tried from the most to the least conclusive:
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from carpscope.model import CARP, Finding
 from carpscope.rules.catalogue import finding
 from carpscope.track import Episode, Group, Speaker
@@ -48,7 +50,7 @@ def _auth_cause(g: Group, a: Speaker, b: Speaker) -> tuple[str, str] | None:
         diag = [s.auth_diagnosis for s in bad if s.auth_diagnosis]
         kinds = {d.get("kind") for d in diag}
         if "vip-set" in kinds:
-            return "vip-set", "; ".join(d.get("text", "") for d in diag)
+            return "vip-set", "; ".join(d.get("message", "") for d in diag)
         if good and "passphrase" in kinds:
             return "passphrase", (f"{', '.join(s.ip for s in bad)} verifies with no known passphrase while "
                                   f"{good[0].ip} verifies with '{good[0].auth_key}'")
@@ -88,10 +90,14 @@ def diagnose(g: Group, a: Speaker, b: Speaker) -> tuple[str, str]:
                        "yields: each does not receive the other")
 
 
+def _hms(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+
+
 def split_brain_findings(g: Group) -> list[Finding]:
     out = []
     pairs: dict[tuple, list[Episode]] = {}
-    for ep in g.episodes:
+    for ep in g.all_episodes():
         pairs.setdefault((ep.a, ep.b), []).append(ep)
     for (ia, ib), eps in pairs.items():
         a = next(s for s in g.speakers.values() if s.ip == ia)
@@ -99,11 +105,11 @@ def split_brain_findings(g: Group) -> list[Finding]:
         cause, why = diagnose(g, a, b)
         total = sum(e.end - e.start for e in eps)
         first, last = min(e.start for e in eps), max(e.end for e in eps)
-        name = f"{'CARP' if g.protocol == CARP else g.protocol.upper()} {g.vhid}"
+        name = f"{ {'carp': 'CARP', 'vrrp2': 'VRRPv2', 'vrrp3': 'VRRPv3'}[g.protocol]} {g.vhid}"
         out.append(finding(
             "split-brain",
             f"{name}: {ia} and {ib} both advertise as master for {total:.1f} s "
-            f"({len(eps)} window{'s' if len(eps) > 1 else ''}, from {first:.3f} to {last:.3f}). "
+            f"({len(eps)} window{'s' if len(eps) > 1 else ''}, {_hms(first)} to {_hms(last)} UTC). "
             f"Likely cause: {cause} — {why}. Next: {HINTS.get(cause, HINTS['unknown'])}",
             protocol=g.protocol, vhid=g.vhid, segment=g.segment, first_seen=first, last_seen=last,
             packets=sorted({f for e in eps for f in e.frames})[:10], cause=cause,
