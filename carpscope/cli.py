@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no capture filter: number frames as Wireshark does (slower on large captures)")
     a.add_argument("--no-timeline", action="store_true")
     _common(a)
+    s = sub.add_parser("sniff", help="watch a live interface: dashboard of every VHID, alerts as they happen")
+    from carpscope import live
+    live.add_arguments(s)
+    _common(s)
     r = sub.add_parser("rules", help="list the rules, or show one rule's page")
     r.add_argument("rule", nargs="?", metavar="SLUG|CODE")
     return p
@@ -180,7 +184,12 @@ def render_report(args, report) -> None:
         text.render(report, console, not getattr(args, "no_timeline", False))
 
 
-COMMANDS = {"analyze": cmd_analyze, "rules": cmd_rules}
+def cmd_sniff(args) -> int:
+    from carpscope import live
+    return live.run(args)
+
+
+COMMANDS = {"analyze": cmd_analyze, "rules": cmd_rules, "sniff": cmd_sniff}
 
 
 def main(argv: list[str] | None = None) -> int:
