@@ -13,12 +13,14 @@ original file, at the price of handing every frame to Python.
 When libpcap stops on a damaged file, or cannot read it (a pcapng whose interfaces have
 different link types), the exact reader in pcapfile.py takes over from the same frame with
 the same filter (compiled once and applied per frame), so no frame read before the damage is
-lost and the report can say at which record and byte offset reading stopped.
+lost and the report can say at which record and byte offset reading stopped. Standard input
+cannot be re-read, so it always goes through the exact reader (BPF still applied in C).
 """
 from __future__ import annotations
 
 import os
 import stat
+import struct
 import sys
 from typing import Iterator
 
@@ -106,6 +108,10 @@ class FileSource:
         self.numbering = "all" if all_frames else "filtered"
         self._pc = None
         self._fallback_reason = None
+        self._stream = None
+        if path == "-":
+            self._open_stdin()
+            return
         try:
             self._pc = pcapy.open_offline(path)
         except pcapy.PcapError as e:
@@ -127,6 +133,30 @@ class FileSource:
             elif not all_frames:
                 self.filter = _set_filter(self._pc, self.linktype)
 
+    def _open_stdin(self) -> None:
+        """Standard input is read by the exact reader: a pipe cannot be re-read after libpcap
+        stops on damage (libpcap also drops the frames of the batch it was reading), and only
+        the exact reader knows record numbers and byte offsets. The BPF filter still runs in C,
+        per frame. The link type is checked up front, as for files."""
+        stream = _Prefixed(sys.stdin.buffer)
+        head = stream.peek(64)
+        kind = sniff_format(head)
+        if kind == "gzip":
+            raise CaptureError("stdin: gzip-compressed data: decompress it on the way in (zcat FILE | carpscope analyze -)")
+        if kind not in ("pcap", "pcapng"):
+            raise CaptureError(f"stdin: {describe_non_capture(kind)}")
+        lt = _first_linktype(stream, kind)
+        if lt is not None:
+            self.linktype = lt
+            self.info.linktype = linktype_name(lt)
+            try:
+                check_linktype(lt)
+            except ValueError as e:
+                raise CaptureError(f"stdin: {e}") from None
+            if lt in NO_BPF:
+                self.numbering = "all"
+        self._stream = stream
+
     @staticmethod
     def _pcapng_readable_by_us(path: str, err: str) -> bool:
         try:
@@ -147,10 +177,6 @@ class FileSource:
                 buf, meta = pc.next_batch(BATCH)
             except pcapy.PcapError as e:
                 info.packets = n
-                if self.path == "-":
-                    info.error = f"reading stopped after frame {n}: {str(e).strip()}"
-                    info.stopped_frame = n + 1
-                    return
                 yield from self._exact(n, str(e).strip())
                 return
             if not meta:
@@ -168,7 +194,7 @@ class FileSource:
         programs: dict[int, object] = {}
         n = 0
         try:
-            with open(self.path, "rb") as f:
+            with (open(self.path, "rb") if self._stream is None else self._stream) as f:
                 for rec in read_records(f):
                     if isinstance(rec, Damage):
                         info.error = f"reading stopped at record {rec.number} (byte offset {rec.offset}): {rec.reason}"
@@ -210,6 +236,64 @@ class FileSource:
         except OSError as e:
             raise CaptureError(f"{self.name}: {e.strerror}") from None
         info.packets = n
+
+
+class _Prefixed:
+    """A binary stream that can look ahead (``peek``) without consuming, for standard input.
+    Reads return what is available (``read1``), so adverts stream out of a live pipe."""
+
+    def __init__(self, f):
+        self.f, self.head = f, b""
+
+    def _more(self, n: int) -> bool:
+        chunk = self.f.read1(n) if hasattr(self.f, "read1") else self.f.read(n)
+        self.head += chunk
+        return bool(chunk)
+
+    def peek(self, n: int) -> bytes:
+        while len(self.head) < n and self._more(n - len(self.head)):
+            pass
+        return self.head[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            out = self.head if n is None or n < 0 else self.head[:n]
+            self.head = self.head[len(out):]
+            return out
+        if n is None or n < 0:
+            return self.f.read()
+        return self.f.read1(n) if hasattr(self.f, "read1") else self.f.read(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _first_linktype(stream: _Prefixed, kind: str) -> int | None:
+    """The link type of a pcap header, or of the first pcapng interface (None if not found
+    before the first packet or within 1 MiB)."""
+    if kind == "pcap":
+        head = stream.peek(24)
+        if len(head) < 24:
+            return None
+        endian = "<" if head[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        return struct.unpack(endian + "I", head[20:24])[0] & 0x0FFFFFFF
+    off, endian = 0, "<"
+    while off < (1 << 20):
+        h = stream.peek(off + 12)
+        if len(h) < off + 12:
+            return None
+        if h[off:off + 4] == b"\x0a\x0d\x0d\x0a":
+            endian = "<" if h[off + 8:off + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+        btype, blen = struct.unpack_from(endian + "II", h, off)
+        if btype == 1:
+            return struct.unpack_from(endian + "H", h, off + 8)[0]
+        if btype in (2, 3, 6) or blen < 12 or blen % 4:
+            return None
+        off += blen
+    return None
 
 
 def open_source(path: str, all_frames: bool = False) -> FileSource:

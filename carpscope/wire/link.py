@@ -29,8 +29,8 @@ AF_INET6 = (10, 24, 28, 30)
 class UnsupportedLinkType(ValueError):
     def __init__(self, linktype: int):
         name = LINKTYPES.get(linktype) or OTHER_LINKTYPES.get(linktype) or "unknown"
-        super().__init__(f"unsupported link type {linktype} ({name}); carpscope reads Ethernet, "
-                         "Linux cooked (SLL/SLL2), raw IP, BSD null/loopback and Frame Relay captures")
+        super().__init__(f"unsupported link type {linktype} ({name}); readable: Ethernet, Linux cooked, "
+                         "raw IP, BSD null/loopback, Frame Relay")
         self.linktype = linktype
 
 
