@@ -75,8 +75,9 @@ def vectors(vectors_path) -> dict:
 
 def run_cli(*args, stdin: bytes | None = None, timeout: float = 60) -> tuple[int, str, str]:
     """Run ``python -m carpscope ARGS`` in a subprocess; returns (rc, stdout, stderr)."""
-    env = dict(os.environ, NO_COLOR="1", COLUMNS="400")
-    env.pop("FORCE_COLOR", None)
+    env = dict(os.environ, NO_COLOR="1")
+    for k in ("FORCE_COLOR", "COLUMNS"):   # what a user's pipe gets: no terminal, default width
+        env.pop(k, None)
     p = subprocess.run([sys.executable, "-m", "carpscope", *map(str, args)], input=stdin,
                        stdin=None if stdin is not None else subprocess.DEVNULL,
                        capture_output=True, cwd=REPO, env=env, timeout=timeout)
@@ -86,6 +87,18 @@ def run_cli(*args, stdin: bytes | None = None, timeout: float = 60) -> tuple[int
 @pytest.fixture(scope="session")
 def cli():
     return run_cli
+
+
+def stderr_messages(stderr: str) -> list[str]:
+    """The ``carpscope: ...`` messages on stderr, a message wrapped by the console (cli.py
+    prints through rich, which wraps long lines; see test_bad_input) joined back up."""
+    msgs: list[str] = []
+    for line in stderr.splitlines():
+        if line.startswith("carpscope:") or not msgs:
+            msgs.append(line)
+        else:
+            msgs[-1] += " " + line
+    return msgs
 
 
 def jsonl_records(stdout: str) -> list[dict]:
