@@ -98,7 +98,7 @@ def stderr_messages(stderr: str) -> list[str]:
             msgs.append(line)
         else:
             msgs[-1] += " " + line
-    return msgs
+    return [" ".join(m.split()) for m in msgs]
 
 
 def jsonl_records(stdout: str) -> list[dict]:
