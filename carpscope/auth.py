@@ -64,7 +64,7 @@ INFERRED = "inferred"
 
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
-_LABEL_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_LABEL_RE = re.compile(r"[A-Za-z0-9_.:@/-]{1,64}")   # config labels look like hosta:vhid1 or carp-1@10.0.0.0/24
 _FILE_LINE_RE = re.compile(rb"([A-Za-z0-9_.-]+):(.*)", re.S)
 
 
@@ -152,7 +152,7 @@ class Key:
 def _check_label(label: str) -> str:
     # The label is not echoed: a caller who swapped label and secret would otherwise leak it.
     if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
-        raise ValueError("a key label must be letters, digits, '_', '.' or '-'")
+        raise ValueError("a key label must be 1-64 letters, digits or _ . : @ / -")
     return label
 
 
@@ -843,12 +843,13 @@ class Verifier:
                 self._good[speaker] = ctx
                 self.stats["ok"] += 1
                 return ctx.result
-        if not any(not k.weak for k in self._keys):
-            # only the bundled defaults were tried: that says nothing about the real key
+        diag = self._diagnosis_for(speaker, advert)
+        if all(k.origin == "weak" for k in self._keys) and diag.kind != "vip-set":
+            # only the bundled defaults were tried and none fits any VIP variant: that says
+            # nothing about the real key, so the advert is unchecked, not failed
             self.stats["unchecked"] += 1
             return self._unchecked_result(advert)
         self.stats["fail"] += 1
-        diag = self._diagnosis_for(speaker, advert)
         res = self._fail_results.get(speaker)
         if res is None or res.diagnosis is not diag:
             res = AuthResult("fail", diagnosis=diag, reason=diag.message)

@@ -60,6 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     from carpscope import live
     live.add_arguments(s)
     _common(s)
+    li = sub.add_parser("lint", help="check configurations (rc.conf, keepalived.conf, ucarp, inventory) without a capture")
+    li.add_argument("configs", nargs="+", metavar="CONFIG")
+    li.add_argument("-f", "--format", default="text", choices=["text", "json", "jsonl"])
+    li.add_argument("-o", "--output", metavar="FILE")
+    li.add_argument("--fail-on", default="error", choices=list(FAIL_ON))
+    li.add_argument("--select", action="append", default=[], metavar="RULES")
+    li.add_argument("--ignore", action="append", default=[], metavar="RULES")
+    li.add_argument("--color", default="auto", choices=["auto", "always", "never"])
+    li.add_argument("--debug", action="store_true")
+    inv = sub.add_parser("inventory", help="convert configurations into an inventory (TOML, secrets left as references)")
+    inv.add_argument("configs", nargs="+", metavar="CONFIG")
+    inv.add_argument("-o", "--output", metavar="FILE")
+    inv.add_argument("--debug", action="store_true")
     r = sub.add_parser("rules", help="list the rules, or show one rule's page")
     r.add_argument("rule", nargs="?", metavar="SLUG|CODE")
     return p
@@ -184,12 +197,62 @@ def render_report(args, report) -> None:
         text.render(report, console, not getattr(args, "no_timeline", False))
 
 
+def cmd_lint(args) -> int:
+    from carpscope.config import lint
+    from carpscope.report import jsonreport, text
+    for path in args.configs:
+        if not os.path.exists(path):
+            raise UsageError(f"{path}: no such file")
+    res = lint(args.configs)
+    findings = apply_policy(res.findings, _split(args.select), _split(args.ignore))
+    err = _console(args, stderr=True)
+    for note in res.notes:
+        err.print(f"carpscope: note: {note}", markup=False)
+    if args.format == "json":
+        body = jsonreport.dumps({"carpscope": __version__, "configs": list(args.configs),
+                                 "findings": [f.to_json() for f in findings]})
+    elif args.format == "jsonl":
+        import json
+        body = "".join(json.dumps({"type": "finding", **f.to_json()}) + "\n" for f in findings)
+    else:
+        body = None
+    if body is not None:
+        if args.output:
+            with open(args.output, "w") as f:
+                f.write(body)
+        else:
+            sys.stdout.write(body)
+    if body is None or args.output:
+        groups = res.inventory.groups if res.inventory else []
+        _console(args).print(f"{len(args.configs)} file(s), {len(groups)} group(s)", highlight=False)
+        text.render_findings(findings, _console(args))
+    return exit_status(findings, args.fail_on)
+
+
+def cmd_inventory(args) -> int:
+    from carpscope.config import ConfigError, inventory_from_configs, inventory_to_toml
+    try:
+        inv = inventory_from_configs(args.configs)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"{getattr(e, 'filename', '')}: {e.strerror or e}") from None
+    body = inventory_to_toml(inv)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(body)
+    else:
+        sys.stdout.write(body)
+    return EXIT_OK
+
+
 def cmd_sniff(args) -> int:
     from carpscope import live
     return live.run(args)
 
 
-COMMANDS = {"analyze": cmd_analyze, "rules": cmd_rules, "sniff": cmd_sniff}
+COMMANDS = {"analyze": cmd_analyze, "rules": cmd_rules, "sniff": cmd_sniff, "lint": cmd_lint,
+            "inventory": cmd_inventory}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -134,8 +134,10 @@ def render_findings(findings, console: Console) -> None:
                 ev.append("packets " + ",".join(str(p) for p in f.packets[:10]))
             if f.evidence.get("count", 0) > 1:
                 ev.append(f"{f.evidence['count']} times")
-            if f.source and f.line:
+            if f.line:
                 ev.append(f"{f.source}:{f.line}")
+            elif f.source and f.rule.startswith("config-"):
+                ev.append(f.source)
             if ev:
                 console.print("         " + "; ".join(ev), style="dim", highlight=False)
 
