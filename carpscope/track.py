@@ -209,17 +209,17 @@ class Group:
         t = a.ts
         sp.run_start, sp.run_adverts, sp.run_first_frame = t, 0, a.frame
         prev = self.master
-        if prev is sp:
+        if prev is sp or (prev is None and self.runs and self.runs[-1].ip == sp.ip
+                          and not any(o.run_start is not None for o in self.speakers.values() if o is not sp)):
+            # the same master again after a pause (lost adverts, a starved sender): no change,
+            # but a pause longer than a takeover needs is still a gap
+            if prev is None:
+                self._record_gap(sp, t)
+                self.master = sp
             return
         if prev is None:
-            last_end = self.runs[-1].end if self.runs else None
-            kind = "initial" if last_end is None else "after-gap"
-            if last_end is not None:
-                gap = t - last_end
-                prev_ip = self.runs[-1].ip
-                if len(self.gaps) < MAX_EPISODES:
-                    self.gaps.append((last_end, t, gap, prev_ip, sp.ip))
-                self._event("gap", t, seconds=round(gap, 3), previous=prev_ip, master=sp.ip)
+            kind = "initial" if not self.runs else "after-gap"
+            self._record_gap(sp, t)
         else:
             kind = "takeover" if prev.run_start is not None else "after-gap"
         self.master = sp
@@ -227,6 +227,16 @@ class Group:
         if len(self.changes) < MAX_RUNS:
             self.changes.append((t, prev.ip if prev else None, sp.ip, kind, a.frame))
         self._event("master", t, ip=sp.ip, mac=sp.mac, previous=prev.ip if prev else None, kind=kind)
+
+    def _record_gap(self, sp: Speaker, t: float) -> None:
+        if not self.runs:
+            return
+        last_end = max(r.end for r in self.runs[-4:])
+        gap = t - last_end
+        prev_ip = self.runs[-1].ip
+        if len(self.gaps) < MAX_EPISODES:
+            self.gaps.append((last_end, t, gap, prev_ip, sp.ip))
+        self._event("gap", t, seconds=round(gap, 3), previous=prev_ip, master=sp.ip)
 
     def _close_run(self, sp: Speaker, final: bool = False) -> None:
         run = Run(sp.ip, sp.mac, sp.run_start, sp.last, sp.run_adverts, sp.run_first_frame, sp.last_frame)

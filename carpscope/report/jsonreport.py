@@ -36,6 +36,17 @@ def speaker_json(g: Group, s: Speaker) -> dict:
     return d
 
 
+def masters_at_end(g: Group) -> list[str]:
+    """Speakers still advertising when the group's last advert was seen: two or more = two masters."""
+    if not g.speakers:
+        return []
+    # a master sends every interval (timers are accurate to a tick): one that has missed half an
+    # interval beyond its next advert has stopped (stepped down or died), even before the
+    # backups' master-down timers would expire
+    end = max(s.last for s in g.speakers.values())
+    return sorted(s.ip for s in g.speakers.values() if end - s.last <= 1.5 * s.interval + 0.1)
+
+
 def group_json(g: Group) -> dict:
     return {
         "segment": g.segment, "protocol": g.protocol, "family": g.family, "vhid": g.vhid,
@@ -43,6 +54,7 @@ def group_json(g: Group) -> dict:
         "masters": [{"ip": r.ip, "from": _r(r.start), "to": _r(r.end), "adverts": r.adverts,
                      "first_packet": r.first_frame, "last_packet": r.last_frame} for r in g.timeline()],
         "master": g.master.ip if g.master else None,
+        "masters_at_end": masters_at_end(g),
         "changes": [{"ts": _r(c[0]), "from": c[1], "to": c[2], "kind": c[3]} for c in g.changes],
     }
 
