@@ -110,19 +110,23 @@ def proto112(f: dict) -> bool:
 
 
 class Runs:
-    """tshark runs of one file: the heuristic run, plus the runs the quirks need (small files:
-    all four started at once, tshark startup dominates; large files: on demand)."""
-
-    SPECULATE_BELOW = 1 << 20
+    """tshark runs of one file: the heuristic run, then (in parallel) only the runs the quirks
+    met in it need; tshark's start-up dominates the cost of these small files."""
 
     def __init__(self, path: Path):
         self.path = path
-        self._pool = ThreadPoolExecutor(4)
-        self._jobs = {"h": self._pool.submit(tshark_json, path, count=MAX_FRAMES)}
-        if path.stat().st_size < self.SPECULATE_BELOW:
-            for k in ("c", "d", "v"):
-                self._start(k)
-        self.h = self._get("h")
+        self._pool = ThreadPoolExecutor(3)
+        self._jobs = {}
+        self.h = {num(f, "frame.number"): f for f in tshark_json(path, count=MAX_FRAMES)}
+        for f in self.h.values():
+            layers = f["_layers"]
+            if "vrrp" in layers and is_ipv6(f) and one(f, "vrrp.version") == "2":
+                self._start("c")
+            if "carp" in layers and tshark_payload_len(f) not in (None, 36):
+                self._start("d")
+            if "vrrp" in layers and not is_ipv6(f) and one(f, "vrrp.version") == "3" \
+                    and one(f, "vrrp.checksum.status") == "0":
+                self._start("v")
 
     def _start(self, k):
         if k not in self._jobs:
