@@ -38,8 +38,23 @@ FILTERS = (
     f"{_P112} or {_HINTS}",
     _P112,
 )
+# libpcap has no "vlan" for Linux cooked captures, yet it re-inserts the 802.1Q tag of frames
+# seen on a trunk (tcpdump -i any): match one tag by offset (protocol field 0x8100/0x88a8, then
+# TCI, inner ethertype, IP header), or tagged adverts would be filtered out
+_SLL_VLAN = ("((link[{p}:2] = 0x8100 or link[{p}:2] = 0x88a8) and ((link[{t}:2] = 0x0800 and link[{ip} + 9] = 112)"
+             " or (link[{t}:2] = 0x86dd and link[{ip} + 6] = 112) or link[{t}:2] = 0x0806))")
+LINK_FILTERS = {
+    113: _SLL_VLAN.format(p=14, t=18, ip=20),   # LINUX_SLL: protocol at 14, header 16 bytes
+    276: _SLL_VLAN.format(p=0, t=22, ip=24),    # LINUX_SLL2: protocol at 0, header 20 bytes
+}
 BATCH = 2048
 SNAPLEN = 262144
+
+
+def filter_texts(linktype: int) -> list[str]:
+    """Candidate filters for a link type, widest first."""
+    extra = LINK_FILTERS.get(linktype)
+    return ([f"{t} or {extra}" for t in FILTERS] if extra else []) + list(FILTERS)
 
 
 class CaptureError(Exception):
@@ -58,7 +73,7 @@ def compile_filter(linktype: int):
     """The widest filter libpcap accepts for this link type, as (text, BPFProgram)."""
     last = None
     dlt = _LINKTYPE_TO_DLT.get(linktype, linktype)
-    for text in FILTERS:
+    for text in filter_texts(dlt):
         try:
             return text, pcapy.compile(dlt, SNAPLEN, text, 1, 0)
         except pcapy.PcapError as e:
@@ -67,7 +82,7 @@ def compile_filter(linktype: int):
 
 
 def _set_filter(pc, linktype: int) -> str:
-    for text in FILTERS:
+    for text in filter_texts(linktype):
         try:
             pc.setfilter(text)
             return text

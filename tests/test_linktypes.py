@@ -66,6 +66,8 @@ FILES = {
     "qinq.pcap": (names(), dict(eth=True, vlans=[200, 100], segment="/vlan200.100")),
     "sll.pcap": (names(), dict(sll=True)),
     "sll2.pcap": (names(), dict(sll=True, segment="/if3")),
+    "sll_vlan.pcap": (names(), dict(sll=True, vlans=[100], segment="/vlan100")),
+    "sll2_vlan.pcap": (names(), dict(sll=True, vlans=[100], segment="/vlan100/if3")),
     "raw.pcap": (names(), {}),
     "ipv4.pcap": (names((4,)), {}),
     "ipv6.pcap": (names((6,)), {}),

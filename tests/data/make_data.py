@@ -135,6 +135,10 @@ def main(out: Path = HERE):
     write_pcap(out, "qinq.pcap", 1, [l_ether(*p, vlans=(200, 100)) for p in pk])
     write_pcap(out, "sll.pcap", 113, [synth.sll(es, ethertype(fam), ip) for ip, fam, es, _ in pk])
     write_pcap(out, "sll2.pcap", 276, [synth.sll2(es, ethertype(fam), ip, ifindex=3) for ip, fam, es, _ in pk])
+    # Linux cooked captures of a trunk (tcpdump -i any): libpcap re-inserts the 802.1Q tag
+    tag = lambda fam: struct.pack("!HH", 100, ethertype(fam))  # noqa: E731
+    write_pcap(out, "sll_vlan.pcap", 113, [synth.sll(es, 0x8100, tag(fam) + ip) for ip, fam, es, _ in pk])
+    write_pcap(out, "sll2_vlan.pcap", 276, [synth.sll2(es, 0x8100, tag(fam) + ip, ifindex=3) for ip, fam, es, _ in pk])
     write_pcap(out, "raw.pcap", 101, [ip for ip, *_ in pk])
     write_pcap(out, "ipv4.pcap", 228, [ip for ip, *_ in packets((4,))])
     write_pcap(out, "ipv6.pcap", 229, [ip for ip, *_ in packets((6,))])
