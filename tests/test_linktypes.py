@@ -76,6 +76,7 @@ FILES = {
     "loop.pcap": (names(), {}),
     "frelay.pcap": (names(), {}),
     "mixed.pcapng": (names(), dict(mixed=True)),
+    "mixed_late.pcapng": (names(), dict(mixed=True)),
 }
 
 
@@ -239,6 +240,22 @@ def test_unsupported_interface_in_pcapng():
         check_advert(a, name, 2 * i + 1, T0 + i * 0.25, ETH, "unsupported_iface.pcapng")
     got_f, _ = adverts(DATA / "unsupported_iface.pcapng")
     assert [a["vhid"] for a in got_f] == [EXPECTED[n]["vhid"] for _, n in want]
+
+
+@pytest.mark.parametrize("fname", ["mixed.pcapng", "mixed_late.pcapng", "unsupported_iface.pcapng"])
+def test_libpcap_refuses_mixed_pcapng(fname):
+    """These files really exercise the fallback: libpcap stops on them (at open or mid-read)."""
+    import pcapy
+    with pytest.raises(pcapy.PcapError, match="different"):
+        pc = pcapy.open_offline(str(DATA / fname))
+        while pc.next()[0] is not None:
+            pass
+
+
+def test_mixed_late_continues_after_libpcap():
+    got, _ = adverts(DATA / "mixed_late.pcapng")
+    assert [a["frame"] for a in got] == list(range(1, 8)), "filtered numbering continues across the hand-over"
+    assert [a["eth_dst"] is not None for a in got] == [True, True, True, False, False, False, False]
 
 
 def test_mixed_pcapng_link_types_per_frame():

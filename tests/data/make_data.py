@@ -175,6 +175,17 @@ def main(out: Path = HERE):
         return q922 + struct.pack("!H", ethertype(fam)) + ip
     write_pcap(out, "frelay.pcap", 107, [frelay(i, ip, fam) for i, (ip, fam, *_) in enumerate(pk)])
 
+    # the second interface (raw IP) is declared only after four Ethernet packets: libpcap
+    # reads those, then stops; the exact reader continues from the fifth frame
+    with open(out / "mixed_late.pcapng", "wb") as f:
+        w = synth.PcapngWriter(f)
+        eth = w.add_interface(1)
+        raw = None
+        for i, p in enumerate(pk):
+            if i == 4:
+                raw = w.add_interface(101)
+            w.write(T0 + i * 0.25, l_ether(*p) if raw is None else p[0], eth if raw is None else raw)
+
     # a pcapng with an interface carpscope does not decode (USER0) between Ethernet ones:
     # its frames are skipped but still counted, so frame numbers stay Wireshark's
     with open(out / "unsupported_iface.pcapng", "wb") as f:
