@@ -67,12 +67,12 @@ def ensure_system_packages() -> None:
 
 def demo(argv: list[str]) -> int:
     ensure_venv()
-    caps = sorted(glob.glob(str(ROOT / "captures" / "*.pcap*")))
+    caps = sorted(glob.glob(str(ROOT / "captures" / "**" / "*.pcap*"), recursive=True))
     keys = sorted(glob.glob(str(ROOT / "captures" / "*.keys")))
     cmd = [str(VENV / "bin" / "carpscope"), "analyze", *caps]
     for k in keys:
         cmd += ["--passphrase-file", k]
-    print("+", "carpscope analyze captures/*.pcap* --passphrase-file captures/*.keys", flush=True)
+    print("+", "carpscope analyze captures/**/*.pcap* --passphrase-file captures/*.keys", flush=True)
     rc = subprocess.run(cmd + argv, cwd=ROOT).returncode
     # the bundled captures hold planted problems: findings (exit 1) are the expected outcome
     return 0 if rc in (0, 1) else rc

@@ -87,3 +87,26 @@ def test_failover_timeline(tmp_path):
     assert runs[1]["from"] - runs[0]["to"] > 3.0       # fw2 waited its master-down interval
     assert g["changes"][0]["kind"] == "initial" and g["changes"][1]["to"] == "10.20.30.3"
     assert not any(f["rule"] in ("split-brain", "master-gap") for f in rep["findings"])
+
+
+PUBLIC = CAPTURES / "public"
+
+
+@pytest.mark.skipif(not (PUBLIC / "tcpdump-vrrp.pcap").exists(), reason="capture missing")
+def test_public_tcpdump_vrrp_capture(tmp_path):
+    """tcpdump's vrrp.pcap: five VRIDs, each handed over seven times by preemption (.91 -> .97)."""
+    p = subprocess.run([sys.executable, "-m", "carpscope", "analyze", str(PUBLIC / "tcpdump-vrrp.pcap"),
+                        "--format", "json"], capture_output=True, text=True, timeout=60)
+    rep = json.loads(p.stdout)
+    assert p.returncode == 0 and rep["sources"][0]["adverts"] == 165
+    ids = {(g["protocol"], g["family"], g["vhid"]) for g in rep["groups"]}
+    assert ids == {("vrrp2", 4, 42), ("vrrp2", 4, 43), ("vrrp3", 4, 44), ("vrrp3", 6, 45), ("vrrp3", 6, 46)}
+    for g in rep["groups"]:
+        order = [r["ip"] for r in g["masters"]]
+        assert len(order) == 7 and len(set(order)) == 7, order
+        if g["family"] == 4:
+            assert order == [f"10.0.0.{n}" for n in range(91, 98)]
+            assert g["masters_at_end"] == ["10.0.0.97"]
+        prios = [next(s["priority"] for s in g["speakers"] if s["ip"] == ip) for ip in order]
+        assert prios == sorted(prios)          # each hand-over goes to a higher priority
+    assert {f["rule"] for f in rep["findings"]} == {"vrrp-cleartext-auth"}
