@@ -269,3 +269,15 @@ def test_decode_frame_never_raises_on_mutations():
         kinds.add(type(decode_frame(lt, bytes(b), 1, 0.0, "fuzz")))
     assert {Advert, Malformed, type(None)} <= kinds
     assert kinds <= {Advert, Malformed, AddressHint, type(None)}
+
+
+def test_ip_version_must_match_the_ethertype():
+    """An IPv4 ethertype with version nibble 6 (and byte 9 = 112 by accident) is no advert."""
+    fr = bytearray((DATA / "eth.pcap").read_bytes()[24 + 16:24 + 16 + 70])   # frame 1: CARP/IPv4
+    assert isinstance(decode_frame(1, bytes(fr), 1, 0.0, "t"), Advert)
+    fr[14] = 0x65
+    rec = decode_frame(1, bytes(fr), 1, 0.0, "t")
+    assert isinstance(rec, Malformed) and "version 6" in rec.reason
+    v6 = _frames_of(DATA / "eth.pcap")[2][1]                                    # frame 3: CARP/IPv6
+    assert isinstance(decode_frame(1, v6, 3, 0.0, "t"), Advert)
+    assert decode_frame(1, v6[:14] + b"\x40" + v6[15:], 3, 0.0, "t") is None

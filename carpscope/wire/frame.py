@@ -67,6 +67,8 @@ def _ip4(data, off, link, frame, ts, source):
     ttl = data[off + 8]
     s, d = data[off + 12:off + 16], data[off + 16:off + 20]
     src, dst = inet_ntop(AF_INET, s), inet_ntop(AF_INET, d)
+    if vihl >> 4 != 4:
+        return _malformed(f"IPv4 ethertype but IP version {vihl >> 4}", link, frame, ts, source, 4, src, dst)
     if ihl < 20 or total < ihl:
         return _malformed(f"bad IPv4 header (IHL {ihl}, total length {total})", link, frame, ts, source, 4, src, dst)
     frag = (data[off + 6] << 8) | data[off + 7]
@@ -81,7 +83,7 @@ def _ip4(data, off, link, frame, ts, source):
 
 def _ip6(data, off, link, frame, ts, source):
     n = len(data)
-    if n < off + 40:
+    if n < off + 40 or data[off] >> 4 != 6:
         return None
     plen = (data[off + 4] << 8) | data[off + 5]
     nxt = data[off + 6]
