@@ -1,0 +1,205 @@
+"""The live dashboard of `carpscope sniff` (rich): groups per segment, recent mastership
+changes and active findings, redrawn in place.
+
+``Dashboard.renderable(now)`` is pure (tests render it on a recording console); ``live()`` and
+``refresh()`` drive a rich ``Live`` without its refresh thread: the sniff loop decides when to
+redraw (at least twice a second), and rich writes each frame in one go, so nothing flickers.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections import deque
+
+from rich.console import Console, Group as RGroup
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from carpscope.report.text import SEV_STYLE, auth_text, proto_name, timing, ts_text
+
+MAX_CHANGES = 8        # recent mastership changes shown
+MAX_FINDINGS = 12      # active findings shown (the rest counted)
+RATE_WINDOW = 10.0     # seconds over which adverts/s is measured
+
+_CHANGE_TYPES = ("master", "silent", "gap", "split-brain", "split-brain-end")
+
+
+def age_text(seconds: float) -> str:
+    if seconds < 0:
+        seconds = 0.0
+    if seconds < 60:
+        return f"{seconds:.1f}s ago"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s ago"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m ago"
+
+
+def change_text(ev: dict) -> Text:
+    """One line for a tracker event in the 'recent mastership changes' list."""
+    who = f"{proto_name(ev['protocol'])} {ev['vhid']}"
+    t = Text.assemble((ts_text(ev["ts"]), "dim"), "  ", (f"{who:10}", "bold"), " ")
+    kind = ev["type"]
+    if kind == "master":
+        prev = ev.get("previous")
+        t.append(f"{prev} → " if prev else "→ ")
+        t.append(ev["ip"], style="bold green")
+        t.append(f"  {ev.get('kind', '')}", style="dim")
+    elif kind == "silent":
+        t.append(f"{ev['ip']} went silent: no master", style="yellow")
+    elif kind == "gap":
+        t.append(f"no master for {ev['seconds']:.1f}s before {ev['master']}", style="yellow")
+    elif kind == "split-brain":
+        t.append(f"SPLIT BRAIN {' and '.join(ev['speakers'])} both master", style="bold red")
+    elif kind == "split-brain-end":
+        t.append(f"split brain over ({' and '.join(ev['speakers'])}, {ev['seconds']:.1f}s)", style="green")
+    return t
+
+
+class Rates:
+    """Adverts per second per speaker over the last RATE_WINDOW seconds, from periodic samples."""
+
+    def __init__(self, window: float = RATE_WINDOW):
+        self.window = window
+        self.samples: dict[tuple, deque] = {}
+
+    def sample(self, key: tuple, now: float, adverts: int) -> float | None:
+        q = self.samples.setdefault(key, deque(maxlen=256))
+        q.append((now, adverts))
+        while len(q) > 2 and now - q[1][0] >= self.window:
+            q.popleft()
+        t0, n0 = q[0]
+        if now - t0 < 0.5:
+            return None
+        return (adverts - n0) / (now - t0)
+
+
+class Dashboard:
+    def __init__(self, console: Console, interface: str, linktype: str | None = None,
+                 promisc: bool = True, bpf: str | None = None, writing: str | None = None):
+        self.console = console
+        self.interface, self.linktype, self.promisc, self.bpf, self.writing = interface, linktype, promisc, bpf, writing
+        self.changes: deque = deque(maxlen=MAX_CHANGES)
+        self.groups: list = []
+        self.findings: list = []
+        self.info = None
+        self.stats = None
+        self.now: float | None = None
+        self.started: float | None = None
+        self.rates = Rates()
+        self._rate: dict[tuple, float | None] = {}
+        self.dirty = True
+        self._live: Live | None = None
+
+    # ------------------------------------------------------------ state
+    def event(self, ev: dict) -> None:
+        if ev["type"] in _CHANGE_TYPES:
+            self.changes.append(ev)
+        self.dirty = True
+
+    def update(self, groups, findings, now: float, info=None, stats=None) -> None:
+        if self.started is None:
+            self.started = now
+        self.groups = sorted(groups, key=lambda g: (g.segment, g.vhid, g.protocol, g.family))
+        self.findings = list(findings)
+        self.now, self.info, self.stats = now, info, stats
+        for g in self.groups:
+            for key, s in g.speakers.items():
+                k = (g.key, key)
+                self._rate[k] = self.rates.sample(k, now, s.adverts)
+
+    # ------------------------------------------------------------ rendering
+    def header(self) -> Text:
+        now = self.now or 0.0
+        el = max(0.0, now - (self.started or now))
+        t = Text.assemble(("carpscope sniff ", "bold"), (self.interface, "bold cyan"))
+        bits = [self.linktype or "", "promiscuous" if self.promisc else "not promiscuous",
+                str(dt.timedelta(seconds=int(el)))]
+        if self.info is not None:
+            rate = self.info.adverts / el if el >= 1 else 0.0
+            bits += [f"{self.info.packets} frames", f"{self.info.adverts} adverts ({rate:.1f}/s)",
+                     f"{self.info.malformed} malformed"]
+        if self.stats:
+            bits.append(f"kernel drops {self.stats[1]}")
+        if self.writing:
+            bits.append(f"writing {self.writing}")
+        t.append("  " + " · ".join(b for b in bits if b), style="dim")
+        t.append("   Ctrl-C: stop and report", style="dim italic")
+        return t
+
+    def group_table(self, segment: str, groups: list) -> Table:
+        t = Table(title=f"segment {segment}", title_justify="left", expand=False)
+        for col in ("proto", "id", "master", "speaker", "mac", "timing", "period", "adv/s", "auth",
+                    "adverts", "last seen"):
+            t.add_column(col, no_wrap=True, justify="right" if col in ("id", "adv/s", "adverts") else "left")
+        now = self.now or 0.0
+        for g in groups:
+            first = True
+            for key, s in sorted(g.speakers.items(), key=lambda kv: (kv[1].first, kv[1].ip)):
+                active = s.run_start is not None
+                is_master = g.master is s and active
+                ps = s.period_stats()
+                rate = self._rate.get((g.key, key))
+                master = Text(g.master.ip, style="bold green") if g.master is not None and g.master.run_start is not None \
+                    else Text("none", style="bold yellow")
+                t.add_row(proto_name(g.protocol) if first else "", str(g.vhid) if first else "",
+                          master if first else "",
+                          Text(s.ip + (" *" if is_master else ""),
+                               style="bold" if active else "dim"),
+                          s.mac or "-", timing(g, s),
+                          f"{ps['mean']:.2f}±{ps['jitter']:.2f}s" if ps else "-",
+                          "-" if rate is None else f"{rate:.2f}",
+                          auth_text(g, s), str(s.adverts),
+                          Text(age_text(now - s.last), style="" if active else "dim"))
+                first = False
+        return t
+
+    def changes_block(self):
+        if not self.changes:
+            return Text("no mastership change yet", style="dim")
+        return RGroup(*[change_text(ev) for ev in reversed(self.changes)])
+
+    def findings_block(self):
+        if not self.findings:
+            return Text("no active findings", style="green")
+        lines = []
+        for f in self.findings[:MAX_FINDINGS]:
+            line = Text.assemble((f"{f.severity.value.upper():7} ", SEV_STYLE[f.severity]),
+                                 (f"{f.code} ", "bold"), (f"{f.rule}", "bold"), "  ", f.message)
+            line.no_wrap, line.overflow = True, "ellipsis"
+            lines.append(line)
+        if len(self.findings) > MAX_FINDINGS:
+            lines.append(Text(f"… and {len(self.findings) - MAX_FINDINGS} more", style="dim"))
+        return RGroup(*lines)
+
+    def renderable(self):
+        parts = [self.header()]
+        if not self.groups:
+            parts.append(Text(f"waiting for CARP/VRRP advertisements on {self.interface}…", style="dim"))
+        by_seg: dict[str, list] = {}
+        for g in self.groups:
+            by_seg.setdefault(g.segment, []).append(g)
+        for seg, gs in by_seg.items():
+            parts.append(self.group_table(seg, gs))
+        parts.append(Text("recent mastership changes", style="bold underline"))
+        parts.append(self.changes_block())
+        n = len(self.findings)
+        parts.append(Text(f"active findings ({n})", style="bold underline"))
+        parts.append(self.findings_block())
+        return RGroup(*parts)
+
+    # ------------------------------------------------------------ driving
+    @contextlib.contextmanager
+    def live(self):
+        self._live = Live(self.renderable(), console=self.console, auto_refresh=False, transient=True,
+                          vertical_overflow="crop", redirect_stdout=False, redirect_stderr=False)
+        with self._live:
+            try:
+                yield self
+            finally:
+                self._live = None
+
+    def refresh(self) -> None:
+        self.dirty = False
+        if self._live is not None:
+            self._live.update(self.renderable(), refresh=True)
