@@ -10,11 +10,12 @@ the notes, checks that the disagreement is exactly the known tshark quirk, and r
 fields from a second tshark run that dissects the frame correctly:
 
   Q1  7-address VRRPv2 (44 bytes) -> tshark's CARP heuristic says CARP (byte 3 == 7);
-      notes §3.2: exact length 16 + 4*7 -> VRRPv2. Fields from a run without the heuristic.
+      notes §3.2: exact length 16 + 4*7 -> VRRPv2. The VRRPv2 fields are compared with the
+      same bytes under tshark's CARP names (and, once, with a run without the heuristic).
   Q2  IPv6 CARP -> tshark shows "VRRP v2 [Malformed]" (the CARP heuristic is registered for
       IPv4 only); notes §3.2: version 2 over IPv6 is CARP. Fields from ``-d ip.proto==112,carp``.
   Q3  VRRPv3/IPv4 whose checksum leaves out the pseudo-header (RFC 9568, Cisco, Juniper) ->
-      tshark "Bad checksum"; notes §4.2: valid, variant "none". Confirmed with
+      tshark "Bad checksum"; notes §4.2: valid, variant "none". Confirmed (once) with
       ``-o vrrp.v3_checksum_as_in_v2:TRUE``.
   Q4  IPv4 frames with MF set (or a fragment offset) -> tshark does not dissect VRRP at all;
       carpscope reports them malformed ("IPv4 fragment": adverts are never fragmented).
@@ -113,8 +114,11 @@ class Runs:
     """tshark runs of one file: the heuristic run, then (in parallel) only the runs the quirks
     met in it need; tshark's start-up dominates the cost of these small files."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, confirm: bool = False):
+        """``confirm``: also dissect Q1 without the heuristic and Q3 with the RFC 9568 checksum
+        preference (two more tshark runs; the per-file test reads Q1 and Q3 from the first run)."""
         self.path = path
+        self.confirm = confirm
         self._pool = ThreadPoolExecutor(3)
         self._jobs = {}
         self.h = {num(f, "frame.number"): f for f in tshark_json(path, count=MAX_FRAMES)}
@@ -122,9 +126,9 @@ class Runs:
             layers = f["_layers"]
             if "vrrp" in layers and is_ipv6(f) and one(f, "vrrp.version") == "2":
                 self._start("c")
-            if "carp" in layers and tshark_payload_len(f) not in (None, 36):
+            if confirm and "carp" in layers and tshark_payload_len(f) not in (None, 36):
                 self._start("d")
-            if "vrrp" in layers and not is_ipv6(f) and one(f, "vrrp.version") == "3" \
+            if confirm and "vrrp" in layers and not is_ipv6(f) and one(f, "vrrp.version") == "3" \
                     and one(f, "vrrp.checksum.status") == "0":
                 self._start("v")
 
@@ -161,12 +165,13 @@ def expectation(n: int, runs: Runs) -> tuple[str | None, dict, str]:
     layers = f["_layers"]
     if "carp" in layers:
         plen = tshark_payload_len(f)
-        if plen is not None and plen != 36:
-            d = runs.no_heuristic[n]
-            if "vrrp" in d["_layers"] and one(d, "vrrp.version") == "2" and plen == 16 + 4 * num(d, "vrrp.addr_count"):
-                assert num(f, "carp.authlen") == 7 and num(d, "vrrp.addr_count") == 7, \
-                    "only a VRRPv2 with 7 addresses can trip the CARP heuristic"
+        if plen == 16 + 4 * 7 and num(f, "carp.authlen") == 7:
+            # byte 3 (CARP authlen, VRRPv2 count) is 7 and the length is exactly VRRPv2's
+            if runs.confirm:
+                d = runs.no_heuristic[n]
+                assert "vrrp" in d["_layers"] and num(d, "vrrp.addr_count") == 7, "without the heuristic: VRRPv2"
                 return "vrrp2", d, "Q1: tshark heuristic calls a 7-address VRRPv2 CARP; the exact length says VRRPv2"
+            return "vrrp2", f, "Q1: tshark heuristic calls a 7-address VRRPv2 CARP; the exact length says VRRPv2"
         return "carp", f, ""
     if "vrrp" in layers:
         if is_ipv6(f) and one(f, "vrrp.version") == "2":
@@ -195,9 +200,24 @@ def compare_link(n, a, f, where):
         assert (a.src, a.dst) == (one(f, "ip.src"), one(f, "ip.dst")), f"{where}: IPv4 addresses"
 
 
+def compare_q1(a: Advert, f: dict, where: str):
+    """A 7-address VRRPv2 that tshark dissected as CARP: the same bytes under CARP names."""
+    wire = int(one(f, "carp.counter")).to_bytes(8, "big") + bytes.fromhex(one(f, "carp.hmac").replace(":", ""))
+    addrs = [".".join(str(b) for b in wire[i:i + 4]) for i in range(0, 28, 4)]
+    got = (a.version, a.type, a.vhid, a.priority, a.count, a.auth_type, a.interval_cs // 100, a.checksum,
+           list(a.addresses))
+    want = (num(f, "carp.version"), num(f, "carp.type"), num(f, "carp.vhid"), num(f, "carp.advskew"),
+            num(f, "carp.authlen"), num(f, "carp.demotion"), num(f, "carp.adver_int"), num(f, "carp.checksum"), addrs)
+    assert got == want, f"{where}: Q1 bytes (VRRPv2 fields read through tshark's CARP names)"
+
+
 def compare_advert(n, a: Advert, cls: str, f: dict, runs: Runs, where: str):
     assert a.protocol == cls, f"{where}: carpscope says {a.protocol}, tshark (per protocol notes) {cls}"
     compare_link(n, a, f, where)
+    if cls == "vrrp2" and "carp" in f["_layers"]:
+        compare_q1(a, f, where)
+        assert a.checksum_ok and a.payload_len == 44
+        return
     assert a.family == (6 if is_ipv6(f) else 4)
     assert a.ttl == (num(f, "ipv6.hlim") if is_ipv6(f) else num(f, "ip.ttl")), f"{where}: TTL"
     plen = tshark_payload_len(f)
@@ -237,6 +257,9 @@ def compare_advert(n, a: Advert, cls: str, f: dict, runs: Runs, where: str):
     elif status == "0":
         if cls == "vrrp3" and a.family == 4 and a.checksum_variant in ("none", "pseudo-224"):
             # Q3: tshark assumes the RFC 5798 pseudo-header; RFC 9568 leaves it out for IPv4
+            assert any(m.startswith("Bad checksum [should be 0x") for m in f.get("_ws.expert.message", []))
+            if not runs.confirm:
+                return
             v = runs.v3_as_v2[n]
             if a.checksum_variant == "none":
                 assert one(v, "vrrp.checksum.status") == "1", \
@@ -249,9 +272,9 @@ def compare_advert(n, a: Advert, cls: str, f: dict, runs: Runs, where: str):
 
 # ------------------------------------------------------------------ the test
 
-def diff_file(path: Path) -> dict:
+def diff_file(path: Path, confirm: bool = False) -> dict:
     """Compare one capture; returns counts and the quirk notes met (fails on any mismatch)."""
-    runs = Runs(path)
+    runs = Runs(path, confirm)
     try:
         return _diff(path, runs)
     finally:
@@ -317,8 +340,9 @@ def test_matches_tshark(path: Path):
 
 def test_every_quirk_is_exercised(data_dir, external_dir):
     """The notes above must not go untested: eth.pcap holds Q1-Q3, tcpdump's fuzz file Q4."""
-    r = diff_file(data_dir / "eth.pcap")
-    assert r["notes"] == {"Q1", "Q2", "Q3"} and r["adverts"] == 7 and r["malformed"] == 0
+    for confirm in (False, True):      # with confirm, Q1 and Q3 are re-dissected the other way
+        r = diff_file(data_dir / "eth.pcap", confirm)
+        assert r["notes"] == {"Q1", "Q2", "Q3"} and r["adverts"] == 7 and r["malformed"] == 0
     r = diff_file(external_dir / "the-tcpdump-group__tcpdump" / "vrrp-vrrp_print-oobr-2.pcap")
     assert r["notes"] == {"Q4"} and r["adverts"] == 0
     names = {p.name for p in FILES}
