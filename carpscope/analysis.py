@@ -6,6 +6,8 @@ records, call ``finish``. Nothing here prints.
 from __future__ import annotations
 
 import hashlib
+import heapq
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,6 +20,12 @@ from carpscope.track import Group, Tracker
 from carpscope.wire.frame import decode_frame
 
 DEFER_MAX = 16      # adverts per speaker held back while its VIP set is only inferred
+
+
+def _keyed(i: int, src):
+    """A source's frames as (ts, source index, linktype, number, bytes), for a timestamp merge."""
+    for lt, n, ts, data in src.frames():
+        yield ts, i, lt, n, data
 
 
 @dataclass
@@ -46,21 +54,49 @@ class Analysis:
         self._deferred: dict[tuple, list[Advert]] = {}
 
     # ---------------------------------------------------------------- input
-    def feed_source(self, src) -> None:
-        info = src.info
-        self.sources.append(info)
-        if getattr(src, "numbering", None):
-            self.numbering = src.numbering
-        name = src.name
+    def feed_source(self, src, point: str | None = None) -> None:
+        self.feed_sources([src], point)
+
+    def feed_sources(self, srcs: list, point: str | None = None) -> None:
+        """Analyse sources; several are read in timestamp order (a streaming merge: one frame per
+        source in memory). ``point`` names one capture point for all of them (rotated files of
+        one tcpdump run), so their adverts form one segment; by default each file is its own."""
+        for src in srcs:
+            self.sources.append(src.info)
+            if getattr(src, "numbering", None):
+                self.numbering = src.numbering
         record = self.record
-        for lt, n, ts, data in src.frames():
-            rec = decode_frame(lt, data, n, ts, name)
-            if rec is not None:
-                kind = record(rec)
-                if kind == 1:
-                    info.adverts += 1
-                elif kind == 2:
-                    info.malformed += 1
+        if len(srcs) == 1:
+            src = srcs[0]
+            info, name = src.info, src.name
+            for lt, n, ts, data in src.frames():
+                rec = decode_frame(lt, data, n, ts, name)
+                if rec is not None:
+                    if point:
+                        rec.segment = point + rec.segment[len(name):]
+                    kind = record(rec)
+                    if kind == 1:
+                        info.adverts += 1
+                    elif kind == 2:
+                        info.malformed += 1
+        else:
+            streams = [_keyed(i, s) for i, s in enumerate(srcs)]
+            for ts, i, lt, n, data in heapq.merge(*streams, key=itemgetter(0, 1)):
+                src = srcs[i]
+                rec = decode_frame(lt, data, n, ts, src.name)
+                if rec is not None:
+                    if point:
+                        rec.segment = point + rec.segment[len(src.name):]
+                    kind = record(rec)
+                    if kind == 1:
+                        src.info.adverts += 1
+                    elif kind == 2:
+                        src.info.malformed += 1
+        for src in srcs:
+            self._source_done(src)
+
+    def _source_done(self, src) -> None:
+        info, name = src.info, src.name
         if src.filter:
             self.filters[name] = src.filter
         if info.error:

@@ -123,6 +123,7 @@ class FileSource:
         self.numbering = "all" if all_frames else "filtered"
         self._pc = None
         self._fallback_reason = None
+        self.on_batch = None            # called with the bytes read so far (progress display)
         self._stream = None
         if path == "-":
             self._open_stdin()
@@ -196,12 +197,32 @@ class FileSource:
                 return
             if not meta:
                 break
+            if self.on_batch is not None:
+                self.on_batch(self.position())
             mv = memoryview(meta).cast("I")
             for i in range(0, len(mv), 4):
                 off = mv[i + 2]
                 n += 1
                 yield lt, n, mv[i] + mv[i + 1] * 1e-6, buf[off:off + mv[i + 3]]
         info.packets = n
+
+    def position(self) -> int | None:
+        """Bytes of the file read so far (libpcap's file offset), None where unknown."""
+        if self._pc is None or self.path == "-":
+            return None
+        try:
+            return os.lseek(self._pc.getfd(), 0, os.SEEK_CUR)
+        except (OSError, pcapy.PcapError):
+            return None
+
+    def size(self) -> int | None:
+        if self.path == "-":
+            return None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
 
     def _exact(self, skip: int, why: str | None) -> Iterator[tuple[int, int, float, bytes]]:
         """Continue with the exact reader after ``skip`` matched frames (see module doc)."""

@@ -14,6 +14,7 @@ from carpscope.model import Severity
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 FAIL_ON = {"error": 3, "warning": 2, "info": 1, "never": 99}
+FORMATS = ["text", "json", "jsonl", "sarif", "junit", "github", "gitlab"]
 
 
 class UsageError(Exception):
@@ -35,14 +36,30 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="keepalived.conf, ucarp command line or unit, sysctl.conf (repeatable)")
     k.add_argument("--no-weak-check", action="store_true", help="do not try the bundled default passphrases")
     o = p.add_argument_group("output and policy")
-    o.add_argument("-f", "--format", default="text", choices=["text", "json", "jsonl"])
-    o.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (text summary still on the terminal)")
-    o.add_argument("--fail-on", default="error", choices=list(FAIL_ON))
-    o.add_argument("--select", action="append", default=[], metavar="RULES", help="only these rules (slugs or code prefixes, comma-separated)")
-    o.add_argument("--ignore", action="append", default=[], metavar="RULES", help="drop these rules (slugs or code prefixes)")
+    _policy_options(o)
     o.add_argument("--color", default="auto", choices=["auto", "always", "never"])
     o.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     o.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
+
+
+def _policy_options(o) -> None:
+    """Report format and policy, shared by analyze, sniff and lint (see policy.py)."""
+    o.add_argument("-f", "--format", default="text", choices=FORMATS,
+                   help="text, json (the contract), jsonl, sarif (2.1.0), junit (XML), github (workflow "
+                        "commands), gitlab (Code Quality)")
+    o.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (text summary still on the terminal)")
+    o.add_argument("--fail-on", default=None, choices=list(FAIL_ON),
+                   help="exit 1 when a finding is at least this severe (default: error, or the settings file's)")
+    o.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings (still 2 on errors)")
+    o.add_argument("--select", action="append", default=[], metavar="RULES", help="only these rules (slugs or code prefixes, comma-separated)")
+    o.add_argument("--extend-select", action="append", default=[], metavar="RULES", help="add to the settings file's select")
+    o.add_argument("--ignore", action="append", default=[], metavar="RULES", help="drop these rules (slugs or code prefixes)")
+    o.add_argument("--severity", action="append", default=[], metavar="RULE=LEVEL",
+                   help="override a rule's severity (slug or code prefix = error|warning|info; comma-separated)")
+    o.add_argument("--baseline", metavar="FILE", help="accept the findings recorded in FILE (by fingerprint)")
+    o.add_argument("--write-baseline", metavar="FILE", help="record the current findings in FILE (and exit 0)")
+    o.add_argument("--settings", metavar="FILE", help="settings file (default: nearest carpscope.toml or pyproject.toml [tool.carpscope])")
+    o.add_argument("--isolated", action="store_true", help="ignore settings files")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--all-frames", action="store_true",
                    help="no capture filter: number frames as Wireshark does (slower on large captures)")
     a.add_argument("--no-timeline", action="store_true")
+    a.add_argument("--segment", metavar="NAME",
+                   help="treat all captures as one capture point NAME (rotated files of one capture); "
+                        "by default each file is its own segment")
     _common(a)
     s = sub.add_parser("sniff", help="watch a live interface: dashboard of every VHID, alerts as they happen")
     from carpscope import live
@@ -62,11 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(s)
     li = sub.add_parser("lint", help="check configurations (rc.conf, keepalived.conf, ucarp, inventory) without a capture")
     li.add_argument("configs", nargs="+", metavar="CONFIG")
-    li.add_argument("-f", "--format", default="text", choices=["text", "json", "jsonl"])
-    li.add_argument("-o", "--output", metavar="FILE")
-    li.add_argument("--fail-on", default="error", choices=list(FAIL_ON))
-    li.add_argument("--select", action="append", default=[], metavar="RULES")
-    li.add_argument("--ignore", action="append", default=[], metavar="RULES")
+    _policy_options(li)
     li.add_argument("--color", default="auto", choices=["auto", "always", "never"])
     li.add_argument("--debug", action="store_true")
     inv = sub.add_parser("inventory", help="convert configurations into an inventory (TOML, secrets left as references)")
@@ -76,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rules", help="list the rules, or show one rule's page")
     r.add_argument("rule", nargs="?", metavar="SLUG|CODE")
     return p
+
+
+def say(line: str) -> None:
+    """A diagnostic on stderr: always one line (rich would wrap it at the terminal width)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _split(values: list[str]) -> list[str]:
@@ -134,7 +155,7 @@ def cmd_analyze(args) -> int:
     verifier, vipinfer, auth_rules, intent, warnings = build_auth(args)
     err = _console(args, stderr=True)
     for w in warnings:
-        err.print(f"carpscope: warning: {w}", highlight=False, markup=False)
+        say(f"carpscope: warning: {w}")
     on_advert = None
     out = sys.stdout
     if args.adverts or args.format == "jsonl":
@@ -148,24 +169,63 @@ def cmd_analyze(args) -> int:
                 out.write(text.advert_line(a) + "\n")
     analysis = Analysis(verifier, vipinfer, auth_rules, intent, on_advert=on_advert)
     status = EXIT_OK
-    opened = 0
-    for path in args.captures:
+    sources = []
+    for path in _expand(args.captures):
         try:
-            src = open_source(path, all_frames=args.all_frames)
+            sources.append(open_source(path, all_frames=args.all_frames))
         except CaptureError as e:
-            err.print(f"carpscope: error: {e}", highlight=False, markup=False)
+            say(f"carpscope: error: {e}")
             status = EXIT_ERROR
-            continue
-        opened += 1
-        analysis.feed_source(src)
-        if src.info.error:
-            err.print(f"carpscope: warning: {src.name}: {src.info.error}", highlight=False, markup=False)
-    if not opened:
+    if not sources:
         return EXIT_ERROR
+    with _progress(args, err, sources):
+        analysis.feed_sources(sources, args.segment)
+    for src in sources:
+        if src.info.error:
+            say(f"carpscope: warning: {src.name}: {src.info.error}")
     report = analysis.finish()
     report.findings = apply_policy(report.findings, _split(args.select), _split(args.ignore))
     render_report(args, report)
     return max(status, exit_status(report.findings, args.fail_on)) if status != EXIT_ERROR else EXIT_ERROR
+
+
+def _expand(patterns: list[str]) -> list[str]:
+    """Expand globs the shell left alone (quoted, or on Windows-like shells); keep order."""
+    import glob
+    out = []
+    for p in patterns:
+        hits = sorted(glob.glob(p, recursive=True)) if any(c in p for c in "*?[") else []
+        out += hits or [p]
+    return out
+
+
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _progress(args, err, sources):
+    """A progress bar on stderr for long reads of regular files (never when piped or --quiet)."""
+    sizes = [s.size() for s in sources]
+    if args.quiet or not err.is_terminal or None in sizes or sum(sizes) < (64 << 20):
+        return _NoProgress()
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    prog = Progress("reading", BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=err, transient=True)
+    task = prog.add_task("read", total=sum(sizes))
+    done = [0] * len(sources)
+
+    def hook(i):
+        def on_batch(pos):
+            if pos is not None:
+                done[i] = pos
+                prog.update(task, completed=sum(done))
+        return on_batch
+    for i, s in enumerate(sources):
+        s.on_batch = hook(i)
+    return prog
 
 
 def render_report(args, report) -> None:
@@ -205,9 +265,8 @@ def cmd_lint(args) -> int:
             raise UsageError(f"{path}: no such file")
     res = lint(args.configs)
     findings = apply_policy(res.findings, _split(args.select), _split(args.ignore))
-    err = _console(args, stderr=True)
     for note in res.notes:
-        err.print(f"carpscope: note: {note}", markup=False)
+        say(f"carpscope: note: {note}")
     if args.format == "json":
         body = jsonreport.dumps({"carpscope": __version__, "configs": list(args.configs),
                                  "findings": [f.to_json() for f in findings]})
