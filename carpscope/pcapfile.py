@@ -180,6 +180,11 @@ def _pcapng(b: _Buf, first: bytes):
             yield Damage(n + 1, off, f"truncated block: {blen} bytes announced, {len(body) + 8} present")
             return
         body = body[:-4]
+        need = _MIN_BODY.get(btype, 0)
+        if len(body) < need:
+            yield Damage(n + 1, off, f"{_BLOCK_NAMES[btype]} block too short: {len(body)} bytes of "
+                                     f"body, its fixed fields need {need}")
+            return
         if btype == 1:  # interface description
             linktype, _res, _snap = struct.unpack_from(endian + "HHI", body)
             ifaces.append((linktype, _tsresol(body[8:], endian)))
@@ -206,13 +211,18 @@ def _pcapng(b: _Buf, first: bytes):
             yield Record(n, off, blen, ifaces[0][0], 0.0, body[4:4 + orig], orig)
 
 
+# fixed fields before the options/packet data of each block type (a shorter body is damage)
+_MIN_BODY = {1: 8, 2: 20, 3: 4, 6: 20}
+_BLOCK_NAMES = {1: "interface description", 2: "packet", 3: "simple packet", 6: "enhanced packet"}
+
+
 def _tsresol(opts: bytes, endian: str) -> float:
     i = 0
     while i + 4 <= len(opts):
         code, olen = struct.unpack_from(endian + "HH", opts, i)
         if code == 0:
             break
-        if code == 9 and olen >= 1:
+        if code == 9 and olen >= 1 and i + 4 < len(opts):
             v = opts[i + 4]
             return 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
         i += 4 + olen + (-olen % 4)
