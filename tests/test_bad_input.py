@@ -105,10 +105,8 @@ def test_unwrapped_error_line_for_long_paths(tmp_path):
     p = _write(deep, "capture-with-a-long-name.pcap", b"plain text, not a capture\n")
     rc, out, err = analyze(p)
     assert rc == 2
-    if len(err.strip().splitlines()) != 1:
-        pytest.xfail("cli.py prints errors through a rich Console that wraps at 160 columns "
-                     "(80 on a terminal): long messages become several lines (reported, cli.py not ours)")
-    assert err.strip().startswith("carpscope: error:")
+    assert len(err.strip().splitlines()) == 1, f"the console wrapped the message: {err!r}"
+    assert err.strip().startswith(f"carpscope: error: {p}: a text file")
 
 
 def test_header_only_pcap_is_empty_not_an_error(tmp_path, clean):
