@@ -15,6 +15,7 @@ from carpscope.model import Severity
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 FAIL_ON = {"error": 3, "warning": 2, "info": 1, "never": 99}
 FORMATS = ["text", "json", "jsonl", "sarif", "junit", "github", "gitlab"]
+CI_FORMATS = ("sarif", "junit", "github", "gitlab")
 
 
 class UsageError(Exception):
@@ -158,6 +159,8 @@ def cmd_analyze(args) -> int:
         say(f"carpscope: warning: {w}")
     on_advert = None
     out = sys.stdout
+    if args.format == "jsonl" and args.output:
+        out = args.output_stream = _open_output(args)   # adverts first, the findings follow
     if args.adverts or args.format == "jsonl":
         if args.format == "jsonl":
             import json
@@ -169,14 +172,16 @@ def cmd_analyze(args) -> int:
                 out.write(text.advert_line(a) + "\n")
     analysis = Analysis(verifier, vipinfer, auth_rules, intent, on_advert=on_advert)
     status = EXIT_OK
+    errors: list[tuple[str, str]] = []
     sources = []
     for path in _expand(args.captures):
         try:
             sources.append(open_source(path, all_frames=args.all_frames))
         except CaptureError as e:
             say(f"carpscope: error: {e}")
+            errors.append((path, str(e)))
             status = EXIT_ERROR
-    if not sources:
+    if not sources and args.format not in CI_FORMATS:
         return EXIT_ERROR
     with _progress(args, err, sources):
         analysis.feed_sources(sources, args.segment)
@@ -184,9 +189,12 @@ def cmd_analyze(args) -> int:
         if src.info.error:
             say(f"carpscope: warning: {src.name}: {src.info.error}")
     report = analysis.finish()
-    report.findings = apply_policy(report.findings, _split(args.select), _split(args.ignore))
-    render_report(args, report)
-    return max(status, exit_status(report.findings, args.fail_on)) if status != EXIT_ERROR else EXIT_ERROR
+    names = [s.name for s in report.sources]
+    placed, ctx = run_policy(args, report.findings, names, errors,
+                             filtered={n: n in report.filters for n in names})
+    report.findings = [p.finding for p in placed]
+    render_report(args, report, placed, ctx)
+    return _final_status(args, status, report.findings)
 
 
 def _expand(patterns: list[str]) -> list[str]:
@@ -228,64 +236,166 @@ def _progress(args, err, sources):
     return prog
 
 
-def render_report(args, report) -> None:
-    from carpscope.report import jsonreport, text
-    console = _console(args)
-    if args.format == "json":
-        body = jsonreport.dumps(jsonreport.report_json(report))
-    elif args.format == "jsonl":
-        import json
-        lines = [json.dumps({"type": "finding", **f.to_json()}) for f in report.findings]
-        lines.append(json.dumps({"type": "summary", **{k: v for k, v in jsonreport.report_json(report).items()
-                                                          if k != "findings"}}))
-        body = "\n".join(lines) + "\n"
+def resolve_policy(args) -> None:
+    """Put the settings file under the command line: ``args.policy`` is the merged policy, and
+    select/ignore/fail-on and the key and intent lists carry the merged values (so every
+    command, sniff included, sees the settings file through its usual arguments)."""
+    from carpscope import policy
+    settings = policy.load_settings(args.settings, args.isolated)
+    pol = policy.build_policy(settings, select=args.select, extend_select=args.extend_select,
+                              ignore=args.ignore, severity=args.severity,
+                              fail_on="never" if args.exit_zero else args.fail_on,
+                              baseline=args.baseline, write_baseline=args.write_baseline)
+    args.policy, args.select, args.ignore, args.fail_on = pol, list(pol.select), list(pol.ignore), pol.fail_on
+    for attr, extra in (("inventory", settings.inventory), ("rc_conf", settings.rc_conf),
+                        ("config", settings.configs), ("passphrase_file", settings.passphrase_files),
+                        ("vip", settings.vip)):
+        if hasattr(args, attr):
+            setattr(args, attr, extra + list(getattr(args, attr)))
+
+
+def run_policy(args, findings, files: list[str], errors=(), filtered=None, kind: str = "capture"):
+    """Severity overrides, selection, fingerprints and the baseline: (placed findings, context)."""
+    from carpscope import policy
+    pol = getattr(args, "policy", None)
+    if pol is None:
+        pol = policy.build_policy(policy.Settings(), select=getattr(args, "select", []),
+                                  ignore=getattr(args, "ignore", []))
+    placed = policy.place(policy.apply(pol, findings, files), files, pol.root)
+    accepted = None
+    if pol.baseline:
+        if pol.baseline_optional and not os.path.exists(pol.baseline):
+            say(f"carpscope: note: baseline {pol.baseline} does not exist yet: no finding accepted")
+        else:
+            accepted = policy.load_baseline(pol.baseline)
+    if pol.write_baseline:
+        policy.write_baseline(pol.write_baseline, placed, __version__)
+        say(f"carpscope: note: wrote {len(placed)} finding(s) to the baseline {pol.write_baseline}")
+    if accepted is not None:
+        placed, hit, stale = policy.filter_baseline(placed, accepted)
+        if hit or stale:
+            say(f"carpscope: note: baseline {pol.baseline}: {hit} known finding(s) accepted"
+                + (f", {stale} no longer seen (rewrite it with --write-baseline)" if stale else ""))
+    ctx = policy.Context(files=list(files), root=pol.root, errors=list(errors), filtered=dict(filtered or {}),
+                         overrides=policy.rule_overrides(pol), baseline=accepted is not None, kind=kind)
+    return placed, ctx
+
+
+def _final_status(args, status: int, findings) -> int:
+    if status == EXIT_ERROR:
+        return EXIT_ERROR
+    if getattr(getattr(args, "policy", None), "write_baseline", None):
+        return EXIT_OK       # every finding is now accepted
+    return max(status, exit_status(findings, args.fail_on))
+
+
+def _body(args, placed, ctx, json_doc=None, jsonl_head=(), jsonl_tail=None) -> str | None:
+    """The report in a machine format (None for text). ``json_doc`` is the JSON report whose
+    findings get their fingerprints; jsonl is one finding per line between head and tail."""
+    import json
+    fmt = args.format
+    if fmt == "json":
+        for d, p in zip(json_doc["findings"], placed):
+            d["fingerprint"] = p.fingerprint
+        from carpscope.report import jsonreport
+        return jsonreport.dumps(json_doc)
+    if fmt == "jsonl":
+        lines = list(jsonl_head)
+        lines += [json.dumps({"type": "finding", **p.finding.to_json(), "fingerprint": p.fingerprint})
+                  for p in placed]
+        if jsonl_tail is not None:
+            lines.append(json.dumps(jsonl_tail))
+        return "".join(line + "\n" for line in lines)
+    if fmt in CI_FORMATS:
+        import importlib
+        return importlib.import_module(f"carpscope.report.{fmt}").render(placed, ctx)
+    return None
+
+
+def _open_output(args):
+    try:
+        return open(args.output, "w")
+    except OSError as e:
+        raise UsageError(f"--output {args.output}: {e.strerror or e}") from None
+
+
+def _write(args, body: str) -> None:
+    if args.output:
+        f = getattr(args, "output_stream", None) or _open_output(args)
+        with f:
+            f.write(body)
     else:
-        body = None
+        sys.stdout.write(body)
+
+
+def _step_summary(args, placed, ctx) -> None:
+    """--format github inside GitHub Actions: also a Markdown table for the job summary."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if args.format != "github" or not path:
+        return
+    from carpscope.report import github
+    try:
+        with open(path, "a") as f:
+            f.write(github.step_summary(placed, ctx))
+    except OSError as e:
+        say(f"carpscope: warning: $GITHUB_STEP_SUMMARY {path}: {e.strerror or e}")
+
+
+def render_report(args, report, placed=None, ctx=None) -> None:
+    from carpscope.report import jsonreport, text
+    if placed is None:      # a caller that did not run the policy (sniff): fingerprints only
+        from pathlib import Path
+
+        from carpscope import policy
+        names = [s.name for s in report.sources]
+        root = getattr(getattr(args, "policy", None), "root", None)
+        placed = policy.place(report.findings, names, root)
+        ctx = policy.Context(files=names, root=root or Path.cwd(),
+                             filtered={n: n in report.filters for n in names})
+    console = _console(args)
+    doc = jsonreport.report_json(report) if args.format in ("json", "jsonl") else None
+    tail = {"type": "summary", **{k: v for k, v in doc.items() if k != "findings"}} if doc else None
+    body = _body(args, placed, ctx, json_doc=doc, jsonl_tail=tail)
+    show_timeline = not getattr(args, "no_timeline", False)
     if args.output:
         if body is None:
             from rich.console import Console
-            with open(args.output, "w") as f:
-                text.render(report, Console(file=f, width=120, no_color=True, highlight=False),
-                            not args.no_timeline if hasattr(args, "no_timeline") else True)
+            try:
+                with open(args.output, "w") as f:
+                    text.render(report, Console(file=f, width=120, no_color=True, highlight=False), show_timeline)
+            except OSError as e:
+                raise UsageError(f"--output {args.output}: {e.strerror or e}") from None
         else:
-            with open(args.output, "w") as f:
-                f.write(body)
-        text.render(report, console, not getattr(args, "no_timeline", False))
+            _write(args, body)
+        text.render(report, console, show_timeline)
     elif body is not None:
         sys.stdout.write(body)
     else:
-        text.render(report, console, not getattr(args, "no_timeline", False))
+        text.render(report, console, show_timeline)
+    _step_summary(args, placed, ctx)
 
 
 def cmd_lint(args) -> int:
     from carpscope.config import lint
-    from carpscope.report import jsonreport, text
+    from carpscope.report import text
     for path in args.configs:
         if not os.path.exists(path):
             raise UsageError(f"{path}: no such file")
     res = lint(args.configs)
-    findings = apply_policy(res.findings, _split(args.select), _split(args.ignore))
+    placed, ctx = run_policy(args, res.findings, list(args.configs), kind="config")
+    findings = [p.finding for p in placed]
     for note in res.notes:
         say(f"carpscope: note: {note}")
-    if args.format == "json":
-        body = jsonreport.dumps({"carpscope": __version__, "configs": list(args.configs),
-                                 "findings": [f.to_json() for f in findings]})
-    elif args.format == "jsonl":
-        import json
-        body = "".join(json.dumps({"type": "finding", **f.to_json()}) + "\n" for f in findings)
-    else:
-        body = None
+    doc = {"carpscope": __version__, "configs": list(args.configs), "findings": [f.to_json() for f in findings]}
+    body = _body(args, placed, ctx, json_doc=doc)
     if body is not None:
-        if args.output:
-            with open(args.output, "w") as f:
-                f.write(body)
-        else:
-            sys.stdout.write(body)
+        _write(args, body)
     if body is None or args.output:
         groups = res.inventory.groups if res.inventory else []
         _console(args).print(f"{len(args.configs)} file(s), {len(groups)} group(s)", highlight=False)
         text.render_findings(findings, _console(args))
-    return exit_status(findings, args.fail_on)
+    _step_summary(args, placed, ctx)
+    return _final_status(args, EXIT_OK, findings)
 
 
 def cmd_inventory(args) -> int:
@@ -322,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     debug = getattr(args, "debug", False)
     try:
+        if hasattr(args, "write_baseline"):
+            resolve_policy(args)
         return COMMANDS[args.command](args)
     except (UsageError, ValueError) as e:
         if debug and not isinstance(e, UsageError):

@@ -1,0 +1,208 @@
+"""SARIF 2.1.0 (``--format sarif``): one run, the whole rule catalogue with its documentation
+as ``tool.driver.rules``, one result per finding.
+
+A capture is a binary artifact. A result is located at the capture file (URI relative to the
+root, ``uriBaseId`` ``%SRCROOT%``) with a region giving the byte offset and length of the
+frame's record in the file, the frame as a logical location (``frame 42``,
+``captures/lab1.pcap#frame=42``), and ``startLine: 1``, which GitHub code scanning requires of
+every region (sarif-sdk rule GH1003). Further frames of the finding are related locations.
+Configuration findings (``lint``) carry their real line. ``partialFingerprints`` holds the
+carpscope fingerprint (policy.py) under ``carpscope/v1``, so an alert keeps its identity when a
+capture is re-recorded. Severity overrides are reported as ``ruleConfigurationOverrides``;
+captures that could not be read as error notifications with ``executionSuccessful: false``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import quote
+
+from carpscope import __version__
+from carpscope.model import Severity
+from carpscope.policy import FINGERPRINT_KEY, Context, Placed, finding_text, speakers
+from carpscope.rules.catalogue import RULES, doc_path
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+MIME = {".pcap": "application/vnd.tcpdump.pcap", ".cap": "application/vnd.tcpdump.pcap",
+        ".pcapng": "application/x-pcapng"}
+RELATED_MAX = 10
+
+
+def uri(path: str) -> dict:
+    if path.startswith("/"):
+        return {"uri": "file://" + quote(path)}
+    return {"uri": quote(path), "uriBaseId": "%SRCROOT%"}
+
+
+def _doc(rule) -> tuple[str, str | None, list[str]]:
+    """(first paragraph of 'What it detects', the whole page, tags) of a rule's page."""
+    path = doc_path(rule)
+    try:
+        page = path.read_text(encoding="utf-8")
+    except OSError:
+        return rule.title, None, []
+    m = re.search(r"^## What it detects\s*\n(.+?)(?:\n\s*\n|\n#)", page, re.S | re.M)
+    full = " ".join(m.group(1).split()) if m else rule.title
+    fam = re.search(r"·\s*Family:\s*([^·\n]+?)\s*(?:·|$)", page, re.M)
+    return full, page, [fam.group(1)] if fam else []
+
+
+def rule_descriptors() -> list[dict]:
+    out = []
+    for rule in RULES.values():
+        full, page, tags = _doc(rule)
+        d = {"id": rule.code, "name": rule.slug,
+             "shortDescription": {"text": rule.title},
+             "fullDescription": {"text": full},
+             "defaultConfiguration": {"level": LEVEL[rule.severity]},
+             "properties": {"tags": ["carp", "vrrp", *tags]}}
+        if page:
+            d["help"] = {"text": page, "markdown": page}
+        out.append(d)
+    return out
+
+
+def frame_records(path: str, frames: set[int], filtered: bool) -> dict[int, tuple[int, int]]:
+    """frame number -> (byte offset, length) of its record in the file, numbering frames as
+    the capture reader did (through the capture filter unless ``filtered`` is false).
+    Best effort: an unreadable or damaged file yields what could be found."""
+    from carpscope.capture import NO_BPF, CaptureError, compile_filter
+    from carpscope.pcapfile import Damage, read_records
+    from carpscope.wire.link import check_linktype
+
+    out: dict[int, tuple[int, int]] = {}
+    if not frames or path in ("-", "stdin"):
+        return out
+    want = max(frames)
+    programs: dict[int, object] = {}
+    n = 0
+    try:
+        with open(path, "rb") as f:
+            for rec in read_records(f):
+                if isinstance(rec, Damage):
+                    break
+                lt = rec.linktype
+                if lt not in programs:
+                    try:
+                        check_linktype(lt)
+                    except ValueError:
+                        programs[lt] = False
+                    else:
+                        programs[lt] = None
+                        if filtered and lt not in NO_BPF:
+                            try:
+                                programs[lt] = compile_filter(lt)[1]
+                            except CaptureError:
+                                pass
+                prog = programs[lt]
+                if prog is False:
+                    n += 0 if filtered else 1
+                    continue
+                if prog is not None and not prog.filter(rec.data):
+                    continue
+                n += 1
+                if n in frames:
+                    out[n] = (rec.offset, rec.length)
+                if n >= want:
+                    break
+    except (OSError, ValueError, CaptureError):
+        pass
+    return out
+
+
+def _location(p: Placed, frame: int | None, where: dict, record: bool = False) -> dict:
+    f = p.finding
+    region: dict = {"startLine": f.line or 1}
+    if frame is not None and frame in where:
+        region["byteOffset"], region["byteLength"] = where[frame]
+    phys = {"artifactLocation": uri(p.path), "region": region} if p.path else None
+    loc: dict = {}
+    if phys:
+        loc["physicalLocation"] = phys
+    if frame is not None and p.path:
+        kind = "record" if record else "frame"
+        loc["logicalLocations"] = [{"name": f"{kind} {frame}",
+                                    "fullyQualifiedName": f"{p.path}#{kind}={frame}"}]
+    return loc
+
+
+def result(p: Placed, rule_index: dict[str, int], where: dict, baseline: bool) -> dict:
+    f = p.finding
+    r: dict = {"ruleId": f.code, "ruleIndex": rule_index[f.code], "level": LEVEL[f.severity],
+               "message": {"text": finding_text(f)}}
+    frames = list(f.packets) if not f.line else []
+    if f.rule == "capture-truncated" and isinstance(f.evidence.get("offset"), int):
+        # the record where reading stopped, by its offset in the file (not a filtered frame)
+        rec = f.evidence.get("record")
+        loc = _location(p, rec if isinstance(rec, int) else None, {}, record=True)
+        loc.setdefault("physicalLocation", {}).setdefault("region", {})["byteOffset"] = f.evidence["offset"]
+        r["locations"] = [loc] if p.path else []
+    elif p.path:
+        r["locations"] = [_location(p, frames[0] if frames else None, where)]
+        related = [dict(id=i, message={"text": f"frame {n}"}, **_location(p, n, where))
+                   for i, n in enumerate(frames[1:RELATED_MAX + 1], 1)]
+        if related:
+            r["relatedLocations"] = related
+    r["partialFingerprints"] = {FINGERPRINT_KEY: p.fingerprint}
+    if baseline:
+        r["baselineState"] = "new"
+    props = {"rule": f.rule, "severity": f.severity.value, "protocol": f.protocol, "vhid": f.vhid,
+             "segment": f.segment, "speakers": speakers(f), "packets": list(f.packets), "cause": f.cause,
+             "first_seen": f.first_seen, "last_seen": f.last_seen, "evidence": f.evidence}
+    r["properties"] = {k: v for k, v in props.items() if v not in (None, [], {})}
+    return r
+
+
+def sarif_json(placed: list[Placed], ctx: Context) -> dict:
+    rules = rule_descriptors()
+    rule_index = {d["id"]: i for i, d in enumerate(rules)}
+    # byte regions: one pass per capture over the records up to the last frame needed
+    where: dict[str, dict] = {}
+    if ctx.kind == "capture":
+        wanted: dict[str, set[int]] = {}
+        for p in placed:
+            if p.file and p.finding.packets and not p.finding.line:
+                wanted.setdefault(p.file, set()).update(p.finding.packets[:RELATED_MAX + 1])
+        for file, frames in wanted.items():
+            where[file] = frame_records(file, frames, ctx.filtered.get(file, True))
+    files = [ctx.shown(x) for x in ctx.files] + [ctx.shown(x) for x, _ in ctx.errors]
+    for p in placed:
+        if p.path and p.path not in files:
+            files.append(p.path)
+    artifacts = []
+    for path in files:
+        a = {"location": uri(path), "roles": ["analysisTarget"]}
+        ext = path[path.rfind("."):].lower() if "." in path else ""
+        if ext in MIME:
+            a["mimeType"] = MIME[ext]
+        artifacts.append(a)
+    art_index = {path: i for i, path in enumerate(files)}
+    results = []
+    for p in placed:
+        r = result(p, rule_index, where.get(p.file, {}), ctx.baseline)
+        for loc in r.get("locations", []) + r.get("relatedLocations", []):
+            al = loc.get("physicalLocation", {}).get("artifactLocation")
+            if al is not None and p.path in art_index:
+                al["index"] = art_index[p.path]
+        results.append(r)
+    invocation: dict = {"executionSuccessful": not ctx.errors}
+    if ctx.overrides:
+        invocation["ruleConfigurationOverrides"] = [
+            {"descriptor": {"id": code, "index": rule_index[code]}, "configuration": {"level": LEVEL[sev]}}
+            for code, sev in sorted(ctx.overrides.items())]
+    if ctx.errors:
+        invocation["toolExecutionNotifications"] = [
+            {"level": "error", "message": {"text": msg},
+             "locations": [{"physicalLocation": {"artifactLocation": uri(ctx.shown(path))}}]}
+            for path, msg in ctx.errors]
+    run = {"tool": {"driver": {"name": "carpscope", "version": __version__, "semanticVersion": __version__,
+                               "rules": rules}},
+           "invocations": [invocation],
+           "artifacts": artifacts,
+           "results": results}
+    return {"version": "2.1.0", "$schema": SCHEMA, "runs": [run]}
+
+
+def render(placed: list[Placed], ctx: Context) -> str:
+    return json.dumps(sarif_json(placed, ctx), indent=2, default=str) + "\n"
