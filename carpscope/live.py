@@ -36,6 +36,9 @@ SCHEMA = 1              # version of the JSON lines event schema (docs/sniff.md)
 TIMEOUT_MS = 50         # libpcap read timeout = longest delay before a frame is delivered
 WAIT_S = 0.1            # longest select() wait: ticks, deadlines and refreshes stay on time
 SNAPSHOT_S = 1.0        # findings recomputed this often (and on each split brain)
+HOLD_S = 3.0            # a warning/info finding is announced once it has held this long (errors
+                        # at once): a VIP set inferred from the second gratuitous ARP, or a
+                        # group that just appeared, do not raise and clear within a second
 REFRESH_S = 0.5         # dashboard redrawn at least this often
 REFRESH_MIN_S = 0.2     # ...and at most this often, even when events pour in
 CHECK_IFACE_S = 1.0     # interface state polled this often (libpcap reports most losses itself)
@@ -491,6 +494,7 @@ class Sniffer:
         self.stop_reason: str | None = None
         self.lost: str | None = None
         self.active: dict[tuple, object] = {}     # finding key -> Finding (as last announced)
+        self.pending: dict[tuple, float] = {}     # finding key -> when first seen, not announced yet
         self.findings: list = []
         self._snapshot_due = False
         self.started = None
@@ -550,24 +554,33 @@ class Sniffer:
             self.writer.f.flush()
 
     def update_findings(self, now: float) -> None:
+        from carpscope.model import Severity
         report = self.analysis.snapshot()
         findings = self.policy(report.findings)
         current = {}
         for f in findings:
             current.setdefault(finding_key(f), f)
+        raised, active = [], {}
+        for k, f in current.items():
+            if k in self.active:
+                active[k] = f
+            elif f.severity == Severity.ERROR or now - self.pending.setdefault(k, now) >= HOLD_S:
+                active[k] = f
+                raised.append(f)
+                self.pending.pop(k, None)
+        self.pending = {k: t for k, t in self.pending.items() if k in current and k not in active}
+        cleared = [f for k, f in self.active.items() if k not in current]
         if self.emit is not None:
-            for k, f in current.items():
-                if k not in self.active:
-                    self.emit("finding-raised", now, **f.to_json())
-            for k, f in self.active.items():
-                if k not in current:
-                    self.emit("finding-cleared", now, **{x: y for x, y in f.to_json().items()
-                                                        if x in ("rule", "code", "severity", "protocol", "vhid",
-                                                                 "segment", "message", "evidence")})
-        self.active = current
-        self.findings = findings
+            for f in raised:
+                self.emit("finding-raised", now, **f.to_json())
+            for f in cleared:
+                self.emit("finding-cleared", now, **{x: y for x, y in f.to_json().items()
+                                                    if x in ("rule", "code", "severity", "protocol", "vhid",
+                                                             "segment", "message", "evidence")})
+        self.active = active
+        self.findings = [f for f in findings if finding_key(f) in active]
         if self.dashboard is not None:
-            self.dashboard.update(report.groups, findings, now, self.info, self.source.stats())
+            self.dashboard.update(report.groups, self.findings, now, self.info, self.source.stats())
 
     def run(self) -> None:
         start = self.mono()

@@ -191,9 +191,11 @@ def test_finding_cleared_when_it_goes_away(tmp_path):
     s, _, events, _ = sniff(tmp_path, frames, duration=7, extra=("--select", "nothing-matches"))
     assert not [e for e in events if e["type"].startswith("finding")]
 
+    from carpscope.model import Severity
+
     class Fake:
-        def __init__(self, rule, speakers):
-            self.rule, self.segment, self.vhid = rule, "s", 1
+        def __init__(self, rule, speakers, severity=Severity.ERROR):
+            self.rule, self.segment, self.vhid, self.severity = rule, "s", 1, severity
             self.evidence = {"speakers": speakers}
 
         def to_json(self):
@@ -209,6 +211,26 @@ def test_finding_cleared_when_it_goes_away(tmp_path):
     got = [(e["type"], e["rule"]) for e in map(json.loads, out.getvalue().splitlines())]
     assert got == [("finding-raised", "a"), ("finding-raised", "b"), ("finding-cleared", "a"),
                    ("finding-cleared", "b")]
+
+
+def test_warnings_are_announced_once_they_hold():
+    from carpscope.model import Severity
+
+    class Fake:
+        rule, segment, vhid, severity, evidence = "w", "s", 1, Severity.WARNING, {}
+
+        def to_json(self):
+            return {"rule": self.rule, "severity": "warning"}
+
+    out = io.StringIO()
+    sn = live.Sniffer(Analysis(), FakeSource(Clock(), []), emit=live.JsonLines(out, "fake0"))
+    seq = iter([[Fake()], [], [Fake()], [Fake()], [Fake()], [Fake()], [Fake()]])
+    sn.analysis.snapshot = lambda: type("R", (), {"findings": next(seq), "groups": []})()
+    times = []
+    for i in range(7):                  # one snapshot a second; gone at 1 s: the hold starts again
+        sn.update_findings(T0 + i)
+        times.append(len(out.getvalue().splitlines()))
+    assert times == [0, 0, 0, 0, 0, 1, 1]
 
 
 def test_finding_key():
@@ -289,11 +311,12 @@ def test_dashboard_waiting_and_helpers():
     assert "waiting for CARP/VRRP advertisements on eth9" in text and "no active findings" in text
     assert age_text(0.42) == "0.4s ago" and age_text(125) == "2m05s ago"
     r = Rates(window=10)
-    assert r.sample(("k",), 0.0, 0) is None
-    assert r.sample(("k",), 5.0, 5) == pytest.approx(1.0)
-    for t in range(6, 30):
-        last = r.sample(("k",), float(t), t * 2 - 5)
+    assert r.sample(("k",), 0.1, 0.0, 1) is None                 # one advert: no rate yet
+    assert r.sample(("k",), 3.5, 3.0, 4) == pytest.approx(1.0)  # between adverts, not refreshes
+    for t in range(4, 30):                                       # faster: 2 a second
+        last = r.sample(("k",), t + 0.3, float(t), 4 + (t - 3) * 2)
     assert last == pytest.approx(2.0)
+    assert r.sample(("k",), 60.0, 29.0, 56, active=False) == 0.0  # silent: decays to nothing
 
 
 # ---------------------------------------------------------------------------- the command, no root needed
@@ -363,13 +386,18 @@ def _nobody():
 
 
 # A non-root run: the interpreter starts as root (it may live where only root can read, e.g.
-# under /root/.pyenv), imports carpscope, then drops to nobody before running the command.
+# under /root/.pyenv, and carpscope imports lazily), and drops to nobody just before libpcap
+# is asked for the capture: what libpcap sees is an unprivileged process.
 _AS_NOBODY = """
 import os, sys
-import carpscope.analysis, carpscope.capture, carpscope.cli, carpscope.keys, carpscope.live, pcapy
-carpscope.cli.build_parser().parse_args(sys.argv[3:])      # argparse's lazy imports, as root
-os.setgroups([]); os.setgid(int(sys.argv[1])); os.setuid(int(sys.argv[2]))
-assert os.geteuid() != 0
+import pcapy
+import carpscope.cli
+real_create = pcapy.create
+def create(*a):
+    os.setgroups([]); os.setgid(int(sys.argv[1])); os.setuid(int(sys.argv[2]))
+    assert os.geteuid() != 0
+    return real_create(*a)
+pcapy.create = create
 sys.exit(carpscope.cli.main(sys.argv[3:]))
 """
 
@@ -417,3 +445,15 @@ def test_user_switch_needs_root():
         pytest.skip("only meaningful when not root")
     r = run_sniff("lo", "--user", "nobody", "--duration", "1")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_dashboard_fits_a_narrow_terminal(tmp_path):
+    console = Console(record=True, width=80, force_terminal=True, color_system=None)
+    dash = Dashboard(console, "fake0")
+    frames = carp("10.0.0.2", 0, 6, "secret-one") + carp("10.0.0.3", 0.5, 6, "secret-one", advskew=100)
+    sniff(tmp_path, frames, duration=6, dashboard=dash)
+    console.print(dash.renderable())
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    row = next(line for line in text.splitlines() if "CARP" in line)
+    assert "10.0.0.2" in row and " 7 " in row and "00:00:5e" not in row

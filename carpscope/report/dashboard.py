@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 from collections import deque
 
+from rich import box
 from rich.console import Console, Group as RGroup
 from rich.live import Live
 from rich.table import Table
@@ -21,6 +22,7 @@ from carpscope.report.text import SEV_STYLE, auth_text, proto_name, timing, ts_t
 MAX_CHANGES = 8        # recent mastership changes shown
 MAX_FINDINGS = 12      # active findings shown (the rest counted)
 RATE_WINDOW = 10.0     # seconds over which adverts/s is measured
+WIDE = 130             # columns from which the table shows MACs, periods and advert counts
 
 _CHANGE_TYPES = ("master", "silent", "gap", "split-brain", "split-brain-end")
 
@@ -57,21 +59,29 @@ def change_text(ev: dict) -> Text:
 
 
 class Rates:
-    """Adverts per second per speaker over the last RATE_WINDOW seconds, from periodic samples."""
+    """Adverts per second per speaker over about the last RATE_WINDOW seconds.
+
+    Samples are (time of the speaker's last advert, its advert count): while it advertises the
+    rate is counted between adverts (exact for a steady speaker, whenever the screen refreshes);
+    once it is silent, up to now (so the rate decays to 0)."""
 
     def __init__(self, window: float = RATE_WINDOW):
         self.window = window
         self.samples: dict[tuple, deque] = {}
 
-    def sample(self, key: tuple, now: float, adverts: int) -> float | None:
-        q = self.samples.setdefault(key, deque(maxlen=256))
-        q.append((now, adverts))
-        while len(q) > 2 and now - q[1][0] >= self.window:
+    def sample(self, key: tuple, now: float, last: float, adverts: int, active: bool = True) -> float | None:
+        q = self.samples.setdefault(key, deque(maxlen=512))
+        if not q or q[-1][1] != adverts:
+            q.append((last, adverts))
+        while len(q) > 2 and q[1][0] <= now - self.window:
             q.popleft()
+        if not active and last <= now - self.window:
+            return 0.0
         t0, n0 = q[0]
-        if now - t0 < 0.5:
-            return None
-        return (adverts - n0) / (now - t0)
+        span = (last - t0) if active else (now - t0)
+        if adverts == n0 or span <= 0:
+            return None if active else 0.0
+        return (adverts - n0) / span
 
 
 class Dashboard:
@@ -106,7 +116,7 @@ class Dashboard:
         for g in self.groups:
             for key, s in g.speakers.items():
                 k = (g.key, key)
-                self._rate[k] = self.rates.sample(k, now, s.adverts)
+                self._rate[k] = self.rates.sample(k, now, s.last, s.adverts, s.run_start is not None)
 
     # ------------------------------------------------------------ rendering
     def header(self) -> Text:
@@ -128,29 +138,47 @@ class Dashboard:
         return t
 
     def group_table(self, segment: str, groups: list) -> Table:
-        t = Table(title=f"segment {segment}", title_justify="left", expand=False)
-        for col in ("proto", "id", "master", "speaker", "mac", "timing", "period", "adv/s", "auth",
-                    "adverts", "last seen"):
-            t.add_column(col, no_wrap=True, justify="right" if col in ("id", "adv/s", "adverts") else "left")
+        wide = self.console.width >= WIDE
+        cols = ["proto", "id", "master", "speaker", "mac", "timing", "period", "adv/s", "auth", "adverts",
+                "last seen"]
+        if not wide:     # a narrow terminal keeps what tells who is master and whether all is well
+            cols = [c for c in cols if c not in ("mac", "period", "adverts")]
+        t = Table(title=f"segment {segment}", title_justify="left", expand=False,
+                  box=None if not wide else box.HEAVY_HEAD, padding=(0, 1))
+        ipw = max([9] + [len(s.ip) + 2 for g in groups for s in g.speakers.values()])
+        for col in cols:
+            t.add_column(col, no_wrap=True, justify="right" if col in ("id", "adv/s", "adverts") else "left",
+                         min_width=ipw if col in ("master", "speaker") else None)
         now = self.now or 0.0
         for g in groups:
             first = True
+            # a speaker that advertises acts as master (backups are silent): two at once = split brain
+            acting = sorted((s for s in g.speakers.values() if s.run_start is not None), key=lambda s: s.run_start)
+            if len(acting) > 1:
+                master = Text(" + ".join(s.ip for s in acting), style="bold red")
+            elif acting:
+                master = Text(acting[0].ip, style="bold green")
+            else:
+                master = Text("none", style="bold yellow")
             for key, s in sorted(g.speakers.items(), key=lambda kv: (kv[1].first, kv[1].ip)):
                 active = s.run_start is not None
-                is_master = g.master is s and active
+                is_master = active
                 ps = s.period_stats()
                 rate = self._rate.get((g.key, key))
-                master = Text(g.master.ip, style="bold green") if g.master is not None and g.master.run_start is not None \
-                    else Text("none", style="bold yellow")
-                t.add_row(proto_name(g.protocol) if first else "", str(g.vhid) if first else "",
-                          master if first else "",
-                          Text(s.ip + (" *" if is_master else ""),
-                               style="bold" if active else "dim"),
-                          s.mac or "-", timing(g, s),
-                          f"{ps['mean']:.2f}±{ps['jitter']:.2f}s" if ps else "-",
-                          "-" if rate is None else f"{rate:.2f}",
-                          auth_text(g, s), str(s.adverts),
-                          Text(age_text(now - s.last), style="" if active else "dim"))
+                cells = {
+                    "proto": proto_name(g.protocol) if first else "",
+                    "id": str(g.vhid) if first else "",
+                    "master": master if first else "",
+                    "speaker": Text(s.ip + (" *" if is_master else ""), style="bold" if active else "dim"),
+                    "mac": s.mac or "-",
+                    "timing": timing(g, s),
+                    "period": f"{ps['mean']:.2f}±{ps['jitter']:.2f}s" if ps else "-",
+                    "adv/s": "-" if rate is None else f"{rate:.2f}",
+                    "auth": auth_text(g, s),
+                    "adverts": str(s.adverts),
+                    "last seen": Text(age_text(now - s.last), style="" if active else "dim"),
+                }
+                t.add_row(*[cells[c] for c in cols])
                 first = False
         return t
 
