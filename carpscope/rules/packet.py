@@ -165,7 +165,9 @@ class PacketRules:
         self._counter_seen[spk] = a.counter
         if prev is not None:
             pts, pframe, psrc = prev
-            if a.ts - pts <= REFLECTION_S:
+            # a copy coming back before the sender's next advert could be due; OpenBSD with
+            # advbase 0 repeats its constant counter every 1/256 s, which is no reflection
+            if a.ts - pts <= min(REFLECTION_S, (a.interval_s or 1 / 256) / 2):
                 kind, msg = "reflection", "within milliseconds: a switch loop or a hypervisor reflecting adverts"
             elif last_counter == a.counter and psrc == a.src:
                 kind = None   # constant counter: OpenBSD's fixed cookie, by design
