@@ -79,10 +79,15 @@ def _consistency(g: Group) -> list[Finding]:
         label = "advertisement interval (cs)"
     if len(bases) > 1:
         per = {s.ip: (s.advbase if g.protocol == CARP else s.interval_cs) for s in sps}
-        effect = ("VRRPv2 receivers discard adverts whose interval differs from theirs (RFC 3768 §7.1): "
-                  "each side ignores the other" if g.protocol == "vrrp2" else
-                  "master-down timers differ: the slower side takes longer to notice a failure, and the "
-                  "election compares whole intervals, so the base dominates the skew")
+        if g.protocol == "vrrp2":
+            effect = ("VRRPv2 receivers discard adverts whose interval differs from theirs (RFC 3768 §7.1): "
+                      "each side ignores the other")
+        elif g.protocol == "vrrp3":
+            effect = ("VRRPv3 backups adopt the master's interval (RFC 5798 §6.4.2), so the group still "
+                      "elects one master, but how fast a failure is noticed depends on which speaker is master")
+        else:
+            effect = ("master-down timers differ: the slower side takes longer to notice a failure, and the "
+                      "election compares whole intervals, so the base dominates the skew")
         out.append(finding("advbase-mismatch", f"{_name(g)}: speakers use different {label}: "
                            + ", ".join(f"{ip} {v}" for ip, v in sorted(per.items())) + f". {effect}",
                            evidence={"values": per}, cause="advbase", packets=_frames(*sps), **_span(*sps), **_where(g)))
@@ -151,15 +156,20 @@ def _segment_conflicts(groups: list[Group]) -> list[Finding]:
     for g in groups:
         by_id[(g.segment, g.vhid)].append(g)
     for (seg, vid), gs in by_id.items():
-        protos = {g.protocol for g in gs}
-        if CARP in protos and protos - {CARP}:
-            sps = [s for g in gs for s in g.speakers.values()]
-            who = {g.protocol: sorted({s.ip for s in g.speakers.values()}) for g in gs}
-            v4 = any(g.family == 4 for g in gs if g.protocol != CARP)
-            mac = f" and the virtual MAC 00:00:5e:00:01:{vid:02x}" if v4 else ""
+        # CARP and VRRP meet only within one address family: IPv4 adverts go to 224.0.0.18 and
+        # share 00:00:5e:00:01:NN, IPv6 ones go to ff02::12; an IPv4-only CARP vhid and an
+        # IPv6 VRRPv3 VRID with the same number never see each other's adverts
+        for fam in sorted({g.family for g in gs}):
+            fgs = [g for g in gs if g.family == fam]
+            protos = {g.protocol for g in fgs}
+            if not (CARP in protos and protos - {CARP}):
+                continue
+            sps = [s for g in fgs for s in g.speakers.values()]
+            who = {g.protocol: sorted({s.ip for s in g.speakers.values()}) for g in fgs}
+            shared = (f"224.0.0.18 and the virtual MAC 00:00:5e:00:01:{vid:02x}" if fam == 4 else "ff02::12")
             out.append(finding("vhid-conflict", f"id {vid} is used by CARP ({', '.join(who[CARP])}) and VRRP "
                                f"({', '.join(ip for p, v in who.items() if p != CARP for ip in v)}) on one segment: "
-                               f"they share protocol 112, 224.0.0.18{mac}; each rejects the other's adverts and "
+                               f"they share protocol 112, {shared}; each rejects the other's adverts and "
                                "both act as master; renumber one of them",
                                protocol=None, vhid=vid, segment=seg, evidence={"speakers": who},
                                cause="vhid-conflict", packets=_frames(*sps), **_span(*sps)))
