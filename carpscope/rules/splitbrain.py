@@ -5,7 +5,10 @@ Causes are tried from the most to the least conclusive:
   passphrase the two verify under different keys;
   vip-set    the same key, but different VIP sets (the VIPs are inside the HMAC);
   auth       one side's HMAC fails and the evidence cannot say which of the two it is;
-  advbase    different intervals (VRRPv2 receivers discard those; CARP compares whole intervals);
+  advbase    different VRRPv2 intervals (RFC 3768 §7.1: receivers discard those). CARP receivers
+             accept any advbase (the election compares whole intervals and the slower side
+             yields), and VRRPv3 backups adopt the master's interval, so there a different
+             interval does not explain two masters;
   one-way    everything on the wire would be accepted by the other side, yet neither yields: the
              adverts do not reach one of them (IGMP snooping, hypervisor MAC filtering, a switch);
   unknown    no passphrase known to check authentication.
@@ -28,6 +31,7 @@ HINTS = {
     "one-way": "the adverts do not reach one side: check IGMP snooping / multicast filtering on the switch, "
                "hypervisor MAC spoofing / forged transmits settings, and port isolation",
     "unknown": "give carpscope the passphrase (--passphrase-file) so it can check authentication",
+    "vhid-conflict": "two unrelated groups use this id on one segment: renumber one of them",
     "vrrp-auth": "set the same authentication (auth_type/auth_pass) on every member",
     "vip-list": "give every member the same virtual_ipaddress list",
 }
@@ -81,13 +85,23 @@ def diagnose(g: Group, a: Speaker, b: Speaker) -> tuple[str, str]:
         r = check(g, a, b)
         if r:
             return r
-    ia, ib = (a.advbase, b.advbase) if g.protocol == CARP else (a.interval_cs, b.interval_cs)
-    if ia != ib:
-        return "advbase", f"intervals differ ({a.ip}: {ia}, {b.ip}: {ib})"
+    if g.protocol == "vrrp2" and a.interval_cs != b.interval_cs:
+        return "advbase", (f"advertisement intervals differ ({a.ip}: {a.interval_cs / 100:g} s, "
+                           f"{b.ip}: {b.interval_cs / 100:g} s): VRRPv2 receivers discard adverts "
+                           "with another interval")
     if g.protocol == CARP and "unchecked" in (a.auth_status(), b.auth_status()):
         return "unknown", "authentication not checked (no passphrase known)"
     return "one-way", ("both sides' adverts are well formed, TTL 255 and authenticate alike, yet neither "
                        "yields: each does not receive the other")
+
+
+def _hint(g: Group, cause: str) -> str:
+    if g.protocol != CARP:      # VRRP has no HMAC: the CARP wording would mislead
+        if cause in ("passphrase", "auth"):
+            return HINTS["vrrp-auth"]
+        if cause == "vip-set":
+            return HINTS["vip-list"]
+    return HINTS.get(cause, HINTS["unknown"])
 
 
 def _hms(ts: float) -> str:
@@ -110,7 +124,7 @@ def split_brain_findings(g: Group) -> list[Finding]:
             "split-brain",
             f"{name}: {ia} and {ib} both advertise as master for {total:.1f} s "
             f"({len(eps)} window{'s' if len(eps) > 1 else ''}, {_hms(first)} to {_hms(last)} UTC). "
-            f"Likely cause: {cause} — {why}. Next: {HINTS.get(cause, HINTS['unknown'])}",
+            f"Likely cause: {cause} — {why}. Next: {_hint(g, cause)}",
             protocol=g.protocol, vhid=g.vhid, segment=g.segment, first_seen=first, last_seen=last,
             packets=sorted({f for e in eps for f in e.frames})[:10], cause=cause,
             evidence={"speakers": [ia, ib], "seconds": round(total, 3),
