@@ -71,12 +71,44 @@ class Intent:
                 return True
         return net is None and not members
 
+    def _segment_seen(self, segment: str, groups: list[TGroup], matched: set[str]) -> bool:
+        """Does the capture show anything of this inventory segment: one of its groups, or a
+        speaker from its network (or, when the network is unknown, from its members' hosts)?"""
+        if segment in matched:
+            return True
+        net = _network(self.inv.segment(segment), segment)
+        nets, addrs = ([net], set()) if net is not None else ([], set())
+        if net is None:
+            for ig in self.inv.groups:
+                if ig.segment != segment:
+                    continue
+                for m in ig.members:
+                    h = self.inv.host(m.host)
+                    for a in (h.addresses if h else ()):
+                        if "/" in a:
+                            try:
+                                nets.append(ipaddress.ip_interface(a.split("%")[0]).network)
+                            except ValueError:
+                                pass
+                        addrs.add(_bare(a))
+                    if m.source:
+                        addrs.add(_bare(m.source))
+        return any(sp.ip in addrs or any(_in(sp.ip, n) for n in nets)
+                   for tg in groups for sp in tg.speakers.values())
+
     def findings(self, groups: list[TGroup]) -> list[Finding]:
         out: list[Finding] = []
+        seen_by = {ig.name: [tg for tg in groups if self._matches(ig, tg)] for ig in self.inv.groups}
+        matched = {ig.segment for ig in self.inv.groups if seen_by[ig.name]}
+        # a group is missing only from a segment the capture covers; a capture that shows no
+        # segment at all (no adverts of ours) cannot tell, and every intended group is missing
+        covered = {ig.segment for ig in self.inv.groups if self._segment_seen(ig.segment, groups, matched)}
         for ig in self.inv.groups:
-            seen = [tg for tg in groups if self._matches(ig, tg)]
+            seen = seen_by[ig.name]
             where = dict(protocol=ig.protocol, vhid=ig.id, segment=ig.segment)
             name = f"{NAMES.get(ig.protocol, ig.protocol)} {ig.id} ({ig.segment})"
+            if not seen and covered and ig.segment not in covered:
+                continue
             if not seen:
                 out.append(finding("missing-group", f"{name}: intended in the inventory, never advertised in the "
                                    "capture: every member down, the group not configured, or the capture point "
@@ -109,10 +141,11 @@ class Intent:
         others = [sp for sp in tg.speakers.values() if self.host_of(sp.ip) != primary]
         where = dict(protocol=tg.protocol, vhid=tg.vhid, segment=tg.segment)
         # observed ordering: the primary should advertise the best (shortest) interval
-        if prim and others:
+        ranked = [o for o in others if _rank(tg, o) is not None]
+        if prim and ranked and _rank(tg, prim[0]) is not None:
             p = prim[0]
-            better = [o for o in others if _rank(tg, o) < _rank(tg, p)]
-            tie = [o for o in others if _rank(tg, o) == _rank(tg, p)]
+            better = [o for o in ranked if _rank(tg, o) < _rank(tg, p)]
+            tie = [o for o in ranked if _rank(tg, o) == _rank(tg, p)]
             if better or tie:
                 who = better or tie
                 out.append(finding("skew-order", f"{name}: the intended primary {primary} ({p.ip}) advertises "
@@ -121,32 +154,52 @@ class Intent:
                                    first_seen=min(s.first for s in [p, *who]), last_seen=max(s.last for s in [p, *who]),
                                    evidence={"primary": p.ip, "others": [o.ip for o in who]}, **where))
         master = tg.master
-        if master is not None and prim and self.host_of(master.ip) != primary:
-            p = prim[0]
+        end = max((s.last for s in tg.speakers.values()), default=0.0)
+        prim_active = any(end - s.last <= s.md * 1.1 for s in prim)   # still master at the end
+        if master is not None and self.host_of(master.ip) != primary and not prim_active:
+            p = prim[0] if prim else None
             host = self.inv.host(primary)
             member = ig.member(primary)
             preempt = member.preempt if member and member.preempt is not None else (host.preempt if host else None)
             why = (" Preemption is off for the primary: after a failover it stays backup until the current "
                    "master fails (net.inet.carp.preempt=1 / ucarp --preempt / keepalived without nopreempt)."
                    if preempt is False else "")
+            if p is not None:
+                heard = f"{primary} ({p.ip}), which advertised until {_clock(p.last)}"
+            else:
+                addrs = [_bare(a) for a in (host.addresses if host else ())]
+                heard = (f"{primary}{' (' + ', '.join(addrs) + ')' if addrs else ''}, which was not heard in the "
+                         "capture (down, or a silent backup)")
             out.append(finding("unexpected-master", f"{name}: {master.ip} ({self.host_of(master.ip) or 'not in the inventory'}) "
-                               f"is master at the end of the capture, not the intended primary {primary} ({p.ip}), "
-                               f"which advertised until {_clock(p.last)}.{why}",
+                               f"is master at the end of the capture, not the intended primary {heard}.{why}",
                                first_seen=master.first, last_seen=master.last, packets=list(master.frames),
-                               evidence={"master": master.ip, "primary": primary, "primary_ip": p.ip,
-                                         "preempt": preempt}, **where))
+                               evidence={"master": master.ip, "primary": primary, "primary_ip": p.ip if p else None,
+                                         "primary_heard": p is not None, "preempt": preempt}, **where))
         return out
 
 
-def _rank(tg: TGroup, sp) -> int:
+def _carp_timing(sp) -> tuple[int, int] | None:
+    """The speaker's election values: its latest, or after a bow-out (255/255, a farewell and
+    not an election value) the best it advertised before; None if it only ever bowed out."""
+    if (sp.advbase, sp.advskew) != (255, 255):
+        return sp.advbase or 0, sp.advskew or 0
+    rest = [t for t in sp.timings if t != (255, 255) and t[0] is not None]
+    return min(rest, key=lambda t: 256 * t[0] + t[1]) if rest else None
+
+
+def _rank(tg: TGroup, sp):
+    """Smaller wins. CARP: the OpenBSD demote count first (a higher count loses whatever the
+    skew), then 256*advbase + advskew; VRRP: the higher priority."""
     if tg.protocol == CARP:
-        return 256 * (sp.advbase or 0) + (sp.advskew or 0)
-    return -(sp.priority or 0)
+        t = _carp_timing(sp)
+        return None if t is None else (sp.demote or 0, 256 * t[0] + t[1])
+    return None if sp.priority is None else -sp.priority
 
 
 def _timing(tg: TGroup, sp) -> str:
     if tg.protocol == CARP:
-        return f"advbase {sp.advbase} advskew {sp.advskew}"
+        t = _carp_timing(sp) or (sp.advbase, sp.advskew)
+        return f"advbase {t[0]} advskew {t[1]}" + (f" demote {sp.demote}" if sp.demote else "")
     return f"priority {sp.priority}"
 
 
