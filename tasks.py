@@ -71,6 +71,7 @@ def demo(argv: list[str]) -> int:
     keys = sorted(glob.glob(str(ROOT / "captures" / "*.keys")))
     cmd = [str(VENV / "bin" / "carpscope"), "analyze", *caps]
     for k in keys:
+        os.chmod(k, 0o600)          # git does not keep file modes: keys files are private
         cmd += ["--passphrase-file", k]
     print("+", "carpscope analyze captures/**/*.pcap* --passphrase-file captures/*.keys", flush=True)
     rc = subprocess.run(cmd + argv, cwd=ROOT).returncode

@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from carpscope.model import CARP, Advert, Severity
+from carpscope.report.jsonreport import masters_at_end
 from carpscope.track import Group, Speaker
 
 SEV_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -55,12 +56,15 @@ def groups_table(segment: str, groups: list[Group], now: float | None = None) ->
         t.add_column(col, no_wrap=True)
     for g in groups:
         first = True
+        now_masters = masters_at_end(g)
+        master = Text(", ".join(now_masters), style="bold red") if len(now_masters) > 1 else \
+            Text(now_masters[0] if now_masters else (g.master.ip if g.master else "-"))
         for s in sorted(g.speakers.values(), key=lambda s: (s.first, s.ip)):
             ps = s.period_stats()
             period = f"{ps['mean']:.2f}±{ps['jitter']:.2f}s" if ps else "-"
             active = s.run_start is not None
             t.add_row(proto_name(g.protocol) if first else "", str(g.vhid) if first else "",
-                      (g.master.ip if g.master else "-") if first else "",
+                      master if first else "",
                       Text(s.ip, style="bold" if active else "dim"), s.mac or "-", timing(g, s), auth_text(g, s),
                       str(s.adverts), period, ts_text(s.last))
             first = False
