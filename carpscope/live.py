@@ -433,15 +433,10 @@ def rfc3339(ts: float) -> str:
 
 
 def finding_key(f) -> tuple:
-    """Identity of a finding across snapshots: (rule, segment, vhid, speakers)."""
-    ev = f.evidence or {}
-    sp = ev.get("speakers")
-    if sp is None:
-        sp = [ev["speaker"]] if ev.get("speaker") else []
-    ips = []
-    for s in sp if isinstance(sp, (list, tuple)) else [sp]:
-        ips.append(s.get("ip") if isinstance(s, dict) else s)
-    return (f.rule, f.segment, f.vhid, tuple(sorted(str(x) for x in ips)))
+    """Identity of a finding across snapshots: (rule, segment, vhid, speakers), the speakers
+    read from the evidence as the baseline fingerprints read them."""
+    from carpscope.policy import speakers
+    return (f.rule, f.segment, f.vhid, tuple(speakers(f)))
 
 
 class JsonLines:
@@ -714,27 +709,56 @@ def _run(args) -> int:
             wfile.close()
 
 
+def live_policy(args, sources: list[str]):
+    """The policy of the final report (severity overrides, select/ignore, settings file,
+    baseline) as a function on each snapshot's findings."""
+    from carpscope import cli
+    pol = getattr(args, "policy", None)
+    if pol is None:          # called without cli.main (tests): select/ignore only
+        sel, ign = cli._split(getattr(args, "select", [])), cli._split(getattr(args, "ignore", []))
+        return lambda fs: cli.apply_policy(fs, sel, ign)
+    from carpscope import policy
+    accepted = None
+    if pol.baseline and os.path.exists(pol.baseline):
+        try:
+            accepted = policy.load_baseline(pol.baseline)
+        except Exception:
+            accepted = None      # the final report says what is wrong with it
+
+    def apply(findings):
+        kept = policy.apply(pol, findings, sources)
+        if accepted:
+            placed, _, _ = policy.filter_baseline(policy.place(kept, sources, pol.root), accepted.copy())
+            kept = [p.finding for p in placed]
+        return kept
+    return apply
+
+
 def _sniff(args, source, writer, verifier, vipinfer, auth_rules, intent) -> int:
     from carpscope import cli
     from carpscope.analysis import Analysis
 
-    select_, ignore = cli._split(args.select), cli._split(args.ignore)
-    tty = sys.stdout.isatty()
-    events = args.format == "jsonl" or (args.format == "text" and not tty)
+    # where the events go: --format jsonl (to --output when given), or text on a non-terminal
+    events_out = None
+    if args.format == "jsonl":
+        events_out = args.output_stream = cli._open_output(args) if args.output else sys.stdout
+    elif args.format == "text" and not sys.stdout.isatty():
+        events_out = sys.stdout
     dash_console = None
-    if not events and not args.quiet:
-        c = cli._console(args, stderr=args.format != "text")
-        if c.is_terminal:
-            dash_console = c
-    emit = JsonLines(sys.stdout, source.name) if events else None
+    if not args.quiet and events_out is not sys.stdout:
+        for stderr in (False, True):     # the report replaces it at the end: stdout if a terminal
+            c = cli._console(args, stderr=stderr)
+            if c.is_terminal:
+                dash_console = c
+                break
+    emit = JsonLines(events_out, source.name) if events_out is not None else None
     dashboard = None
     if dash_console is not None:
         from carpscope.report.dashboard import Dashboard
         dashboard = Dashboard(dash_console, source.name, source.linktype_name, source.promisc,
                               source.filter, writing=args.write)
     analysis = Analysis(verifier, vipinfer, auth_rules, intent)
-    sniffer = Sniffer(analysis, source, emit=emit, dashboard=dashboard,
-                      policy=lambda fs: cli.apply_policy(fs, select_, ignore),
+    sniffer = Sniffer(analysis, source, emit=emit, dashboard=dashboard, policy=live_policy(args, [source.name]),
                       writer=writer, duration=args.duration, count=args.count)
 
     def on_signal(num):
@@ -755,7 +779,9 @@ def _sniff(args, source, writer, verifier, vipinfer, auth_rules, intent) -> int:
         finally:
             stats = source.stats()
     report = sniffer.finish()
-    report.findings = cli.apply_policy(report.findings, select_, ignore)
+    names = [source.name]
+    placed, ctx = cli.run_policy(args, report.findings, names, filtered={source.name: True})
+    report.findings = [p.finding for p in placed]
     dropped = stats[1] if stats else None
     if emit is not None:
         emit("end", time.time(), reason=sniffer.stop_reason, seconds=round(sniffer.elapsed, 3),
@@ -763,14 +789,12 @@ def _sniff(args, source, writer, verifier, vipinfer, auth_rules, intent) -> int:
              kernel_dropped=dropped, groups=len(report.groups), findings=len(report.findings))
     if sniffer.lost:
         _err(f"error: {sniffer.lost}; the report covers what was seen until then")
-    elif not args.quiet and not events:
+    elif not args.quiet and events_out is not sys.stdout:
         why = {"duration": "duration reached", "count": f"{args.count} adverts seen",
                "SIGINT": "interrupted", "SIGTERM": "terminated"}.get(sniffer.stop_reason, sniffer.stop_reason)
         _err(f"sniffed {source.name} for {sniffer.elapsed:.1f} s: {sniffer.frames} frames, "
              f"{sniffer.info.adverts} adverts ({why})")
     if dropped:
         _err(f"warning: {source.name}: the kernel dropped {dropped} frames (the report may miss adverts)")
-    cli.render_report(args, report)
-    if sniffer.lost:
-        return cli.EXIT_ERROR
-    return cli.exit_status(report.findings, args.fail_on)
+    cli.render_report(args, report, placed, ctx)
+    return cli._final_status(args, cli.EXIT_ERROR if sniffer.lost else cli.EXIT_OK, report.findings)
