@@ -131,10 +131,9 @@ class FileSource:
         try:
             self._pc = pcapy.open_offline(path)
         except pcapy.PcapError as e:
-            if path != "-" and self._pcapng_readable_by_us(path, str(e)):
-                self._fallback_reason = str(e)
-            else:
+            if not self._exact_can_start(path):
                 raise CaptureError(_explain_open_error(path, e)) from None
+            self._fallback_reason = str(e).strip()
         except OSError as e:
             raise CaptureError(f"{path}: {e.strerror}") from None
         if self._pc is not None:
@@ -161,6 +160,17 @@ class FileSource:
             raise CaptureError("stdin: gzip-compressed data: decompress it on the way in (zcat FILE | carpscope analyze -)")
         if kind not in ("pcap", "pcapng"):
             raise CaptureError(f"stdin: {describe_non_capture(kind)}")
+        self._check_start(stream, kind)
+        self._stream = stream
+
+    def _check_start(self, stream: _Prefixed, kind: str) -> None:
+        """What the exact reader needs before the first record: a whole file header (pcap) or
+        section header (pcapng), else nothing can be read (an error, exit 2, as when libpcap
+        cannot open a file); and a link type carpscope decodes (for pcapng: the first
+        interface's)."""
+        bad = _file_header_damage(stream, kind)
+        if bad:
+            raise CaptureError(f"{self.name}: {bad}")
         lt = _first_linktype(stream, kind)
         if lt is not None:
             self.linktype = lt
@@ -168,18 +178,26 @@ class FileSource:
             try:
                 check_linktype(lt)
             except ValueError as e:
-                raise CaptureError(f"stdin: {e}") from None
+                raise CaptureError(f"{self.name}: {e}") from None
             if lt in NO_BPF:
-                self.numbering = "all"
-        self._stream = stream
+                self.all_frames, self.numbering = True, "all"
 
-    @staticmethod
-    def _pcapng_readable_by_us(path: str, err: str) -> bool:
+    def _exact_can_start(self, path: str) -> bool:
+        """libpcap refused to open a file: the exact reader takes it from the start when it is a
+        pcap/pcapng whose file header is whole (a pcapng whose interfaces have different link
+        types, a block libpcap will not read before the first packet...): what can be read is
+        read and the report says where reading stopped. Raises CaptureError for a damaged file
+        header or an unsupported link type; False when the file is no capture at all."""
         try:
             with open(path, "rb") as f:
-                return sniff_format(f.read(4)) == "pcapng" and "different" in err.lower()
+                stream = _Prefixed(f)
+                kind = sniff_format(stream.peek(64))
+                if kind not in ("pcap", "pcapng"):
+                    return False
+                self._check_start(stream, kind)
         except OSError:
             return False
+        return True
 
     def frames(self) -> Iterator[tuple[int, int, float, bytes]]:
         """Yield (linktype, frame number, timestamp, bytes)."""
@@ -305,6 +323,26 @@ class _Prefixed:
 
     def __exit__(self, *exc):
         return False
+
+
+def _file_header_damage(stream: _Prefixed, kind: str) -> str | None:
+    """Why the file header (pcap) or first section header (pcapng) cannot be read, or None."""
+    if kind == "pcap":
+        n = len(stream.peek(24))
+        return f"truncated file header ({n} of 24 bytes)" if n < 24 else None
+    head = stream.peek(28)
+    if len(head) < 12:
+        return f"truncated section header ({len(head)} of at least 28 bytes)"
+    bom = head[8:12]
+    if bom not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+        return "bad pcapng byte-order magic"
+    blen = struct.unpack(("<" if bom == b"\x4d\x3c\x2b\x1a" else ">") + "I", head[4:8])[0]
+    if blen < 28 or blen % 4:
+        return f"bad section header length {blen}"
+    if blen > (1 << 20):
+        return None          # the exact reader says so at the block (it reads in bounded chunks)
+    n = len(stream.peek(blen))
+    return f"truncated section header ({n} of {blen} bytes)" if n < blen else None
 
 
 def _first_linktype(stream: _Prefixed, kind: str) -> int | None:
