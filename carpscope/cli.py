@@ -251,7 +251,13 @@ def resolve_policy(args) -> None:
                         ("config", settings.configs), ("passphrase_file", settings.passphrase_files),
                         ("vip", settings.vip)):
         if hasattr(args, attr):
-            setattr(args, attr, extra + list(getattr(args, attr)))
+            merged, seen = [], set()
+            for v in extra + list(getattr(args, attr)):    # a file named in both places: once
+                key = v if attr == "vip" else os.path.realpath(v)
+                if key not in seen:
+                    seen.add(key)
+                    merged.append(v)
+            setattr(args, attr, merged)
 
 
 def run_policy(args, findings, files: list[str], errors=(), filtered=None, kind: str = "capture"):

@@ -183,6 +183,10 @@ def test_settings_inventory_paths_are_relative_to_the_file(project):
     assert rc in (0, 1), err
     # the inventory was loaded: intent rules can fire (missing-group for its groups)
     assert "missing-group" in {f["rule"] for f in json.loads(out)["findings"]}
+    # named in the settings and on the command line: loaded once, same report
+    rc2, out2, err2 = run("analyze", str(project / "captures/lab/ttl.pcap"), "-f", "json", "--settings",
+                          sub / "carpscope.toml", "--inventory", sub / "inv" / "site.toml", cwd=project)
+    assert (rc2, json.loads(out2)["findings"]) == (rc, json.loads(out)["findings"]), err2
 
 
 @pytest.mark.parametrize("content, needle", [
