@@ -396,8 +396,14 @@ def cmd_lint(args) -> int:
     body = _body(args, placed, ctx, json_doc=doc)
     if body is not None:
         _write(args, body)
+    groups = res.inventory.groups if res.inventory else []
+    if body is None and args.output:
+        from rich.console import Console
+        with _open_output(args) as f:
+            c = Console(file=f, width=120, no_color=True, highlight=False)
+            c.print(f"{len(args.configs)} file(s), {len(groups)} group(s)", highlight=False)
+            text.render_findings(findings, c)
     if body is None or args.output:
-        groups = res.inventory.groups if res.inventory else []
         _console(args).print(f"{len(args.configs)} file(s), {len(groups)} group(s)", highlight=False)
         text.render_findings(findings, _console(args))
     _step_summary(args, placed, ctx)

@@ -423,6 +423,16 @@ def test_output_file_and_text_on_terminal(fmt, tmp_path):
     assert not stdout.lstrip().startswith(("{", "[", "<", "::"))
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_lint_output_file_and_text_on_terminal(fmt, tmp_path):
+    confs = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests/fixtures/configs/handbook").glob("*.rc.conf"))
+    out = tmp_path / f"lint.{fmt}"
+    rc, stdout, err = run("lint", *confs, "-f", fmt, "-o", out)
+    assert rc == 0, err
+    assert "CS509" in out.read_text() or "config-preempt" in out.read_text()
+    assert "3 file(s)" in stdout and "config-preempt" in stdout
+
+
 def test_output_unwritable_is_a_usage_error(tmp_path):
     rc, out, err = run("analyze", *sidecar_args("ttl", tmp_path), "-f", "sarif", "-o", tmp_path / "no" / "x.sarif")
     assert rc == 2
