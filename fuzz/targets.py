@@ -1,0 +1,207 @@
+"""The fuzz targets, shared by the atheris scripts (fuzz_*.py) and the regression replay
+(tests/fuzz_regressions/test_replay.py).
+
+Each target takes the raw fuzzer input and raises only on a bug: an exception of a type the
+code under test does not document, or a broken invariant (AssertionError). Documented
+outcomes (CaptureFormatError for a file that is not a capture, ConfigError for a bad
+configuration, a Damage record, a Malformed record, None) return normally.
+
+Layout of an input:
+  decode   byte 0 picks the link type (LINKTYPES, in order), the rest is the frame; the same
+           bytes are also decoded as a bare protocol-112 payload over IPv4 and IPv6.
+  capture  the whole input is a capture file; byte 0 bit 0 chooses the path: 0 the exact
+           reader (pcapfile.read_records) then decode_frame on every record; 1 the standard
+           input path of capture.FileSource (peek, first link type, BPF per frame).
+  config   byte 0 picks the kind (rc.conf, sysctl.conf, keepalived.conf, ucarp unit,
+           interfaces, inventory TOML), the rest is the text (UTF-8, undecodable bytes replaced).
+"""
+from __future__ import annotations
+
+import importlib
+import io
+import os
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from carpscope.model import AddressHint, Advert, Malformed  # noqa: E402
+from carpscope.pcapfile import CaptureFormatError, Damage, Record, read_records  # noqa: E402
+from carpscope.wire import proto112  # noqa: E402
+from carpscope.wire.frame import decode_frame  # noqa: E402
+from carpscope.wire.link import LINKTYPES, UnsupportedLinkType, check_linktype  # noqa: E402
+
+LINKTYPE_LIST = sorted(LINKTYPES)
+RECORD_TYPES = (Advert, Malformed, AddressHint, type(None))
+A4S, A4D = bytes([192, 0, 2, 1]), bytes([224, 0, 0, 18])
+A6S, A6D = bytes([0xFE, 0x80] + [0] * 13 + [1]), bytes([0xFF, 0x02] + [0] * 13 + [0x12])
+
+
+# ------------------------------------------------------------------ decode
+
+def _check_record(rec) -> None:
+    assert type(rec) in RECORD_TYPES, type(rec)
+    if type(rec) is Advert:
+        assert rec.protocol in ("carp", "vrrp2", "vrrp3"), rec.protocol
+        assert rec.family in (4, 6)
+        assert 0 <= rec.vhid <= 255
+        assert rec.payload_len >= 8
+        assert rec.trailing >= 0
+        if rec.protocol == "carp":
+            assert len(rec.counter) == 8 and len(rec.md) == 20
+    elif type(rec) is Malformed:
+        assert isinstance(rec.reason, str) and rec.reason
+
+
+def decode_target(data: bytes) -> None:
+    if not data:
+        return
+    lt = LINKTYPE_LIST[data[0] % len(LINKTYPE_LIST)]
+    frame = data[1:]
+    _check_record(decode_frame(lt, frame, 1, 0.0, "fuzz"))
+    for family, s, d in ((4, A4S, A4D), (6, A6S, A6D)):
+        r = proto112.decode(frame, family, s, d)
+        assert isinstance(r, (str, proto112.Decoded)), type(r)
+
+
+# ------------------------------------------------------------------ capture
+
+def _exact(data: bytes) -> None:
+    try:
+        items = read_records(io.BytesIO(data))
+        last = None
+        for item in items:
+            assert last is None or not isinstance(last, Damage), "a record after a Damage"
+            last = item
+            if isinstance(item, Damage):
+                assert 0 <= item.offset <= len(data) and item.number >= 1 and item.reason
+                continue
+            assert isinstance(item, Record)
+            assert 0 <= item.offset < len(data) and item.length >= 12
+            try:
+                check_linktype(item.linktype)
+            except UnsupportedLinkType:
+                continue
+            _check_record(decode_frame(item.linktype, item.data, item.number, item.ts, "fuzz"))
+    except CaptureFormatError:
+        pass
+
+
+class _Stdin:
+    def __init__(self, data: bytes):
+        self.buffer = io.BytesIO(data)
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _stdin(data: bytes) -> None:
+    from carpscope.capture import CaptureError, FileSource
+    saved = sys.stdin
+    sys.stdin = _Stdin(data)
+    try:
+        try:
+            src = FileSource("-")
+        except CaptureError:
+            return
+        n = 0
+        for lt, num, ts, frame in src.frames():
+            assert num > n
+            n = num
+            _check_record(decode_frame(lt, frame, num, ts, "stdin"))
+    except CaptureError:
+        pass
+    finally:
+        sys.stdin = saved
+
+
+def capture_target(data: bytes) -> None:
+    if not data:
+        return
+    body = data[1:]
+    if data[0] & 1:
+        _stdin(body)
+    else:
+        _exact(body)
+
+
+# ------------------------------------------------------------------ config
+
+CONFIG_KINDS = ("rc.conf", "sysctl.conf", "keepalived.conf", "ucarp.service", "interfaces", "inventory.toml")
+_tmpdir = None
+
+
+def _safe_tokenize(path, _depth=0, _stack=(), included=None):
+    """keepalived tokenize_file without following ``include`` (a fuzzed include of /dev/zero or
+    /proc/kmsg would read forever: what include reads is the user's own file system)."""
+    from pathlib import Path
+
+    from carpscope.config import keepalived
+    text = Path(path).read_text(encoding="utf-8")
+    return [t for line in keepalived._lex_lines(text, path)
+            if not (line[0].text == "include" and not line[0].quoted) for t in line]
+
+
+def config_target(data: bytes) -> None:
+    """Parse one configuration text with the parser of its kind, merge and lint it: only
+    ConfigError may come out (read_configs' last-resort guard, which turns any ValueError
+    into a ConfigError, is bypassed so that such a bug shows)."""
+    global _tmpdir
+    if not data:
+        return
+    from carpscope.config import ConfigError, inventory, keepalived, merge, rcconf, ucarp
+    from carpscope.config.inventory import Secret
+    kind = CONFIG_KINDS[data[0] % len(CONFIG_KINDS)]
+    text = data[1:].decode("utf-8", "replace")
+    if _tmpdir is None:
+        _tmpdir = tempfile.mkdtemp(prefix="carpscope-fuzz-")
+    path = os.path.join(_tmpdir, "host1." + kind if kind != "interfaces" else "interfaces")
+    keepalived.tokenize_file = _safe_tokenize
+    hosts, invs = [], []
+    try:
+        if kind == "rc.conf":
+            hosts.append(rcconf.host_from_assignments(rcconf.lex_assignments(text, path), "host1", (path,)))
+        elif kind == "sysctl.conf":
+            hosts.append(rcconf.host_from_assignments(rcconf.parse_sysctl_conf(text, path), "host1", (path,)))
+        elif kind == "keepalived.conf":
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            hosts.append(keepalived.host_from_keepalived(path, "host1"))
+        elif kind == "ucarp.service":
+            runs = ucarp.find_ucarp_commands(text, path)
+            hosts.append(ucarp.host_from_runs(runs, "host1", path))
+        elif kind == "interfaces":
+            runs, addrs, probs = ucarp.find_interfaces_ucarp(text, path)
+            hosts.append(ucarp.host_from_runs(runs, "host1", path, addrs, kind="interfaces"))
+        else:
+            invs.append(inventory.parse_inventory(text, path))
+    except ConfigError:
+        return
+    for hc in hosts:
+        for p in hc.problems:
+            assert isinstance(p, ConfigError), type(p)
+    inv = merge(hosts, invs)
+    inventory.inventory_to_toml(inv)
+    # lint's checks on the merged inventory (secrets held in files or variables are not read)
+    lint_mod = importlib.import_module("carpscope.config.lint")
+    ctx = lint_mod._Ctx(inv)
+    real_reveal = Secret.reveal
+
+    def reveal(self):
+        if self._value is None:
+            raise ConfigError("not read while fuzzing")
+        return real_reveal(self)
+    Secret.reveal = reveal
+    try:
+        for g in inv.groups:
+            for sub in lint_mod._split_reused(g, ctx):
+                lint_mod._check_group(sub, ctx)
+        lint_mod._check_cross_groups(inv, ctx)
+        lint_mod._scrub(ctx.findings, ctx)
+    finally:
+        Secret.reveal = real_reveal
+
+
+TARGETS = {"decode": decode_target, "capture": capture_target, "config": config_target}
