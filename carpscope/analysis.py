@@ -33,8 +33,9 @@ class Report:
     sources: list[SourceInfo]
     groups: list[Group]
     findings: list[Finding]
-    numbering: str = "filtered"
+    numbering: str = "filtered"          # "filtered", "all", or "mixed" (see sources)
     filters: dict = field(default_factory=dict)
+    numberings: dict = field(default_factory=dict)
 
 
 class Analysis:
@@ -49,7 +50,7 @@ class Analysis:
         self.on_advert = on_advert
         self.sources: list[SourceInfo] = []
         self.extra: list[Finding] = []
-        self.numbering = "filtered"
+        self.numberings: dict[str, str] = {}      # per source: "filtered" or "all" (see capture.py)
         self.filters: dict = {}
         self._deferred: dict[tuple, list[Advert]] = {}
 
@@ -63,8 +64,7 @@ class Analysis:
         one tcpdump run), so their adverts form one segment; by default each file is its own."""
         for src in srcs:
             self.sources.append(src.info)
-            if getattr(src, "numbering", None):
-                self.numbering = src.numbering
+            self.numberings[src.name] = getattr(src, "numbering", None) or "filtered"
         record = self.record
         if len(srcs) == 1:
             src = srcs[0]
@@ -202,4 +202,6 @@ class Analysis:
                                     f"{self.tracker.groups_capped} adverts of further groups not tracked",
                                     evidence={"dropped_adverts": self.tracker.groups_capped}))
         findings.sort(key=lambda f: (-f.severity.rank, f.segment or "", f.vhid or 0, f.code, f.first_seen or 0))
-        return Report(self.sources, groups, findings, self.numbering, self.filters)
+        kinds = set(self.numberings.values()) or {"filtered"}
+        numbering = kinds.pop() if len(kinds) == 1 else "mixed"
+        return Report(self.sources, groups, findings, numbering, self.filters, dict(self.numberings))

@@ -64,7 +64,8 @@ def report_json(report) -> dict:
         "carpscope": __version__,
         "packet_numbering": report.numbering,
         "sources": [{"name": s.name, "packets": s.packets, "adverts": s.adverts, "malformed": s.malformed,
-                     "linktype": s.linktype, "error": s.error, "filter": report.filters.get(s.name)}
+                     "linktype": s.linktype, "error": s.error, "filter": report.filters.get(s.name),
+                     "packet_numbering": report.numberings.get(s.name, report.numbering)}
                     for s in report.sources],
         "groups": [group_json(g) for g in report.groups],
         "findings": [f.to_json() for f in report.findings],
