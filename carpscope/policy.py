@@ -390,6 +390,7 @@ class Placed:
     path: str | None
     file: str | None
     fingerprint: str
+    guessed: bool = False      # no source or segment names the file: the first file read stands in
 
 
 def place(findings: list[Finding], sources: list[str], root: Path | None = None) -> list[Placed]:
@@ -398,11 +399,14 @@ def place(findings: list[Finding], sources: list[str], root: Path | None = None)
     seen: Counter = Counter()
     out = []
     for f in findings:
-        file = source_of(f, sources) or (sources[0] if sources else None)
+        file = source_of(f, sources)
+        guessed = file is None and bool(sources)
+        if guessed:
+            file = sources[0]
         path = display_path(file, root) if file else None
         base = fingerprint(f, path)
         seen[base] += 1
-        out.append(Placed(f, path, file, fingerprint(f, path, seen[base])))
+        out.append(Placed(f, path, file, fingerprint(f, path, seen[base]), guessed))
     return out
 
 

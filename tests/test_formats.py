@@ -245,6 +245,20 @@ def test_sarif_of_lint_has_lines(tmp_path):
         assert phys["region"]["startLine"] >= 1 and "byteOffset" not in phys["region"]
 
 
+def test_sarif_segment_of_several_files_has_no_frame_location():
+    """--segment NAME: a group finding spans files; it is placed at the first file, and its
+    frame numbers (counted per file) give no region or logical location."""
+    f = catalogue.finding("skew-tie", "tie", segment="lab", packets=[2, 4], evidence={"speakers": ["a", "b"]})
+    p = policy.place([f], ["captures/ttl.pcap", "captures/equal-skew.pcap"], REPO)[0]
+    assert p.guessed and p.path == "captures/ttl.pcap"
+    ctx = policy.Context(files=["captures/ttl.pcap", "captures/equal-skew.pcap"], root=REPO)
+    doc = json.loads(sarif.render([p], ctx))
+    VALIDATOR.validate(doc)
+    loc = doc["runs"][0]["results"][0]["locations"][0]
+    assert loc == {"physicalLocation": {"artifactLocation": {"uri": "captures/ttl.pcap", "uriBaseId": "%SRCROOT%",
+                                                             "index": 0}, "region": {"startLine": 1}}}
+
+
 # ------------------------------------------------------------------ JUnit
 
 def test_junit_every_rule(placed, ctx):

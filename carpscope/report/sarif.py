@@ -131,7 +131,8 @@ def result(p: Placed, rule_index: dict[str, int], where: dict, baseline: bool) -
     f = p.finding
     r: dict = {"ruleId": f.code, "ruleIndex": rule_index[f.code], "level": LEVEL[f.severity],
                "message": {"text": finding_text(f)}}
-    frames = list(f.packets) if not f.line else []
+    # frame numbers locate a frame only in the file they were counted in
+    frames = list(f.packets) if not f.line and not p.guessed else []
     if f.rule == "capture-truncated" and isinstance(f.evidence.get("offset"), int):
         # the record where reading stopped, by its offset in the file (not a filtered frame)
         rec = f.evidence.get("record")
@@ -162,7 +163,7 @@ def sarif_json(placed: list[Placed], ctx: Context) -> dict:
     if ctx.kind == "capture":
         wanted: dict[str, set[int]] = {}
         for p in placed:
-            if p.file and p.finding.packets and not p.finding.line:
+            if p.file and p.finding.packets and not p.finding.line and not p.guessed:
                 wanted.setdefault(p.file, set()).update(p.finding.packets[:RELATED_MAX + 1])
         for file, frames in wanted.items():
             where[file] = frame_records(file, frames, ctx.filtered.get(file, True))
