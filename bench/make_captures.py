@@ -1,0 +1,336 @@
+"""Build the benchmark captures with carpscope's own frame builders (carpscope.synth).
+
+Every capture is streamed to disk frame by frame (``synth.PcapWriter``): nothing holds a
+capture in memory, so the 10M-frame file costs the same RAM as the 20k-frame test one.
+
+    python bench/make_captures.py                  # every capture into bench/out/
+    python bench/make_captures.py mixed dense      # only these
+    python bench/make_captures.py --out DIR --force
+
+Captures (see bench/README.md):
+
+  mixed     2,000,000 frames (~1.5 GB): background TCP/UDP/IPv6/ARP, 1 % CARP plus some
+            VRRP. CARP vhids 1-3 and 6 (IPv6) steady, vhid 4 fails over once (no finding),
+            vhid 5 has a split brain whose cause is two passphrases; VRRPv3 20, VRRPv2 21.
+  mixed1m   the same generator at scale 0.5 (1,000,000 frames): peak RSS vs large
+  large     the same generator at scale 5 (10,000,000 frames, ~7.5 GB)
+  dense     300,000 back-to-back CARP adverts from 20 groups (three keys, all verify)
+
+Beside each NAME.pcap the builder writes NAME.keys (the three candidate passphrases,
+``label:passphrase``, mode 0600) and NAME.json (a manifest: frame counts, the ``--vip``
+arguments, what was planted and the generator version). ``mixed(path, scale=...)`` is the
+function the unit test calls on a small scale.
+"""
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+from carpscope import synth
+
+VERSION = 1                      # bump when the generated traffic changes
+BASE_TS = 1_700_000_000.0
+OUT = Path(__file__).resolve().parent / "out"
+
+# the three candidate passphrases: prod signs most groups, dmz one, lab the rogue split-brain
+# member (and a third of the dense groups)
+KEYS = {"prod": "Kx9-prod-carp-2024", "dmz": "dmz/vhid3#secret", "lab": "lab-box-default"}
+
+
+def write_keys(path: Path) -> None:
+    """label:passphrase lines, created 0600 (never readable by group or others)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        for label, secret in KEYS.items():
+            f.write(f"{label}:{secret}\n")
+    os.chmod(path, 0o600)
+
+
+# ---------------------------------------------------------------------------- background
+
+def _background_pool(rng: random.Random) -> list[tuple[bytes, float]]:
+    """Distinct non-CARP frames with their share of the background (sizes avg. ~730 bytes)."""
+    pool: list[tuple[bytes, float]] = []
+
+    def tcp4(size, i):
+        ip = synth.ip4(f"10.{i}.0.{10 + i}", f"172.16.{i}.{20 + i}", bytes(max(0, size - 34)),
+                       ttl=64, proto=6, tos=0)
+        return synth.ether(f"02:00:00:00:01:{i:02x}", f"02:00:00:00:02:{i:02x}", 0x0800, ip)
+
+    def udp4(size, i):
+        ip = synth.ip4(f"10.{i}.1.{30 + i}", f"10.{i}.2.{40 + i}", bytes(max(0, size - 34)),
+                       ttl=63, proto=17, tos=0)
+        return synth.ether(f"02:00:00:00:03:{i:02x}", f"02:00:00:00:04:{i:02x}", 0x0800, ip)
+
+    def tcp6(size, i):
+        ip = synth.ip6(f"2001:db8:{i}::10", f"2001:db8:{i}::20", bytes(max(0, size - 54)), hlim=64, nxt=6)
+        return synth.ether(f"02:00:00:00:05:{i:02x}", f"02:00:00:00:06:{i:02x}", 0x86DD, ip)
+
+    # (size, weight): bare ACKs, small requests, medium, full-size segments
+    for size, share in ((66, 0.37), (200, 0.12), (590, 0.08), (1514, 0.42)):
+        for i in range(4):
+            pool.append((tcp4(size, i), share * 0.7 / 4))
+            pool.append((udp4(size, i), share * 0.2 / 4))
+            pool.append((tcp6(size, i), share * 0.1 / 4))
+    # ARP requests pass the capture filter (ARP replies and GARPs reveal VIPs) but are ignored
+    for i in range(4):
+        pool.append((synth.ether(f"02:00:00:00:07:{i:02x}", "ff:ff:ff:ff:ff:ff", 0x0806,
+                                 _arp_request(f"02:00:00:00:07:{i:02x}", f"10.{i}.0.{50 + i}",
+                                              f"10.{i}.0.1")), 0.005 / 4))
+    total = sum(w for _, w in pool)
+    return [(f, w / total) for f, w in pool]
+
+
+def _arp_request(sha: str, spa: str, tpa: str) -> bytes:
+    import struct
+    from socket import AF_INET, inet_pton
+    return struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, synth.mac_bytes(sha), inet_pton(AF_INET, spa),
+                       bytes(6), inet_pton(AF_INET, tpa))
+
+
+# ---------------------------------------------------------------------------- protocol 112
+
+class Speaker:
+    """One CARP or VRRP speaker's schedule: adverts at its own period while it is master."""
+
+    def __init__(self, rng, vhid, src, *, proto="carp", advskew=0, advbase=1, key="prod",
+                 vips=(), runs=((0.0, None),), priority=100, eth_src=None, vrrp_auth=0):
+        self.rng, self.vhid, self.src, self.proto = rng, vhid, src, proto
+        self.advskew, self.advbase, self.key, self.vips = advskew, advbase, key, list(vips)
+        self.runs, self.priority, self.eth_src, self.vrrp_auth = runs, priority, eth_src, vrrp_auth
+        self.rng = random.Random(rng.getrandbits(32))     # own stream: schedules can be replayed
+        self.counter = self.rng.getrandbits(63)
+
+    def _times(self, rng: random.Random, end: float):
+        for start, stop in self.runs:
+            stop = end if stop is None else min(stop, end)
+            t = start
+            while t < stop:
+                yield t, t == start
+                t += self.period + rng.uniform(-0.002, 0.002)
+
+    def last_advert(self, end: float) -> float:
+        """Time of this speaker's last advert (replays its random stream, consumes nothing)."""
+        r = random.Random()
+        r.setstate(self.rng.getstate())
+        last = None
+        for last, _ in self._times(r, end):
+            pass
+        return last
+
+    @property
+    def period(self) -> float:
+        if self.proto == "carp":
+            return self.advbase + self.advskew / 256
+        return 1.0
+
+    def frames(self, end: float):
+        """(ts, frame) for every advert of every run (a run is (start, stop or None))."""
+        for t, first in self._times(self.rng, end):
+            yield t, self._advert()
+            if first and self.proto == "carp":
+                # a new CARP master announces its VIPs from the virtual MAC (gratuitous ARP)
+                for i, vip in enumerate(a for a in self.vips if ":" not in a):
+                    yield t + 0.0002 * (i + 1), synth.garp_frame(synth.vmac(self.vhid), vip)
+
+    def _advert(self) -> bytes:
+        if self.proto == "carp":
+            self.counter += 1
+            return synth.carp_frame(self.src, self.vhid, advbase=self.advbase, advskew=self.advskew,
+                                    counter=self.counter, passphrase=KEYS[self.key], vips=self.vips)
+        if self.proto == "vrrp3":
+            return synth.vrrp_frame(self.src, self.vhid, self.priority, self.vips, version=3,
+                                    eth_src=self.eth_src)
+        return synth.vrrp_frame(self.src, self.vhid, self.priority, self.vips, version=2,
+                                auth_type=self.vrrp_auth, eth_src=self.eth_src)
+
+
+def _mixed_speakers(rng: random.Random, duration: float):
+    """The planted groups; times are fractions of the duration (at least 60 s)."""
+    D = duration
+    t_fail = round(0.40 * D, 3)                  # vhid 4: master stops here ...
+    md_b = 3 * 1 + 100 / 256                     # ... backup (advskew 100) takes over after its master-down
+    sb_from, sb_len = round(0.60 * D, 3), min(max(12.0, 0.02 * D), 60.0)
+    sps = [
+        Speaker(rng, 1, "10.0.1.2", vips=["10.0.1.1"]),
+        Speaker(rng, 2, "10.0.2.2", vips=["10.0.2.1", "10.0.2.10"], advskew=20),
+        Speaker(rng, 3, "10.0.3.2", vips=["192.0.2.1"], key="dmz", advskew=10),
+        Speaker(rng, 6, "fe80::6:2", vips=["2001:db8:6::1"], advskew=30),
+        # failover: A advertises until t_fail, B starts one master-down interval after A's last advert
+        Speaker(rng, 4, "10.0.4.2", vips=["10.0.4.1"], runs=((0.1, t_fail),)),
+        Speaker(rng, 4, "10.0.4.3", vips=["10.0.4.1"], advskew=100, runs=()),   # set by _resolve_failover
+        # split brain: the backup is configured with another passphrase, so it never hears the master
+        Speaker(rng, 5, "10.0.5.2", vips=["10.0.5.1"], runs=((0.2, None),)),
+        Speaker(rng, 5, "10.0.5.3", vips=["10.0.5.1"], key="lab", advskew=50,
+                runs=((sb_from, sb_from + sb_len),)),
+        Speaker(rng, 20, "10.0.20.2", proto="vrrp3", priority=200, vips=["10.0.20.1"],
+                eth_src="52:54:00:20:00:02"),
+        Speaker(rng, 21, "10.0.21.2", proto="vrrp2", priority=150, vips=["10.0.21.1"]),
+    ]
+    return sps, {"failover_at": t_fail, "master_down_b": md_b, "split_brain": [sb_from, sb_from + sb_len]}
+
+
+def _resolve_failover(sps, end: float) -> None:
+    """Start vhid 4's backup one master-down interval (+10 ms) after A's last advert."""
+    a, b = [s for s in sps if s.vhid == 4]
+    b.runs = ((a.last_advert(end) + 3 * b.advbase + b.advskew / 256 + 0.01, None),)
+
+
+# ---------------------------------------------------------------------------- writers
+
+def _events(sps, end):
+    return heapq.merge(*(s.frames(end) for s in sps), key=lambda e: e[0])
+
+
+def _write(path: Path, frames: int, duration: float, sps, rng: random.Random) -> dict:
+    """Stream ``frames`` frames: background at a steady rate with the protocol-112 adverts and
+    GARPs of ``sps`` merged in at their timestamps."""
+    pool = _background_pool(rng)
+    frames_pool = [f for f, _ in pool]
+    # a fixed random pattern of background picks, cycled (cheaper than a draw per frame)
+    pattern = rng.choices(range(len(pool)), weights=[w for _, w in pool], k=65_521)
+    plen = len(pattern)
+    events = _events(sps, duration)
+    nxt = next(events, None)
+    expo, rate = rng.expovariate, frames / duration
+    written = background = proto = garp = 0
+    t = BASE_TS
+    with open(path, "wb", buffering=1 << 22) as f:
+        write = synth.PcapWriter(f).write
+        while written < frames:
+            t += expo(rate)
+            while nxt is not None and BASE_TS + nxt[0] <= t and written < frames:
+                ts, data = nxt
+                write(BASE_TS + ts, data)
+                written += 1
+                if data[12:14] == b"\x08\x06":
+                    garp += 1
+                else:
+                    proto += 1
+                nxt = next(events, None)
+            if written < frames:
+                write(t, frames_pool[pattern[background % plen]])
+                background += 1
+                written += 1
+    return {"frames": written, "protocol112": proto, "garp": garp, "background": background}
+
+
+def mixed(path: str | os.PathLike, scale: float = 1.0, seed: int = 1) -> dict:
+    """The mixed capture at ``scale`` (1.0 = 2,000,000 frames); returns its manifest."""
+    path = Path(path)
+    rng = random.Random(seed)
+    frames = int(2_000_000 * scale)
+    carp_rate = 1 / 1.0 + 1 / (1 + 20 / 256) + 1 / (1 + 10 / 256) + 1 / (1 + 30 / 256) + 1 + 1
+    duration = max(60.0, 0.01 * frames / carp_rate)
+    sps, planted_times = _mixed_speakers(rng, duration)
+    _resolve_failover(sps, duration)
+    stats = _write(path, frames, duration, sps, rng)
+    vips = {}
+    for s in sps:
+        if s.proto == "carp":
+            vips[s.vhid] = s.vips
+    manifest = {
+        "name": path.stem, "kind": "mixed", "scale": scale, "seed": seed, "version": VERSION,
+        "duration_s": round(duration, 3), **stats,
+        "keys": str(path.with_suffix(".keys")),
+        "vip_args": [f"{v}={','.join(a)}" for v, a in sorted(vips.items())],
+        "planted": {
+            "split-brain": {"vhid": 5, "speakers": ["10.0.5.2", "10.0.5.3"], "cause": "passphrase",
+                            "from_to": planted_times["split_brain"]},
+            "passphrase-mismatch": {"vhid": 5, "keys": ["lab", "prod"]},
+            "failover": {"vhid": 4, "from": "10.0.4.2", "to": "10.0.4.3", "finding": None,
+                         "at": planted_times["failover_at"]},
+            "auth": {"1": "prod", "2": "prod", "3": "dmz", "4": "prod", "6": "prod"},
+        },
+    }
+    write_keys(path.with_suffix(".keys"))
+    path.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def dense(path: str | os.PathLike, adverts: int = 300_000, groups: int = 20, seed: int = 2) -> dict:
+    """Back-to-back CARP adverts from ``groups`` steady masters (keys prod/dmz/lab in turn)."""
+    path = Path(path)
+    rng = random.Random(seed)
+    labels = list(KEYS)
+    sps = []
+    for g in range(groups):
+        vhid = 10 + g
+        vips = [f"10.1.{vhid}.1"] + ([f"10.1.{vhid}.2"] if g % 4 == 3 else [])
+        sps.append(Speaker(rng, vhid, f"10.1.{vhid}.3", vips=vips, key=labels[g % 3],
+                           advskew=g * 5, runs=((g * 0.01, None),)))
+    # adverts only (no GARP): each group sends its share, the first ``adverts % groups`` one more
+    quota = [adverts // groups + (i < adverts % groups) for i in range(groups)]
+    written = 0
+    with open(path, "wb", buffering=1 << 22) as f:
+        w = synth.PcapWriter(f)
+        heap = [(s.runs[0][0], i) for i, s in enumerate(sps)]
+        heapq.heapify(heap)
+        while heap:
+            t, i = heapq.heappop(heap)
+            s = sps[i]
+            w.write(BASE_TS + t, s._advert())
+            written += 1
+            quota[i] -= 1
+            if quota[i]:
+                heapq.heappush(heap, (t + s.period + s.rng.uniform(-0.002, 0.002), i))
+    manifest = {
+        "name": path.stem, "kind": "dense", "seed": seed, "version": VERSION, "frames": written,
+        "protocol112": written, "groups": groups,
+        "keys": str(path.with_suffix(".keys")),
+        "vip_args": [f"{s.vhid}={','.join(s.vips)}" for s in sps],
+        "planted": {"auth": {str(s.vhid): s.key for s in sps}},
+    }
+    write_keys(path.with_suffix(".keys"))
+    path.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+CAPTURES = {
+    "mixed": lambda p: mixed(p, 1.0),
+    "mixed1m": lambda p: mixed(p, 0.5),
+    "large": lambda p: mixed(p, 5.0),
+    "dense": lambda p: dense(p),
+}
+
+
+def ensure(name: str, out: Path = OUT, force: bool = False) -> dict:
+    """Build ``out/NAME.pcap`` unless an up-to-date one is there; returns its manifest."""
+    out.mkdir(parents=True, exist_ok=True)
+    pcap, man = out / f"{name}.pcap", out / f"{name}.json"
+    if not force and pcap.exists() and man.exists():
+        m = json.loads(man.read_text())
+        if m.get("version") == VERSION:
+            return m
+    tmp = out / f"{name}.tmp.pcap"
+    m = CAPTURES[name](tmp)
+    for suffix in (".pcap", ".keys", ".json"):
+        os.replace(tmp.with_suffix(suffix), pcap.with_suffix(suffix))
+    m["keys"] = str(pcap.with_suffix(".keys"))
+    m["name"] = name
+    man.write_text(json.dumps(m, indent=2) + "\n")
+    return m
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", choices=[[], *CAPTURES], metavar="NAME",
+                    help=f"captures to build ({', '.join(CAPTURES)}; default all)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    args = ap.parse_args(argv)
+    for name in args.names or list(CAPTURES):
+        m = ensure(name, args.out, args.force)
+        size = (args.out / f"{name}.pcap").stat().st_size
+        print(f"{name}: {m['frames']:,} frames, {m['protocol112']:,} protocol-112, "
+              f"{size / 1e6:,.0f} MB -> {args.out / (name + '.pcap')}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
