@@ -671,8 +671,6 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    from carpscope import cli
-    from carpscope.analysis import Analysis
     from carpscope.keys import build_auth
 
     if args.list:
