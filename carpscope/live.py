@@ -188,6 +188,8 @@ def check_interface(name: str) -> None:
     """Fail early, in words, for a missing or down interface ('any' is not a real one)."""
     if name == "any":
         return
+    if not name or len(name.encode()) > 15 or "/" in name or name.strip() != name:
+        raise LiveError(f"{name!r}: not a valid interface name (carpscope sniff --list shows them)")
     try:
         flags = iface_flags(name)
     except OSError as e:

@@ -457,3 +457,8 @@ def test_dashboard_fits_a_narrow_terminal(tmp_path):
     assert max(len(line) for line in text.splitlines()) <= 80
     row = next(line for line in text.splitlines() if "CARP" in line)
     assert "10.0.0.2" in row and " 7 " in row and "00:00:5e" not in row
+
+
+def test_invalid_interface_name():
+    r = run_sniff("x" * 20, "--duration", "1")
+    assert r.returncode == 2 and "not a valid interface name" in r.stderr and len(r.stderr.splitlines()) == 1

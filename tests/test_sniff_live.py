@@ -360,8 +360,7 @@ def test_not_a_terminal_prints_event_lines_then_the_report(live, tmp_path):
 def test_dashboard_in_tmux(live, tmp_path):
     require_root(("ip", "ucarp", "tmux"))
     keys = keys_file(tmp_path, dash="dash-pass")
-    sock = f"carpscope-test-{os.getpid()}"
-    tmux = [tool("tmux"), "-L", sock]
+    tmux = [tool("tmux"), "-S", str(tmp_path / "tmux.sock")]     # our own server, its socket in tmp_path
     with Lab([Host("a", "10.78.7.2/24"), Host("b", "10.78.7.3/24")]) as lab:
         lab.start(Ucarp("a", 13, "dash-pass", "10.78.7.1"))
         lab.wait_state("a", "carp:13", "MASTER", MASTER_WAIT)

@@ -220,7 +220,7 @@ class Dashboard:
     @contextlib.contextmanager
     def live(self):
         self._live = Live(self.renderable(), console=self.console, auto_refresh=False, transient=True,
-                          vertical_overflow="crop", redirect_stdout=False, redirect_stderr=False)
+                          vertical_overflow="ellipsis", redirect_stdout=False, redirect_stderr=False)
         with self._live:
             try:
                 yield self
