@@ -21,6 +21,7 @@ MAX_SPEAKERS = 64          # per group
 MAX_GROUPS = 4096
 MAX_RUNS = 256             # kept per group for the timeline (oldest dropped, counted)
 MAX_EPISODES = 64
+DUPLICATE_S = 0.05         # a speaker's advert again within this (and half its interval): a copy
 SAMPLE = 10                # packet numbers kept as evidence per item
 
 # Two masters at once are normal for about one interval during a takeover (the old master
@@ -191,6 +192,12 @@ class Group:
                 self._close_run(o)
         if sp.run_start is not None and not sp.active(t):
             self._close_run(sp)
+        if sp.run_start is not None and t - sp.last < min(DUPLICATE_S, sp.interval / 2):
+            # the same speaker again before its next advert could be due: a copy (a mirror
+            # port seeing ingress and egress, a reflecting switch or vSwitch) or a burst; it
+            # must not count as more adverts towards a split brain or skew the period
+            sp.last_frame = a.frame
+            return
         if sp.run_start is None:
             self._open_run(sp, a)
         else:
