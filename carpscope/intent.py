@@ -59,15 +59,24 @@ class Intent:
     def host_of(self, ip: str) -> str | None:
         return self.addr_host.get(ip)
 
+    def resolvable(self, ip: str) -> bool:
+        """Can the inventory say who this is? IPv6 link-local sources (every VRRPv3-over-IPv6
+        advert, RFC 5798 §5.1.2.1) are rarely listed, so they are unknown, not foreign."""
+        return ip in self.addr_host or not _link_local(ip)
+
     def _matches(self, ig, tg: TGroup) -> bool:
         if ig.protocol != tg.protocol or ig.id != tg.vhid:
             return False
         net = _network(self.inv.segment(ig.segment), ig.segment)
         members = {m.host for m in ig.members}
+        vips = {_bare(v) for v in (ig.vips or ())}
         for sp in tg.speakers.values():
             if self.host_of(sp.ip) in members:
                 return True
             if net is not None and _in(sp.ip, net):
+                return True
+            # VRRP adverts carry the addresses: the intended VIPs identify the group
+            if vips and any(_bare(a) in vips for al in sp.addresses for a in al):
                 return True
         return net is None and not members
 
@@ -126,6 +135,8 @@ class Intent:
         out = []
         for sp in tg.speakers.values():
             host = self.host_of(sp.ip)
+            if host is None and not self.resolvable(sp.ip):
+                continue
             if host is None or (members and host not in members):
                 out.append(finding("unknown-speaker", f"{name}: {sp.ip} advertises this group but is not one of "
                                    f"its intended members ({', '.join(sorted(members)) or 'none listed'}): another "
@@ -156,7 +167,10 @@ class Intent:
         master = tg.master
         end = max((s.last for s in tg.speakers.values()), default=0.0)
         prim_active = any(end - s.last <= s.md * 1.1 for s in prim)   # still master at the end
-        if master is not None and self.host_of(master.ip) != primary and not prim_active:
+        # a link-local speaker the inventory does not list may be the primary: no verdict
+        unsure = any(not self.resolvable(s.ip) for s in tg.speakers.values())
+        if (master is not None and self.host_of(master.ip) != primary and not prim_active
+                and not (unsure and (not prim or not self.resolvable(master.ip)))):
             p = prim[0] if prim else None
             host = self.inv.host(primary)
             member = ig.member(primary)
@@ -220,6 +234,13 @@ def _network(seg, name: str):
             except ValueError:
                 continue
     return None
+
+
+def _link_local(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(_bare(ip)).is_link_local
+    except ValueError:
+        return False
 
 
 def _in(ip: str, net) -> bool:
