@@ -892,6 +892,11 @@ class Verifier:
     def _unchecked_diag(self, vhid: int, segment: str) -> Diagnosis:
         """Why nothing can be tried: no key at all, or no VIP set for this vhid here."""
         every = tuple(e.vips.addrs for e in self.keyring.vip_entries(vhid, all_segments=True))
+        here = self.keyring.vip_entries(vhid, segment)
+        if here and all(k.origin == "weak" for k in self._keys):
+            return Diagnosis("no-keys", f"no passphrase was given and none of the bundled default "
+                             f"passphrases verifies vhid {vhid}: the HMAC is not checked (give "
+                             "--passphrase-file or $CARPSCOPE_PASSPHRASES)", vhid, known_vips=every)
         if not self._keys:
             return Diagnosis("no-keys", f"no passphrase is known: the HMAC of vhid {vhid} cannot be "
                              "checked (give --passphrase-file or $CARPSCOPE_PASSPHRASES)", vhid,
