@@ -8,13 +8,19 @@ VRRP_GROUP4 = bytes([224, 0, 0, 18])
 
 
 def ones_sum(data: bytes, start: int = 0) -> int:
-    """One's-complement sum of 16-bit big-endian words (odd length padded with a zero byte)."""
+    """One's-complement sum of 16-bit big-endian words (odd length padded with a zero byte),
+    folded to 16 bits and added to ``start``.
+
+    Computed as one big integer: 2**16 = 1 (mod 0xFFFF), so the data read as a big-endian
+    number is congruent to the sum of its 16-bit words, and folding the carries keeps that
+    residue; the folded sum is 0 only when every word (and ``start``) is 0, otherwise it lies in
+    1..0xFFFF. One ``int.from_bytes`` instead of an unpack of every word: the checksum of each
+    advert is on the hot path.
+    """
     if len(data) & 1:
         data = data + b"\0"
-    total = start + sum(struct.unpack(f"!{len(data) >> 1}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
+    total = start + int.from_bytes(data, "big")
+    return total % 0xFFFF or (0xFFFF if total else 0)
 
 
 def checksum(data: bytes, start: int = 0) -> int:
