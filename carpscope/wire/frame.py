@@ -22,12 +22,29 @@ _FRAG = 44
 
 def segment_name(source: str, link: Link) -> str:
     """Capture point plus VLAN tags (and the SLL2 interface: `-i any` sees a frame per port)."""
+    if not link.vlans and link.ifindex is None:
+        return source
     seg = source
     if link.vlans:
         seg += "/vlan" + ".".join(str(v) for v in link.vlans)
     if link.ifindex is not None:
         seg += f"/if{link.ifindex}"
     return seg
+
+
+# packed address -> text: a capture holds few distinct addresses, and inet_ntop per advert
+# was a tenth of decoding. Emptied when full.
+_ADDRS: dict[bytes, str] = {}
+_MAX_ADDRS = 8192
+
+
+def _ntop(packed: bytes) -> str:
+    text = _ADDRS.get(packed)
+    if text is None:
+        if len(_ADDRS) >= _MAX_ADDRS:
+            _ADDRS.clear()
+        text = _ADDRS[packed] = inet_ntop(AF_INET if len(packed) == 4 else AF_INET6, packed)
+    return text
 
 
 def decode_frame(linktype: int, data: bytes, frame: int, ts: float, source: str):
@@ -109,7 +126,7 @@ def _ip6(data, off, link, frame, ts, source):
             return _na(data, pos, min(end, n), s, link, frame, ts, source)
         else:
             return None
-    src, dst = inet_ntop(AF_INET6, s), inet_ntop(AF_INET6, d)
+    src, dst = _ntop(s), _ntop(d)
     if pos > end:
         return _malformed("IPv6 extension headers longer than the payload", link, frame, ts, source, 6, src, dst)
     if end > n:

@@ -47,9 +47,10 @@ def mac(b: bytes) -> str:
     return b.hex(":")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Link:
-    """Network-layer location and link facts of one frame."""
+    """Network-layer location and link facts of one frame (frozen: frames with the same link
+    header share one)."""
     ethertype: int        # 0x0800, 0x86DD, 0x0806 or other; 0 when unknown
     offset: int           # where the network-layer header starts
     eth_src: str | None
@@ -75,37 +76,44 @@ def _ip_by_version(data: bytes, off: int) -> int:
     return ETH_IP4 if v == 4 else ETH_IP6 if v == 6 else 0
 
 
+# Link types whose header (plus VLAN tags) fully determines the Link: (header length, offset
+# of the ethertype). A capture holds few distinct headers, so their Links are kept, keyed by
+# the header bytes: building the MAC strings for every frame was most of parse_link's cost.
+_TAGGED = {1: (14, 12), 113: (16, 14), 276: (20, 0)}
+_LINKS: dict[int, dict[bytes, Link]] = {lt: {} for lt in _TAGGED}
+_MAX_LINKS = 4096        # per link type; the cache is emptied when full
+_RAW = {et: Link(et, 0, None, None, (), None) for et in (ETH_IP4, ETH_IP6, 0)}
+_BSD = {et: Link(et, 4, None, None, (), None) for et in (ETH_IP4, ETH_IP6, 0)}
+
+
 def parse_link(linktype: int, data: bytes) -> Link | None:
     """Locate the network layer; None when the frame is too short for its link header."""
-    n = len(data)
-    if linktype == 1:
-        if n < 14:
+    hdr = _TAGGED.get(linktype)
+    if hdr is not None:
+        n = len(data)
+        off, at = hdr
+        if n < off:
             return None
-        et, off, vlans = _ethertype_chain(data, 14, (data[12] << 8) | data[13])
-        return Link(et, off, mac(data[6:12]), mac(data[0:6]), vlans, None)
-    if linktype == 113:  # Linux cooked v1: pkttype, hatype, halen, addr[8], protocol
-        if n < 16:
-            return None
-        halen = min((data[4] << 8) | data[5], 8)
-        src = mac(data[6:6 + halen]) if halen == 6 else None
-        et, off, vlans = _ethertype_chain(data, 16, (data[14] << 8) | data[15])
-        return Link(et, off, src, None, vlans, None)
-    if linktype == 276:  # Linux cooked v2: protocol, reserved, ifindex, hatype, pkttype, halen, addr[8]
-        if n < 20:
-            return None
-        halen = min(data[11], 8)
-        src = mac(data[12:12 + halen]) if halen == 6 else None
-        ifindex = int.from_bytes(data[4:8], "big")
-        et, off, vlans = _ethertype_chain(data, 20, (data[0] << 8) | data[1])
-        return Link(et, off, src, None, vlans, ifindex)
+        et = (data[at] << 8) | data[at + 1]
+        while et in VLAN_TPIDS and off + 4 <= n:     # where the tag walk stops, as in _build
+            et = (data[off + 2] << 8) | data[off + 3]
+            off += 4
+        head = data[:off]
+        cache = _LINKS[linktype]
+        link = cache.get(head)
+        if link is None:
+            if len(cache) >= _MAX_LINKS:
+                cache.clear()
+            link = cache[head] = _build(linktype, data)
+        return link
     if linktype in (12, 14, 101):
-        return Link(_ip_by_version(data, 0), 0, None, None, (), None)
+        return _RAW[_ip_by_version(data, 0)]
     if linktype == 228:
-        return Link(ETH_IP4, 0, None, None, (), None)
+        return _RAW[ETH_IP4]
     if linktype == 229:
-        return Link(ETH_IP6, 0, None, None, (), None)
+        return _RAW[ETH_IP6]
     if linktype in (0, 108):
-        if n < 4:
+        if len(data) < 4:
             return None
         if linktype == 108:
             af = int.from_bytes(data[:4], "big")
@@ -113,11 +121,28 @@ def parse_link(linktype: int, data: bytes) -> Link | None:
             af = int.from_bytes(data[:4], "little")
             if af > 0xFFFF:
                 af = int.from_bytes(data[:4], "big")
-        et = ETH_IP4 if af == 2 else ETH_IP6 if af in AF_INET6 else 0
-        return Link(et, 4, None, None, (), None)
+        return _BSD[ETH_IP4 if af == 2 else ETH_IP6 if af in AF_INET6 else 0]
     if linktype == 107:
         return _frelay(data)
     raise UnsupportedLinkType(linktype)
+
+
+def _build(linktype: int, data: bytes) -> Link:
+    """The Link of an Ethernet or Linux cooked frame (long enough for its fixed header)."""
+    if linktype == 1:
+        et, off, vlans = _ethertype_chain(data, 14, (data[12] << 8) | data[13])
+        return Link(et, off, mac(data[6:12]), mac(data[0:6]), vlans, None)
+    if linktype == 113:  # Linux cooked v1: pkttype, hatype, halen, addr[8], protocol
+        halen = min((data[4] << 8) | data[5], 8)
+        src = mac(data[6:6 + halen]) if halen == 6 else None
+        et, off, vlans = _ethertype_chain(data, 16, (data[14] << 8) | data[15])
+        return Link(et, off, src, None, vlans, None)
+    # Linux cooked v2: protocol, reserved, ifindex, hatype, pkttype, halen, addr[8]
+    halen = min(data[11], 8)
+    src = mac(data[12:12 + halen]) if halen == 6 else None
+    ifindex = int.from_bytes(data[4:8], "big")
+    et, off, vlans = _ethertype_chain(data, 20, (data[0] << 8) | data[1])
+    return Link(et, off, src, None, vlans, ifindex)
 
 
 _NLPID = {0xCC: ETH_IP4, 0x8E: ETH_IP6}

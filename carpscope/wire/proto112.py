@@ -28,16 +28,13 @@ _vrrp_hdr = struct.Struct("!BBBBBBH")
 
 
 class Decoded:
-    """Fields of a decoded payload (a plain attribute bag, filled by ``decode``)."""
-    __slots__ = ("protocol", "version", "type", "vhid", "checksum", "checksum_ok", "checksum_variant",
-                 "trailing", "advbase", "advskew", "authlen", "demote", "counter", "md",
-                 "priority", "count", "addresses", "auth_type", "auth_data", "interval_cs", "reserved")
-
-    def __init__(self):
-        for name in self.__slots__:
-            setattr(self, name, None)
-        self.trailing = 0
-        self.addresses = ()
+    """Fields of a decoded payload, filled by ``decode``; a field it does not set reads as the
+    class default (an instance starts empty, which is cheap: one is built per advert)."""
+    protocol = version = type = vhid = checksum = checksum_ok = checksum_variant = None
+    advbase = advskew = authlen = demote = counter = md = None
+    priority = count = auth_type = auth_data = interval_cs = reserved = None
+    trailing = 0
+    addresses: tuple = ()
 
 
 def _carp(p: bytes, d: Decoded) -> Decoded:
