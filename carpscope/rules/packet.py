@@ -5,6 +5,8 @@ line per cause with a count, the time span and a few packet numbers to open in W
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from carpscope.model import CARP, Advert, Finding, Malformed
 from carpscope.rules.catalogue import finding
 
@@ -12,17 +14,26 @@ SAMPLE = 10
 NAMES = {"carp": "CARP", "vrrp2": "VRRPv2", "vrrp3": "VRRPv3"}
 MAX_KEYS = 4096
 REFLECTION_S = 0.05       # an identical advert this soon is a reflection (loop), not a resend
+RECENT = 1024             # (counter, HMAC) pairs remembered per segment and vhid
 
 
 def _is_multicast(dst: str) -> bool:
     return dst.startswith("224.") or dst.lower().startswith("ff")
 
 
+_VMAC = {block: tuple(f"00:00:5e:00:{block:02x}:{v:02x}" for v in range(256)) for block in (0, 1, 2)}
+
+
 def expected_macs(a: Advert) -> tuple[str, ...]:
-    v = f"{a.vhid:02x}"
+    v = a.vhid
     if a.protocol == CARP:
-        return (f"00:00:5e:00:01:{v}", f"00:00:5e:00:00:{v}")  # kernels; ucarp
-    return (f"00:00:5e:00:01:{v}",) if a.family == 4 else (f"00:00:5e:00:02:{v}",)
+        return (_VMAC[1][v], _VMAC[0][v])  # kernels; ucarp
+    return (_VMAC[1][v],) if a.family == 4 else (_VMAC[2][v],)
+
+
+def _where(a: Advert) -> dict:
+    """Where a finding about ``a`` is located (built only when a rule fires)."""
+    return dict(protocol=a.protocol, vhid=a.vhid, segment=a.segment, source=a.source)
 
 
 def _odd_mac(a: Advert) -> bool:
@@ -49,7 +60,8 @@ class _Fold:
 class PacketRules:
     def __init__(self):
         self._folds: dict[tuple, _Fold] = {}
-        self._recent: dict[tuple, dict] = {}   # (segment, vhid) -> {(counter, md): (ts, frame, src)}
+        # (segment, vhid) -> {(counter, md): (ts, frame, src)}, the last RECENT in arrival order
+        self._recent: dict[tuple, OrderedDict] = {}
         self._counter_seen: dict[tuple, bytes] = {}
         self.dropped = 0
 
@@ -69,13 +81,12 @@ class PacketRules:
             f.packets.append(frame)
 
     def advert(self, a: Advert) -> None:
-        where = dict(protocol=a.protocol, vhid=a.vhid, segment=a.segment, source=a.source)
         spk = (a.segment, a.protocol, a.vhid, a.src)
         if not a.checksum_ok:
             self._hit("bad-checksum", spk, a.ts, a.frame, lambda: finding(
                 "bad-checksum", f"{NAMES[a.protocol]} {a.vhid} from {a.src}: checksum 0x{a.checksum:04x} does not "
                 "verify; every receiver drops these adverts", evidence={"speaker": a.src, "checksum": f"0x{a.checksum:04x}"},
-                cause="corruption", **where))
+                cause="corruption", **_where(a)))
         if a.ttl != 255:
             uni = not _is_multicast(a.dst)
             note = (" Sent unicast: FreeBSD skips the TTL check for unicast peers, OpenBSD, ucarp and "
@@ -86,26 +97,26 @@ class PacketRules:
                 "bad-ttl", f"{NAMES[a.protocol]} {a.vhid} from {a.src} arrives with "
                 f"{'TTL' if a.family == 4 else 'hop limit'} {a.ttl}, not 255.{note} Likely a routed hop, "
                 "a relay or a NAT/firewall rewriting TTL.",
-                evidence={"speaker": a.src, "ttl": a.ttl, "destination": a.dst}, cause="ttl", **where))
+                evidence={"speaker": a.src, "ttl": a.ttl, "destination": a.dst}, cause="ttl", **_where(a)))
         if a.protocol == "vrrp3" and a.family == 4 and a.checksum_variant in ("none", "pseudo-224"):
             how = ("without the IPv4 pseudo-header (RFC 9568 / Cisco / Juniper style)" if a.checksum_variant == "none"
                    else "with 224.0.0.18 in the pseudo-header although sent unicast (keepalived <= 1.3.6)")
             self._hit("vrrp3-legacy-checksum", spk + (a.checksum_variant,), a.ts, a.frame, lambda: finding(
                 "vrrp3-legacy-checksum", f"VRRPv3 {a.vhid} from {a.src}: checksum computed {how}; peers using "
                 "the other convention drop these adverts (keepalived: v3_checksum_as_v2)",
-                evidence={"speaker": a.src, "variant": a.checksum_variant}, **where))
+                evidence={"speaker": a.src, "variant": a.checksum_variant}, **_where(a)))
         for field_, value, why in self._odd_fields(a):
             self._hit("nonstandard-field", spk + (field_, value), a.ts, a.frame, lambda: finding(
                 "nonstandard-field", f"{NAMES[a.protocol]} {a.vhid} from {a.src}: {field_} = {value}: {why}",
-                evidence={"speaker": a.src, "field": field_, "value": value}, **where))
+                evidence={"speaker": a.src, "field": field_, "value": value}, **_where(a)))
         if a.eth_src and _is_multicast(a.dst) and _odd_mac(a):
             exp = expected_macs(a)[0]
             self._hit("unexpected-source-mac", spk + (a.eth_src,), a.ts, a.frame, lambda: finding(
                 "unexpected-source-mac", f"{NAMES[a.protocol]} {a.vhid} from {a.src} sent from MAC {a.eth_src}, not "
                 f"the virtual MAC {exp}" + self._mac_hint(a),
-                evidence={"speaker": a.src, "mac": a.eth_src, "expected": exp}, **where))
+                evidence={"speaker": a.src, "mac": a.eth_src, "expected": exp}, **_where(a)))
         if a.protocol == CARP:
-            self._carp(a, where, spk)
+            self._carp(a, spk)
 
     @staticmethod
     def _mac_hint(a: Advert) -> str:
@@ -144,22 +155,24 @@ class PacketRules:
             if a.family == 6 and a.addresses and not a.addresses[0].lower().startswith("fe80"):
                 yield "first address", a.addresses[0], "RFC 5798 §5.2.9: for IPv6 the first address must be the link-local"
 
-    def _carp(self, a: Advert, where: dict, spk: tuple) -> None:
+    def _carp(self, a: Advert, spk: tuple) -> None:
         if a.advbase == 255 and a.advskew == 255:
             self._hit("bow-out", spk, a.ts, a.frame, lambda: finding(
                 "bow-out", f"CARP {a.vhid}: {a.src} bowed out (advbase = advskew = 255): an OpenBSD (or FreeBSD <= 9) "
                 "master whose carp interface went down; a backup takes over at once",
-                evidence={"speaker": a.src}, **where))
+                evidence={"speaker": a.src}, **_where(a)))
         elif a.advskew == 240 or (a.demote or 0) > 0:
             what = (f"OpenBSD demote count {a.demote}" if (a.demote or 0) > 0 else
                     "advskew 240, the FreeBSD demotion cap")
             self._hit("demoted", spk, a.ts, a.frame, lambda: finding(
                 "demoted", f"CARP {a.vhid}: {a.src} advertises {what}: it is demoted (net.inet.carp.demotion > 0, "
                 "an interface or pfsync problem, or maintenance mode) and will lose the election to any peer",
-                evidence={"speaker": a.src, "advskew": a.advskew, "demote": a.demote}, cause="demotion", **where))
+                evidence={"speaker": a.src, "advskew": a.advskew, "demote": a.demote}, cause="demotion", **_where(a)))
         # identical counter and HMAC seen again
         key = (a.counter, a.md)
-        recent = self._recent.setdefault((a.segment, a.vhid), {})
+        recent = self._recent.get((a.segment, a.vhid))
+        if recent is None:
+            recent = self._recent[(a.segment, a.vhid)] = OrderedDict()
         prev = recent.get(key)
         last_counter = self._counter_seen.get(spk)
         self._counter_seen[spk] = a.counter
@@ -177,9 +190,10 @@ class PacketRules:
                 self._hit("counter-replay", spk + (kind,), a.ts, a.frame, lambda: finding(
                     "counter-replay", f"CARP {a.vhid}: advert from {a.src} identical (counter and HMAC) to frame "
                     f"{pframe} {msg}", evidence={"speaker": a.src, "kind": kind, "first": pframe,
-                                                 "counter": a.counter.hex()}, cause=kind, **where))
-        if len(recent) > 1024:
-            recent.pop(next(iter(recent)))
+                                                 "counter": a.counter.hex()}, cause=kind, **_where(a)))
+        if len(recent) > RECENT:
+            # the oldest first: O(1), where next(iter(dict)) walks the deleted entries in front
+            recent.popitem(last=False)
         recent[key] = (a.ts, a.frame, a.src)
 
     def malformed(self, m: Malformed) -> None:
