@@ -118,21 +118,27 @@ class VipInference:
             self.add_advert(item)
 
     def add_advert(self, advert: Advert) -> None:
-        self._advance(advert.ts)
+        ts = advert.ts
+        self._advance(ts)
         seg = advert.segment
-        srcs = self._speakers.setdefault(seg, set())
+        srcs = self._speakers.get(seg)
+        rec = self._recent.get(seg)
+        if srcs is None:     # (not setdefault: that would build an empty set and deque per advert)
+            srcs = self._speakers[seg] = set()
+            rec = self._recent[seg] = deque()
         if len(srcs) < self.MAX_SPEAKERS:
             srcs.add(advert.src)
-        rec = self._recent.setdefault(seg, deque())
-        rec.append((advert.ts, advert.protocol, advert.vhid))
+        event = (ts, advert.protocol, advert.vhid)
+        rec.append(event)
         gk = (seg, advert.protocol, advert.vhid)
         prev = self._masters.get(gk)
-        silence = max(3.0 * advert.interval_s, 1.0) + 0.5
-        if prev is None or prev[0] != advert.src or advert.ts - prev[1] > silence:
-            ch = self._changes.setdefault(seg, deque())
-            ch.append((advert.ts, advert.protocol, advert.vhid))
+        if prev is None or prev[0] != advert.src or ts - prev[1] > max(3.0 * advert.interval_s, 1.0) + 0.5:
+            ch = self._changes.get(seg)
+            if ch is None:
+                ch = self._changes[seg] = deque()
+            ch.append(event)
         if prev is not None or len(self._masters) < self.MAX_GROUPS * 4:
-            self._masters[gk] = (advert.src, advert.ts)
+            self._masters[gk] = (advert.src, ts)
 
     def add_hint(self, hint: AddressHint) -> None:
         self._advance(hint.ts)
