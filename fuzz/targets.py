@@ -27,6 +27,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+# every module a target reaches is imported here, at import time, so that the atheris scripts
+# (which import this module inside atheris.instrument_imports) instrument all of them
+from carpscope import capture  # noqa: E402,F401
+from carpscope.capture import CaptureError, FileSource  # noqa: E402
+from carpscope.config import ConfigError, inventory, keepalived, merge, rcconf, ucarp  # noqa: E402
+from carpscope.config.inventory import Secret  # noqa: E402
 from carpscope.model import AddressHint, Advert, Malformed  # noqa: E402
 from carpscope.pcapfile import CaptureFormatError, Damage, Record, read_records  # noqa: E402
 from carpscope.wire import proto112  # noqa: E402
@@ -98,7 +104,6 @@ class _Stdin:
 
 
 def _stdin(data: bytes) -> None:
-    from carpscope.capture import CaptureError, FileSource
     saved = sys.stdin
     sys.stdin = _Stdin(data)
     try:
@@ -137,8 +142,6 @@ def _safe_tokenize(path, _depth=0, _stack=(), included=None):
     """keepalived tokenize_file without following ``include`` (a fuzzed include of /dev/zero or
     /proc/kmsg would read forever: what include reads is the user's own file system)."""
     from pathlib import Path
-
-    from carpscope.config import keepalived
     text = Path(path).read_text(encoding="utf-8")
     return [t for line in keepalived._lex_lines(text, path)
             if not (line[0].text == "include" and not line[0].quoted) for t in line]
@@ -147,18 +150,30 @@ def _safe_tokenize(path, _depth=0, _stack=(), included=None):
 def config_target(data: bytes) -> None:
     """Parse one configuration text with the parser of its kind, merge and lint it: only
     ConfigError may come out (read_configs' last-resort guard, which turns any ValueError
-    into a ConfigError, is bypassed so that such a bug shows)."""
+    into a ConfigError, is bypassed so that such a bug shows). Includes are not followed and
+    secrets held in files or variables are not read (monkeypatched for the call only)."""
     global _tmpdir
     if not data:
         return
-    from carpscope.config import ConfigError, inventory, keepalived, merge, rcconf, ucarp
-    from carpscope.config.inventory import Secret
     kind = CONFIG_KINDS[data[0] % len(CONFIG_KINDS)]
     text = data[1:].decode("utf-8", "replace")
     if _tmpdir is None:
         _tmpdir = tempfile.mkdtemp(prefix="carpscope-fuzz-")
     path = os.path.join(_tmpdir, "host1." + kind if kind != "interfaces" else "interfaces")
-    keepalived.tokenize_file = _safe_tokenize
+    real_reveal = Secret.reveal
+
+    def reveal(self):
+        if self._value is None:
+            raise ConfigError("not read while fuzzing")
+        return real_reveal(self)
+    keepalived.tokenize_file, Secret.reveal = _safe_tokenize, reveal
+    try:
+        _config(kind, text, path)
+    finally:
+        keepalived.tokenize_file, Secret.reveal = _real_tokenize, real_reveal
+
+
+def _config(kind: str, text: str, path: str) -> None:
     hosts, invs = [], []
     try:
         if kind == "rc.conf":
@@ -184,24 +199,15 @@ def config_target(data: bytes) -> None:
             assert isinstance(p, ConfigError), type(p)
     inv = merge(hosts, invs)
     inventory.inventory_to_toml(inv)
-    # lint's checks on the merged inventory (secrets held in files or variables are not read)
-    lint_mod = importlib.import_module("carpscope.config.lint")
-    ctx = lint_mod._Ctx(inv)
-    real_reveal = Secret.reveal
-
-    def reveal(self):
-        if self._value is None:
-            raise ConfigError("not read while fuzzing")
-        return real_reveal(self)
-    Secret.reveal = reveal
-    try:
-        for g in inv.groups:
-            for sub in lint_mod._split_reused(g, ctx):
-                lint_mod._check_group(sub, ctx)
-        lint_mod._check_cross_groups(inv, ctx)
-        lint_mod._scrub(ctx.findings, ctx)
-    finally:
-        Secret.reveal = real_reveal
+    # lint's checks on the merged inventory
+    ctx = _LINT._Ctx(inv)
+    for g in inv.groups:
+        for sub in _LINT._split_reused(g, ctx):
+            _LINT._check_group(sub, ctx)
+    _LINT._check_cross_groups(inv, ctx)
+    _LINT._scrub(ctx.findings, ctx)
 
 
+_LINT = importlib.import_module("carpscope.config.lint")
+_real_tokenize = keepalived.tokenize_file
 TARGETS = {"decode": decode_target, "capture": capture_target, "config": config_target}
