@@ -246,18 +246,27 @@ def find_interfaces_ucarp(text: str, path: str) -> tuple[list[UcarpRun], list[st
         addr_net = None
         if "address" in opts:
             value, no = opts["address"]
+            if not value.split():
+                problems.append(ConfigError(f"iface {iface}: address needs a value", path, no))
+                return
             try:
                 ia = ipaddress.ip_interface(value.split()[0])
-                if "/" not in value and "netmask" in opts:
-                    ia = ipaddress.ip_interface(f"{ia.ip}/{opts['netmask'][0].split()[0]}")
-                if ia.network.prefixlen < ia.max_prefixlen:
-                    addr_net = str(ia.network)
-                    addresses.append(str(ia))
-                else:
-                    addresses.append(str(ia.ip))
             except ValueError:
                 problems.append(ConfigError(f"iface {iface}: address is not an IP address", path, no))
                 return
+            if "/" not in value and "netmask" in opts:
+                mask, mno = opts["netmask"]
+                try:
+                    ia = ipaddress.ip_interface(f"{ia.ip}/{mask.split()[0]}")
+                except (ValueError, IndexError):
+                    problems.append(ConfigError(f"iface {iface}: netmask is not a netmask or prefix length",
+                                                path, mno))
+                    return
+            if ia.network.prefixlen < ia.max_prefixlen:
+                addr_net = str(ia.network)
+                addresses.append(str(ia))
+            else:
+                addresses.append(str(ia.ip))
         if "ucarp-vid" not in opts:
             return
         origin = Origin(path, opts["ucarp-vid"][1])

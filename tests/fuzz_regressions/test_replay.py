@@ -42,3 +42,19 @@ def test_cli_on_crash_inputs(tmp_path, path):
         rc, out, err = run_cli("analyze", *args, "--format", "json", stdin=stdin)
         assert "internal error" not in err and "Traceback" not in err, err
         assert rc in (0, 1, 2), (rc, err)
+
+
+CONFIGS = [p for p in CASES if p.parent.name == "config"]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_lint_on_crash_inputs(tmp_path, path):
+    """Through 'carpscope lint' the same text gives config-parse-error findings with file and
+    line, never read_configs' last-resort 'cannot read this file (SomeError: ...)'."""
+    data = path.read_bytes()
+    kind = targets.CONFIG_KINDS[data[0] % len(targets.CONFIG_KINDS)]
+    f = tmp_path / ("interfaces" if kind == "interfaces" else f"host1.{kind}")
+    f.write_bytes(data[1:].decode("utf-8", "replace").encode())
+    rc, out, err = run_cli("lint", f, "--format", "json")
+    assert "internal error" not in err and "Traceback" not in err, err
+    assert "cannot read this file (" not in out + err, out
