@@ -83,7 +83,7 @@ def _ip4(data, off, link, frame, ts, source):
     total = (data[off + 2] << 8) | data[off + 3]
     ttl = data[off + 8]
     s, d = data[off + 12:off + 16], data[off + 16:off + 20]
-    src, dst = inet_ntop(AF_INET, s), inet_ntop(AF_INET, d)
+    src, dst = _ntop(s), _ntop(d)
     if vihl >> 4 != 4:
         return _malformed(f"IPv4 ethertype but IP version {vihl >> 4}", link, frame, ts, source, 4, src, dst)
     if ihl < 20 or total < ihl:
