@@ -142,7 +142,7 @@ def _pcap(b: _Buf, magic: bytes):
 
 def _pcapng(b: _Buf, first: bytes):
     endian = "<"
-    ifaces: list[tuple[int, float]] = []
+    ifaces: list[tuple[int, int]] = []     # (link type, timestamp units per second)
     n = 0
     pending = first
     while True:
@@ -200,8 +200,8 @@ def _pcapng(b: _Buf, first: bytes):
             if 20 + cap > len(body):
                 yield Damage(n, off, f"packet block too short for its captured length {cap}")
                 return
-            lt, res = ifaces[iface]
-            yield Record(n, off, blen, lt, ((hi << 32) | lo) * res, body[20:20 + cap], orig)
+            lt, per_s = ifaces[iface]
+            yield Record(n, off, blen, lt, _seconds((hi << 32) | lo, per_s), body[20:20 + cap], orig)
         elif btype == 3:  # simple packet block: interface 0, no timestamp
             n += 1
             if not ifaces:
@@ -216,7 +216,16 @@ _MIN_BODY = {1: 8, 2: 20, 3: 4, 6: 20}
 _BLOCK_NAMES = {1: "interface description", 2: "packet", 3: "simple packet", 6: "enhanced packet"}
 
 
-def _tsresol(opts: bytes, endian: str) -> float:
+def _seconds(units: int, per_s: int) -> float:
+    """A pcapng timestamp in seconds, the seconds taken modulo 2**32 as libpcap's callers see
+    them (struct pcap_pkthdr as pcapy hands it over holds 32 bits): both capture paths agree,
+    and a fuzzed 64-bit timestamp with if_tsresol 10^0 (years past 5e11) stays a date."""
+    sec, frac = divmod(units, per_s)
+    return (sec & 0xFFFFFFFF) + frac / per_s
+
+
+def _tsresol(opts: bytes, endian: str) -> int:
+    """Timestamp units per second of an interface (if_tsresol; 10**6 without it)."""
     i = 0
     while i + 4 <= len(opts):
         code, olen = struct.unpack_from(endian + "HH", opts, i)
@@ -224,6 +233,6 @@ def _tsresol(opts: bytes, endian: str) -> float:
             break
         if code == 9 and olen >= 1 and i + 4 < len(opts):
             v = opts[i + 4]
-            return 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
+            return 1 << (v & 0x7F) if v & 0x80 else 10 ** v
         i += 4 + olen + (-olen % 4)
-    return 1e-6
+    return 10 ** 6
