@@ -1,4 +1,4 @@
-"""Build the seed corpora in fuzz/corpus/{decode,capture,config}/ (regenerated, not committed).
+"""Build the seed corpora in fuzz/corpus/{decode,capture,config,report}/ (regenerated, not committed).
 
 Seeds: every capture in the repository (captures/, captures/public/, tests/data/) and in
 ../shared/captures/external (the public tcpdump and PcapPlusPlus captures, including
@@ -103,9 +103,10 @@ def write(dirpath: Path, data: bytes) -> None:
 def main(outdir: Path) -> None:
     counts = {}
     caps = [p.read_bytes() for p in capture_files()] + handmade_captures()
-    for data in caps:
+    for i, data in enumerate(caps):
         write(outdir / "capture", b"\x00" + data)
         write(outdir / "capture", b"\x01" + data)
+        write(outdir / "report", bytes([i % 7 | (0x80 if i % 3 == 0 else 0)]) + data)
     frames = list(synthetic_frames())
     for data in caps:
         try:
@@ -125,7 +126,7 @@ def main(outdir: Path) -> None:
                 else "keepalived.conf" if p.parent.parent.name == "keepalived" or "keepalived" in n
                 or p.parent.name == "conf.d" else "ucarp.service")
         write(outdir / "config", bytes([CONFIG_KINDS.index(kind)]) + p.read_bytes())
-    for sub in ("decode", "capture", "config"):
+    for sub in ("decode", "capture", "config", "report"):
         counts[sub] = len(list((outdir / sub).iterdir()))
     print(" ".join(f"{k}={v}" for k, v in counts.items()), f"seeds in {outdir}")
 

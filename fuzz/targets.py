@@ -208,6 +208,36 @@ def _config(kind: str, text: str, path: str) -> None:
     _LINT._scrub(ctx.findings, ctx)
 
 
+# ------------------------------------------------------------------ report (end to end)
+
+from carpscope import cli  # noqa: E402
+from carpscope.report import jsonreport, text  # noqa: E402,F401
+
+REPORT_FORMATS = tuple(next(a for a in cli.build_parser()._subparsers._group_actions[0].choices["analyze"]._actions
+                            if "--format" in a.option_strings).choices)
+
+
+def report_target(data: bytes) -> None:
+    """The whole pipeline on a capture read from standard input: byte 0 picks the output
+    format (every choice of 'analyze --format') and --all-frames; the rest is the capture.
+    With --debug the CLI re-raises what it would print as 'internal error'."""
+    if not data:
+        return
+    fmt = REPORT_FORMATS[data[0] % len(REPORT_FORMATS)]
+    args = ["analyze", "-", "--format", fmt, "-q", "--debug", "--color", "never"]
+    if data[0] & 0x80:
+        args.append("--all-frames")
+    saved = sys.stdin, sys.stdout, sys.stderr
+    sys.stdin, sys.stdout, sys.stderr = _Stdin(data[1:]), io.StringIO(), io.StringIO()
+    try:
+        rc = cli.main(args)
+        err = sys.stderr.getvalue()
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+    assert rc in (0, 1, 2), rc
+    assert "internal error" not in err and "Traceback" not in err, err
+
+
 _LINT = importlib.import_module("carpscope.config.lint")
 _real_tokenize = keepalived.tokenize_file
-TARGETS = {"decode": decode_target, "capture": capture_target, "config": config_target}
+TARGETS = {"decode": decode_target, "capture": capture_target, "config": config_target, "report": report_target}

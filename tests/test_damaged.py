@@ -296,3 +296,15 @@ def test_gzip_pcap_is_named_and_the_advice_works(tmp_path, via):
     p = subprocess.run([sys.executable, "-m", "carpscope", "analyze", "-", "--format", "json"],
                        input=gzip.decompress(gz), capture_output=True, cwd=REPO, timeout=60)
     assert p.returncode == 0 and json.loads(p.stdout)["sources"][0]["adverts"] == N
+
+
+@pytest.mark.parametrize("cut", [4, 10, 23])
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_pcap_file_header_damage_is_an_error_on_both_paths(tmp_path, cut, via):
+    """A pcap cut inside its 24-byte file header: nothing readable, the same error line
+    whether it is a file or standard input (before: an error as a file, a warning on stdin)."""
+    data, _, _ = pcap()
+    rc, out, err, src = analyze(tmp_path, data[:cut], via, "--format", "json")
+    assert rc == 2 and out == ""
+    msgs = stderr_messages(err)
+    assert msgs == [f"carpscope: error: {src}: truncated file header ({cut} of 24 bytes)"], msgs
