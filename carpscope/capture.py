@@ -19,9 +19,11 @@ cannot be re-read, so it always goes through the exact reader (BPF still applied
 from __future__ import annotations
 
 import os
+import queue
 import stat
 import struct
 import sys
+import threading
 from typing import Iterator
 
 import pcapy
@@ -48,6 +50,7 @@ LINK_FILTERS = {
     276: _SLL_VLAN.format(p=0, t=22, ip=24),    # LINUX_SLL2: protocol at 0, header 20 bytes
 }
 BATCH = 2048
+READ_AHEAD = 2      # batches libpcap may read ahead of the analysis (bounds memory)
 SNAPLEN = 262144
 
 
@@ -204,17 +207,13 @@ class FileSource:
         if self._pc is None:
             yield from self._exact(0, self._fallback_reason)
             return
-        pc, lt, info = self._pc, self.linktype, self.info
+        lt, info = self.linktype, self.info
         n = 0
-        while True:
-            try:
-                buf, meta = pc.next_batch(BATCH)
-            except pcapy.PcapError as e:
+        for buf, meta in _read_ahead(self._pc):
+            if meta is None:      # libpcap stopped on an error: buf is its message
                 info.packets = n
-                yield from self._exact(n, str(e).strip())
+                yield from self._exact(n, buf)
                 return
-            if not meta:
-                break
             if self.on_batch is not None:
                 self.on_batch(self.position())
             mv = memoryview(meta).cast("I")
@@ -290,6 +289,73 @@ class FileSource:
         except OSError as e:
             raise CaptureError(f"{self.name}: {e.strerror}") from None
         info.packets = n
+
+
+def _read_ahead(pc) -> Iterator[tuple]:
+    """libpcap's batches; from the second on, read by another thread while the caller analyses.
+
+    ``next_batch`` reads the file and runs the BPF filter in C without the GIL, so on a large
+    capture reading (all of tcpdump's time) and analysis overlap instead of adding up. Yields
+    (bytes, meta) per batch; (message, None) when libpcap reports an error, then stops.
+
+    The first batch is read here, and the thread starts only once the caller asks for the
+    next one: a capture of one batch never starts it, and sources waiting in a timestamp merge
+    hold one batch each, as without read-ahead. At most READ_AHEAD batches wait beyond the one
+    being analysed; the thread ends when the caller stops iterating.
+    """
+    try:
+        buf, meta = pc.next_batch(BATCH)
+    except pcapy.PcapError as e:
+        yield str(e).strip(), None
+        return
+    if not meta:
+        return
+    yield buf, meta
+    del buf, meta
+    q: queue.Queue = queue.Queue(READ_AHEAD)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    batch = pc.next_batch(BATCH)
+                except pcapy.PcapError as e:
+                    put((str(e).strip(), None))
+                    break
+                if not batch[1]:
+                    break
+                if not put(batch):
+                    return
+        except BaseException as e:          # handed to the caller, raised there
+            put((e, False))
+            return
+        put(None)
+
+    thread = threading.Thread(target=reader, name="carpscope-pcap-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if item[1] is False:
+                raise item[0]
+            yield item
+    finally:
+        # the thread sees this after its current batch (a batch of a file with few matches
+        # can take long: do not hold up an interrupted caller for more than a moment)
+        stop.set()
+        thread.join(timeout=1.0)
 
 
 class _Prefixed:
