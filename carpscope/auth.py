@@ -149,6 +149,28 @@ class Key:
         raise TypeError("carpscope keys are not picklable (they hold a secret)")
 
 
+# Every form of every secret this process was given, so that no message can carry one even when
+# a bug puts it into an exception's text (see ``scrub``). Bounded by the keys the user supplied.
+_SECRET_FORMS: set[str] = set()
+
+
+def remember_secret(secret: str | bytes, raw: bytes | None = None) -> None:
+    """Note a secret (and its derived key) so ``scrub`` can blank it out of any text."""
+    b = secret.encode("utf-8", "surrogatepass") if isinstance(secret, str) else bytes(secret)
+    forms = {b.decode("utf-8", "replace"), b.hex(), b.hex().upper(), b[:BSD_PASS_MAX].decode("utf-8", "replace")}
+    if raw is not None:
+        forms |= {raw.hex(), raw.hex().upper()}
+    _SECRET_FORMS.update(f for f in forms if len(f) >= 3)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every remembered secret replaced by ``<secret>`` (longest forms first)."""
+    for form in sorted(_SECRET_FORMS, key=len, reverse=True):
+        if form in text:
+            text = text.replace(form, "<secret>")
+    return text
+
+
 def _check_label(label: str) -> str:
     # The label is not echoed: a caller who swapped label and secret would otherwise leak it.
     if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
@@ -430,6 +452,7 @@ class Keyring:
         """Add a passphrase under ``label`` (derived with ``derive_key(secret, style)``)."""
         _check_label(label)
         raw = derive_key(secret, style)
+        remember_secret(secret, raw)
         return self.add_key(Key(label, raw, origin, truncated=is_truncated(secret),
                                 weak_index=weak_index_of(raw)))
 

@@ -96,8 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def say(line: str) -> None:
-    """A diagnostic on stderr: always one line (rich would wrap it at the terminal width)."""
-    print(line, file=sys.stderr, flush=True)
+    """A diagnostic on stderr: always one line (rich would wrap it at the terminal width), and
+    never a secret, whatever text reached it."""
+    from carpscope.auth import scrub
+    print(scrub(line), file=sys.stderr, flush=True)
 
 
 def _split(values: list[str]) -> list[str]:
@@ -449,8 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except (UsageError, ValueError) as e:
         if debug and not isinstance(e, UsageError):
-            raise
-        print(f"carpscope: error: {e}", file=sys.stderr)
+            return _traceback(e)
+        say(f"carpscope: error: {e}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("carpscope: interrupted", file=sys.stderr)
@@ -462,9 +464,17 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
     except Exception as e:  # a bug: one line, the traceback only on request
         if debug:
-            raise
-        print(f"carpscope: internal error: {type(e).__name__}: {e} (run with --debug for details)", file=sys.stderr)
+            return _traceback(e)
+        say(f"carpscope: internal error: {type(e).__name__}: {e} (run with --debug for details)")
         return EXIT_ERROR
+
+
+def _traceback(e: BaseException) -> int:
+    """--debug: the whole traceback, with any secret that reached an exception's text blanked."""
+    import traceback
+    from carpscope.auth import scrub
+    sys.stderr.write(scrub("".join(traceback.format_exception(e))))
+    return EXIT_ERROR
 
 
 if __name__ == "__main__":

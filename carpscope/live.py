@@ -660,7 +660,8 @@ class _Signals:
 
 
 def _err(msg: str) -> None:
-    print(f"carpscope: {msg}", file=sys.stderr, flush=True)
+    from carpscope.auth import scrub
+    print(scrub(f"carpscope: {msg}"), file=sys.stderr, flush=True)
 
 
 def run(args) -> int:
