@@ -76,12 +76,8 @@ def limits(rep: dict) -> list[dict]:
     return [f for f in rep["findings"] if f["rule"] == "speaker-limit"]
 
 
-PACKET_RULES_BUG = ("rules/packet.py PacketRules keeps per-speaker state without a cap (_counter_seen keyed "
-                    "by every (segment, protocol, vhid, src); _recent by every (segment, vhid)): reported, "
-                    "not our file")
 
 
-@pytest.mark.xfail(strict=True, reason=PACKET_RULES_BUG)
 def test_distinct_speakers_memory_bounded(tmp_path):
     """200k distinct sources in one group (and 10k announced addresses): speaker-limit for the
     group, and peak RSS within 15 MB of the run on 2k sources (with the packet rules capped
@@ -100,7 +96,6 @@ def test_distinct_speakers_memory_bounded(tmp_path):
     assert growth < 15, f"peak RSS {a['maxrss_kb'] // 1024} MB -> {b['maxrss_kb'] // 1024} MB from 2k to 200k sources"
 
 
-@pytest.mark.xfail(strict=True, reason=PACKET_RULES_BUG)
 def test_distinct_groups_memory_bounded(tmp_path):
     """6k then 40k distinct (VLAN, VHID) groups, both past MAX_GROUPS (4096): speaker-limit
     for the groups not tracked, and the peak RSS within 10 MB (measured with the packet rules

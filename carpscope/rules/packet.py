@@ -14,7 +14,8 @@ SAMPLE = 10
 NAMES = {"carp": "CARP", "vrrp2": "VRRPv2", "vrrp3": "VRRPv3"}
 MAX_KEYS = 4096
 REFLECTION_S = 0.05       # an identical advert this soon is a reflection (loop), not a resend
-RECENT = 1024             # (counter, HMAC) pairs remembered per segment and vhid
+RECENT = 8192             # (segment, vhid, counter, HMAC) remembered in all, the oldest dropped first
+SPEAKERS = 8192           # speakers whose last counter is remembered (constant-counter test)
 
 
 def _is_multicast(dst: str) -> bool:
@@ -61,8 +62,9 @@ class PacketRules:
     def __init__(self):
         self._folds: dict[tuple, _Fold] = {}
         # (segment, vhid) -> {(counter, md): (ts, frame, src)}, the last RECENT in arrival order
-        self._recent: dict[tuple, OrderedDict] = {}
-        self._counter_seen: dict[tuple, bytes] = {}
+        # both bounded whatever the capture holds (a flood of spoofed sources or ids)
+        self._recent: OrderedDict = OrderedDict()
+        self._counter_seen: OrderedDict = OrderedDict()
         self.dropped = 0
 
     def _hit(self, slug: str, key: tuple, ts: float, frame: int, build) -> None:
@@ -169,13 +171,14 @@ class PacketRules:
                 "an interface or pfsync problem, or maintenance mode) and will lose the election to any peer",
                 evidence={"speaker": a.src, "advskew": a.advskew, "demote": a.demote}, cause="demotion", **_where(a)))
         # identical counter and HMAC seen again
-        key = (a.counter, a.md)
-        recent = self._recent.get((a.segment, a.vhid))
-        if recent is None:
-            recent = self._recent[(a.segment, a.vhid)] = OrderedDict()
+        key = (a.segment, a.vhid, a.counter, a.md)
+        recent = self._recent
         prev = recent.get(key)
-        last_counter = self._counter_seen.get(spk)
-        self._counter_seen[spk] = a.counter
+        seen = self._counter_seen
+        last_counter = seen.get(spk)
+        if last_counter is None and len(seen) >= SPEAKERS:
+            seen.popitem(last=False)
+        seen[spk] = a.counter
         if prev is not None:
             pts, pframe, psrc = prev
             # a copy coming back before the sender's next advert could be due; OpenBSD with
@@ -191,7 +194,7 @@ class PacketRules:
                     "counter-replay", f"CARP {a.vhid}: advert from {a.src} identical (counter and HMAC) to frame "
                     f"{pframe} {msg}", evidence={"speaker": a.src, "kind": kind, "first": pframe,
                                                  "counter": a.counter.hex()}, cause=kind, **_where(a)))
-        if len(recent) > RECENT:
+        if prev is None and len(recent) >= RECENT:
             # the oldest first: O(1), where next(iter(dict)) walks the deleted entries in front
             recent.popitem(last=False)
         recent[key] = (a.ts, a.frame, a.src)
