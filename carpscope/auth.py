@@ -49,6 +49,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from carpscope.files import read_limited
 from carpscope.model import CARP, VRRP2, Advert
 from carpscope.rules import catalogue
 
@@ -591,7 +592,7 @@ def load_passphrase_file(path: str | os.PathLike, keyring: Keyring | None = None
     if mode is not None:
         warnings.append(f"{path}: passphrase file is readable by group or others (mode {mode:04o}); "
                         "chmod 600 it")
-    data = Path(path).read_bytes()
+    data = read_limited(path)
     n = 0
     for lineno, line in enumerate(data.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith(b"#"):

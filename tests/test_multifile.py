@@ -67,3 +67,15 @@ def test_one_unreadable_file_among_good_ones(tmp_path):
     assert p.stderr.count("carpscope: error:") == 1 and "notes.txt" in p.stderr and "text file" in p.stderr
     rep = json.loads(p.stdout)                                   # the others were analysed
     assert len(rep["sources"]) == 2 and sum(s["adverts"] for s in rep["sources"]) == 20
+
+
+def test_endless_files_are_refused_not_read(tmp_path):
+    """/dev/zero as a passphrase file or a config: a clear error, no hang, no memory blow-up."""
+    cap = _write_split(tmp_path)[0]
+    p = subprocess.run([sys.executable, "-m", "carpscope", "analyze", cap, "--passphrase-file", "/dev/zero"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stderr.strip().startswith("carpscope: error: /dev/zero: larger than")
+    p = subprocess.run([sys.executable, "-m", "carpscope", "lint", "/dev/zero", "--format", "json"],
+                       capture_output=True, text=True, timeout=60)
+    (f,) = json.loads(p.stdout)["findings"]
+    assert f["rule"] == "config-parse-error" and "larger than" in f["message"]

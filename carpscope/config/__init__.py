@@ -23,6 +23,7 @@ import os
 import re
 from pathlib import Path
 
+from carpscope.files import read_text_limited
 from carpscope.config.inventory import (
     CARP, PROTOCOLS, VRRP2, VRRP3, ConfigError, Declared, Group, Host, HostConfig, Inventory,
     Member, Origin, Secret, Segment, bsd_key, group_name, inventory_to_toml, load_inventory,
@@ -108,7 +109,7 @@ def detect_kind(path: str | os.PathLike, text: str | None = None) -> str:
 
 def _read(path: str | os.PathLike) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return read_text_limited(path)
     except IsADirectoryError:
         raise ConfigError("is a directory, not a configuration file", str(path)) from None
     except OSError as exc:

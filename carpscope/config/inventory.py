@@ -151,7 +151,7 @@ class Secret:
         p = self.path()
         try:
             with open(p, encoding="utf-8") as fh:
-                first = fh.readline()
+                first = fh.readline(4096)     # a passphrase is one short line; never read /dev/zero whole
         except OSError as exc:
             raise ConfigError(f"passphrase {self.label!r}: cannot read the file {self.file!r}: "
                               f"{exc.strerror or exc}", where.path, where.line) from None

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from carpscope.files import read_text_limited
 from carpscope.config.inventory import (
     VRRP2, VRRP3, ConfigError, Declared, Host, HostConfig, Link, Member, Origin, Secret,
 )
@@ -59,7 +60,7 @@ def tokenize_file(path: str, _depth: int = 0, _stack: tuple[str, ...] = (),
     if real in _stack:
         raise ConfigError("include loop: the file includes itself", path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_text_limited(path)
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", path) from None
     except UnicodeDecodeError:
