@@ -50,6 +50,7 @@ LINK_FILTERS = {
     276: _SLL_VLAN.format(p=0, t=22, ip=24),    # LINUX_SLL2: protocol at 0, header 20 bytes
 }
 BATCH = 2048
+FIRST_BATCH = 256   # read before the read-ahead thread starts: analysed without overlap, so small
 READ_AHEAD = 2      # batches libpcap may read ahead of the analysis (bounds memory)
 SNAPLEN = 262144
 
@@ -298,13 +299,13 @@ def _read_ahead(pc) -> Iterator[tuple]:
     capture reading (all of tcpdump's time) and analysis overlap instead of adding up. Yields
     (bytes, meta) per batch; (message, None) when libpcap reports an error, then stops.
 
-    The first batch is read here, and the thread starts only once the caller asks for the
-    next one: a capture of one batch never starts it, and sources waiting in a timestamp merge
-    hold one batch each, as without read-ahead. At most READ_AHEAD batches wait beyond the one
+    The first batch (a small one) is read here, and the thread starts only once the caller asks
+    for the next one: a capture of one batch never starts it, and sources waiting in a
+    timestamp merge hold one small batch each. At most READ_AHEAD batches wait beyond the one
     being analysed; the thread ends when the caller stops iterating.
     """
     try:
-        buf, meta = pc.next_batch(BATCH)
+        buf, meta = pc.next_batch(FIRST_BATCH)
     except pcapy.PcapError as e:
         yield str(e).strip(), None
         return
