@@ -245,8 +245,7 @@ class FileSource:
     def _exact(self, skip: int, why: str | None) -> Iterator[tuple[int, int, float, bytes]]:
         """Continue with the exact reader after ``skip`` matched frames (see module doc)."""
         info = self.info
-        programs: dict[int, object] = {}
-        n = 0
+        numbering = Numbering(self.all_frames)
         try:
             with (open(self.path, "rb") if self._stream is None else self._stream) as f:
                 for rec in read_records(f):
@@ -254,34 +253,14 @@ class FileSource:
                         info.error = f"reading stopped at record {rec.number} (byte offset {rec.offset}): {rec.reason}"
                         info.stopped_frame, info.stopped_offset = rec.number, rec.offset
                         break
-                    lt = rec.linktype
                     if info.linktype is None:
-                        info.linktype = linktype_name(lt)
-                    if lt not in programs:
-                        # one entry per link type: False = not decodable (a frame on such an
-                        # interface of a mixed pcapng is skipped), None = no filter (all frames)
-                        try:
-                            check_linktype(lt)
-                        except ValueError:
-                            programs[lt] = False
-                        else:
-                            programs[lt] = None
-                            if not self.all_frames and lt not in NO_BPF:
-                                try:
-                                    self.filter, programs[lt] = compile_filter(lt)
-                                except CaptureError:
-                                    pass
-                    prog = programs[lt]
-                    if prog is False:
-                        if self.all_frames:
-                            n += 1      # still a frame in Wireshark's numbering
+                        info.linktype = linktype_name(rec.linktype)
+                    n = numbering.number(rec)
+                    if numbering.filter:
+                        self.filter = numbering.filter
+                    if n is None or n <= skip:
                         continue
-                    if prog is not None and not prog.filter(rec.data):
-                        continue
-                    n += 1
-                    if n <= skip:
-                        continue
-                    yield lt, n, rec.ts, rec.data
+                    yield rec.linktype, n, rec.ts, rec.data
                 else:
                     if why and skip:
                         info.error = f"libpcap stopped after frame {skip}: {why}"
@@ -289,7 +268,55 @@ class FileSource:
             raise CaptureError(f"{self.name}: {e}") from None
         except OSError as e:
             raise CaptureError(f"{self.name}: {e.strerror}") from None
-        info.packets = n
+        info.packets = numbering.n
+
+
+class Numbering:
+    """Frame numbers as the capture reader gives them, for records of the exact reader.
+
+    With the filter (``all_frames`` false) the n-th record that passes the capture filter of its
+    link type is frame n; without it every record counts, also those on interfaces of a link
+    type carpscope cannot decode (Wireshark numbers them too). One place for this rule: the
+    reader's fallback and the SARIF byte regions both use it.
+    """
+
+    _UNSET = object()
+
+    def __init__(self, all_frames: bool):
+        self.all_frames = all_frames
+        self.filter: str | None = None
+        self.n = 0
+        self._programs: dict[int, object] = {}
+
+    def _program(self, lt: int):
+        """False: not decodable (skipped); None: no filter (every frame); else the BPFProgram."""
+        prog = self._programs.get(lt, self._UNSET)
+        if prog is self._UNSET:
+            try:
+                check_linktype(lt)
+            except ValueError:
+                prog = False
+            else:
+                prog = None
+                if not self.all_frames and lt not in NO_BPF:
+                    try:
+                        self.filter, prog = compile_filter(lt)
+                    except CaptureError:
+                        prog = None
+            self._programs[lt] = prog
+        return prog
+
+    def number(self, rec) -> int | None:
+        """The frame number of ``rec``, or None when the reader does not deliver it."""
+        prog = self._program(rec.linktype)
+        if prog is False:
+            if self.all_frames:
+                self.n += 1
+            return None
+        if prog is not None and not prog.filter(rec.data):
+            return None
+        self.n += 1
+        return self.n
 
 
 def _read_ahead(pc) -> Iterator[tuple]:

@@ -67,41 +67,22 @@ def frame_records(path: str, frames: set[int], filtered: bool) -> dict[int, tupl
     """frame number -> (byte offset, length) of its record in the file, numbering frames as
     the capture reader did (through the capture filter unless ``filtered`` is false).
     Best effort: an unreadable or damaged file yields what could be found."""
-    from carpscope.capture import NO_BPF, CaptureError, compile_filter
+    from carpscope.capture import CaptureError, Numbering
     from carpscope.pcapfile import Damage, read_records
-    from carpscope.wire.link import check_linktype
 
     out: dict[int, tuple[int, int]] = {}
     if not frames or path in ("-", "stdin"):
         return out
     want = max(frames)
-    programs: dict[int, object] = {}
-    n = 0
+    numbering = Numbering(all_frames=not filtered)
     try:
         with open(path, "rb") as f:
             for rec in read_records(f):
                 if isinstance(rec, Damage):
                     break
-                lt = rec.linktype
-                if lt not in programs:
-                    try:
-                        check_linktype(lt)
-                    except ValueError:
-                        programs[lt] = False
-                    else:
-                        programs[lt] = None
-                        if filtered and lt not in NO_BPF:
-                            try:
-                                programs[lt] = compile_filter(lt)[1]
-                            except CaptureError:
-                                pass
-                prog = programs[lt]
-                if prog is False:
-                    n += 0 if filtered else 1
+                n = numbering.number(rec)
+                if n is None:
                     continue
-                if prog is not None and not prog.filter(rec.data):
-                    continue
-                n += 1
                 if n in frames:
                     out[n] = (rec.offset, rec.length)
                 if n >= want:
