@@ -153,10 +153,9 @@ def cmd_analyze(args) -> int:
     from carpscope.analysis import Analysis
     from carpscope.capture import CaptureError, open_source
     from carpscope.keys import build_auth
-    from carpscope.report import jsonreport, text
+    from carpscope.report import jsonreport
 
     verifier, vipinfer, auth_rules, intent, warnings = build_auth(args)
-    err = _console(args, stderr=True)
     for w in warnings:
         say(f"carpscope: warning: {w}")
     on_advert = None
@@ -170,8 +169,10 @@ def cmd_analyze(args) -> int:
             def on_advert(a, g, sp, res):
                 out.write(json.dumps(jsonreport.advert_json(a)) + "\n")
         else:
+            from carpscope.report.text import advert_line
+
             def on_advert(a, g, sp, res):
-                out.write(text.advert_line(a) + "\n")
+                out.write(advert_line(a) + "\n")
     analysis = Analysis(verifier, vipinfer, auth_rules, intent, on_advert=on_advert)
     status = EXIT_OK
     errors: list[tuple[str, str]] = []
@@ -185,7 +186,7 @@ def cmd_analyze(args) -> int:
             status = EXIT_ERROR
     if not sources and args.format not in CI_FORMATS:
         return EXIT_ERROR
-    with _progress(args, err, sources):
+    with _progress(args, sources):
         analysis.feed_sources(sources, args.segment)
     for src in sources:
         if src.info.error:
@@ -217,12 +218,16 @@ class _NoProgress:
         return False
 
 
-def _progress(args, err, sources):
-    """A progress bar on stderr for long reads of regular files (never when piped or --quiet)."""
+def _progress(args, sources):
+    """A progress bar on stderr for long reads of regular files (never when piped or --quiet).
+    rich is imported only when a bar is shown: machine-readable runs skip its start-up cost."""
     sizes = [s.size() for s in sources]
-    if args.quiet or not err.is_terminal or None in sizes or sum(sizes) < (64 << 20):
+    if args.quiet or not sys.stderr.isatty() or None in sizes or sum(sizes) < (64 << 20):
         return _NoProgress()
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    err = _console(args, stderr=True)
+    if not err.is_terminal:
+        return _NoProgress()
     prog = Progress("reading", BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=err, transient=True)
     task = prog.add_task("read", total=sum(sizes))
     done = [0] * len(sources)
@@ -350,7 +355,7 @@ def _step_summary(args, placed, ctx) -> None:
 
 
 def render_report(args, report, placed=None, ctx=None) -> None:
-    from carpscope.report import jsonreport, text
+    from carpscope.report import jsonreport
     if placed is None:      # a caller that did not run the policy (sniff): fingerprints only
         from pathlib import Path
 
@@ -360,11 +365,13 @@ def render_report(args, report, placed=None, ctx=None) -> None:
         placed = policy.place(report.findings, names, root)
         ctx = policy.Context(files=names, root=root or Path.cwd(),
                              filtered={n: n in report.filters for n in names})
-    console = _console(args)
     doc = jsonreport.report_json(report) if args.format in ("json", "jsonl") else None
     tail = {"type": "summary", **{k: v for k, v in doc.items() if k != "findings"}} if doc else None
     body = _body(args, placed, ctx, json_doc=doc, jsonl_tail=tail)
     show_timeline = not getattr(args, "no_timeline", False)
+    if args.output or body is None:
+        from carpscope.report import text    # rich: only for the text report
+        console = _console(args)
     if args.output:
         if body is None:
             from rich.console import Console
