@@ -14,11 +14,10 @@ from __future__ import annotations
 import ipaddress
 
 from carpscope.config import ConfigError, inventory_from_configs
-from carpscope.model import CARP, Finding
+from carpscope.model import CARP, Finding, protocol_name
 from carpscope.rules.catalogue import finding
 from carpscope.track import Group as TGroup
 
-NAMES = {"carp": "CARP", "vrrp2": "VRRPv2", "vrrp3": "VRRPv3"}
 
 
 def load_intent(paths: list[str], keyring, warnings: list[str]) -> "Intent":
@@ -115,7 +114,7 @@ class Intent:
         for ig in self.inv.groups:
             seen = seen_by[ig.name]
             where = dict(protocol=ig.protocol, vhid=ig.id, segment=ig.segment)
-            name = f"{NAMES.get(ig.protocol, ig.protocol)} {ig.id} ({ig.segment})"
+            name = f"{protocol_name(ig.protocol)} {ig.id} ({ig.segment})"
             if not seen and covered and ig.segment not in covered:
                 continue
             if not seen:

@@ -11,6 +11,12 @@ from enum import Enum
 CARP = "carp"
 VRRP2 = "vrrp2"
 VRRP3 = "vrrp3"
+PROTOCOL_NAMES = {CARP: "CARP", VRRP2: "VRRPv2", VRRP3: "VRRPv3"}
+
+
+def protocol_name(protocol: str) -> str:
+    """How messages and tables name a protocol (carp -> CARP, vrrp2 -> VRRPv2)."""
+    return PROTOCOL_NAMES.get(protocol, protocol)
 
 
 class Severity(str, Enum):

@@ -17,7 +17,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from carpscope.report.text import SEV_STYLE, auth_text, proto_name, timing, ts_text
+from carpscope.model import protocol_name
+from carpscope.report.text import SEV_STYLE, auth_text, timing, ts_text
 
 MAX_CHANGES = 8        # recent mastership changes shown
 MAX_FINDINGS = 12      # active findings shown (the rest counted)
@@ -39,7 +40,7 @@ def age_text(seconds: float) -> str:
 
 def change_text(ev: dict) -> Text:
     """One line for a tracker event in the 'recent mastership changes' list."""
-    who = f"{proto_name(ev['protocol'])} {ev['vhid']}"
+    who = f"{protocol_name(ev['protocol'])} {ev['vhid']}"
     t = Text.assemble((ts_text(ev["ts"]), "dim"), "  ", (f"{who:10}", "bold"), " ")
     kind = ev["type"]
     if kind == "master":
@@ -166,7 +167,7 @@ class Dashboard:
                 ps = s.period_stats()
                 rate = self._rate.get((g.key, key))
                 cells = {
-                    "proto": proto_name(g.protocol) if first else "",
+                    "proto": protocol_name(g.protocol) if first else "",
                     "id": str(g.vhid) if first else "",
                     "master": master if first else "",
                     "speaker": Text(s.ip + (" *" if is_master else ""), style="bold" if active else "dim"),

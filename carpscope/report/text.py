@@ -7,7 +7,7 @@ from rich.console import Console, Group as RGroup
 from rich.table import Table
 from rich.text import Text
 
-from carpscope.model import CARP, Advert, Severity
+from carpscope.model import CARP, Advert, Severity, protocol_name
 from carpscope.report.jsonreport import masters_at_end
 from carpscope.track import Group, Speaker
 
@@ -19,10 +19,6 @@ def ts_text(ts: float | None) -> str:
     if ts is None:
         return "-"
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
-
-
-def proto_name(p: str) -> str:
-    return {"carp": "CARP", "vrrp2": "VRRPv2", "vrrp3": "VRRPv3"}.get(p, p)
 
 
 def timing(g: Group, s: Speaker) -> str:
@@ -63,7 +59,7 @@ def groups_table(segment: str, groups: list[Group], now: float | None = None) ->
             ps = s.period_stats()
             period = f"{ps['mean']:.2f}±{ps['jitter']:.2f}s" if ps else "-"
             active = s.run_start is not None
-            t.add_row(proto_name(g.protocol) if first else "", str(g.vhid) if first else "",
+            t.add_row(protocol_name(g.protocol) if first else "", str(g.vhid) if first else "",
                       master if first else "",
                       Text(s.ip, style="bold" if active else "dim"), s.mac or "-", timing(g, s), auth_text(g, s),
                       str(s.adverts), period, ts_text(s.last))
@@ -114,7 +110,7 @@ def render(report, console: Console, show_timeline: bool = True) -> None:
             t1 = max(s.last for g in gs for s in g.speakers.values())
             console.print(f"mastership timeline {ts_text(t0)} .. {ts_text(t1)} (UTC)", style="bold", highlight=False)
             for g in gs:
-                console.print(f" {proto_name(g.protocol)} {g.vhid}", highlight=False)
+                console.print(f" {protocol_name(g.protocol)} {g.vhid}", highlight=False)
                 console.print(timeline(g, t0, t1))
     render_findings(report.findings, console)
 
@@ -157,7 +153,7 @@ def advert_line(a: Advert) -> str:
         body = (f"CARPv{a.version}-advertise vhid {a.vhid} advbase {a.advbase} advskew {a.advskew} "
                 f"authlen {a.authlen} demote {a.demote} counter {int.from_bytes(a.counter, 'big')}")
     else:
-        body = (f"{proto_name(a.protocol)} vrid {a.vhid} prio {a.priority} "
+        body = (f"{protocol_name(a.protocol)} vrid {a.vhid} prio {a.priority} "
                 f"intvl {(a.interval_cs or 0) / 100:g}s addrs {','.join(a.addresses)}")
         if a.protocol == "vrrp2":
             body += f" authtype {['none', 'simple', 'ah'][a.auth_type] if a.auth_type in (0, 1, 2) else a.auth_type}"

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from carpscope.model import CARP, Finding
+from carpscope.model import CARP, Finding, protocol_name
 from carpscope.rules.catalogue import finding
 from carpscope.track import Group, Speaker
 
-PROTO_NAMES = {"carp": "CARP", "vrrp2": "VRRPv2", "vrrp3": "VRRPv3"}
 FLAP_CHANGES = 4          # mastership changes ...
 FLAP_WINDOW = 60.0        # ... within this many seconds
 
@@ -17,7 +16,7 @@ def _where(g: Group) -> dict:
 
 
 def _name(g: Group) -> str:
-    return f"{PROTO_NAMES.get(g.protocol, g.protocol)} {g.vhid}"
+    return f"{protocol_name(g.protocol)} {g.vhid}"
 
 
 def _timing(sp: Speaker, g: Group) -> str:

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from carpscope.model import CARP, Advert, Finding, Malformed
+from carpscope.model import CARP, Advert, Finding, Malformed, protocol_name
 from carpscope.rules.catalogue import finding
 
 SAMPLE = 10
-NAMES = {"carp": "CARP", "vrrp2": "VRRPv2", "vrrp3": "VRRPv3"}
 MAX_KEYS = 4096
 REFLECTION_S = 0.05       # an identical advert this soon is a reflection (loop), not a resend
 RECENT = 8192             # (segment, vhid, counter, HMAC) remembered in all, the oldest dropped first
@@ -86,7 +85,7 @@ class PacketRules:
         spk = (a.segment, a.protocol, a.vhid, a.src)
         if not a.checksum_ok:
             self._hit("bad-checksum", spk, a.ts, a.frame, lambda: finding(
-                "bad-checksum", f"{NAMES[a.protocol]} {a.vhid} from {a.src}: checksum 0x{a.checksum:04x} does not "
+                "bad-checksum", f"{protocol_name(a.protocol)} {a.vhid} from {a.src}: checksum 0x{a.checksum:04x} does not "
                 "verify; every receiver drops these adverts", evidence={"speaker": a.src, "checksum": f"0x{a.checksum:04x}"},
                 cause="corruption", **_where(a)))
         if a.ttl != 255:
@@ -96,7 +95,7 @@ class PacketRules:
                     " Receivers (FreeBSD, OpenBSD, ucarp, keepalived, RFC 3768/5798) drop it: the sender "
                     "will not be heard and may be elected master beside the real one.")
             self._hit("bad-ttl", spk + (a.ttl,), a.ts, a.frame, lambda: finding(
-                "bad-ttl", f"{NAMES[a.protocol]} {a.vhid} from {a.src} arrives with "
+                "bad-ttl", f"{protocol_name(a.protocol)} {a.vhid} from {a.src} arrives with "
                 f"{'TTL' if a.family == 4 else 'hop limit'} {a.ttl}, not 255.{note} Likely a routed hop, "
                 "a relay or a NAT/firewall rewriting TTL.",
                 evidence={"speaker": a.src, "ttl": a.ttl, "destination": a.dst}, cause="ttl", **_where(a)))
@@ -109,12 +108,12 @@ class PacketRules:
                 evidence={"speaker": a.src, "variant": a.checksum_variant}, **_where(a)))
         for field_, value, why in self._odd_fields(a):
             self._hit("nonstandard-field", spk + (field_, value), a.ts, a.frame, lambda: finding(
-                "nonstandard-field", f"{NAMES[a.protocol]} {a.vhid} from {a.src}: {field_} = {value}: {why}",
+                "nonstandard-field", f"{protocol_name(a.protocol)} {a.vhid} from {a.src}: {field_} = {value}: {why}",
                 evidence={"speaker": a.src, "field": field_, "value": value}, **_where(a)))
         if a.eth_src and _is_multicast(a.dst) and _odd_mac(a):
             exp = expected_macs(a)[0]
             self._hit("unexpected-source-mac", spk + (a.eth_src,), a.ts, a.frame, lambda: finding(
-                "unexpected-source-mac", f"{NAMES[a.protocol]} {a.vhid} from {a.src} sent from MAC {a.eth_src}, not "
+                "unexpected-source-mac", f"{protocol_name(a.protocol)} {a.vhid} from {a.src} sent from MAC {a.eth_src}, not "
                 f"the virtual MAC {exp}" + self._mac_hint(a),
                 evidence={"speaker": a.src, "mac": a.eth_src, "expected": exp}, **_where(a)))
         if a.protocol == CARP:

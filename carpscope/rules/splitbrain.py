@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from carpscope.model import CARP, Finding
+from carpscope.model import CARP, Finding, protocol_name
 from carpscope.rules.catalogue import finding
 from carpscope.track import Episode, Group, Speaker
 
@@ -119,7 +119,7 @@ def split_brain_findings(g: Group) -> list[Finding]:
         cause, why = diagnose(g, a, b)
         total = sum(e.end - e.start for e in eps)
         first, last = min(e.start for e in eps), max(e.end for e in eps)
-        name = f"{ {'carp': 'CARP', 'vrrp2': 'VRRPv2', 'vrrp3': 'VRRPv3'}[g.protocol]} {g.vhid}"
+        name = f"{protocol_name(g.protocol)} {g.vhid}"
         out.append(finding(
             "split-brain",
             f"{name}: {ia} and {ib} both advertise as master for {total:.1f} s "
