@@ -15,6 +15,7 @@ from ipaddress import ip_address
 
 import pytest
 
+from tests.harness.pcapread import inet_checksum as rfc1071   # independent of carpscope.wire
 from conftest import DATA, jsonl_records, run_cli, stderr_messages
 
 T0 = 1_700_000_000.0
@@ -81,15 +82,6 @@ FILES = {
 
 
 # ------------------------------------------------------------------ independent references
-
-def rfc1071(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
 
 def bsd_hmac(passphrase: bytes, vhid: int, v4, v6, counter: bytes) -> str:
     key = passphrase[:19].ljust(20, b"\0")

@@ -15,6 +15,7 @@ from ipaddress import ip_address
 
 import pytest
 
+from tests.harness.pcapread import inet_checksum as rfc1071   # independent of carpscope.wire
 from carpscope.model import Advert, Malformed
 from carpscope.wire import proto112
 from carpscope.wire.frame import decode_frame
@@ -37,15 +38,6 @@ def ids(entries):
 
 
 # ------------------------------------------------------------------ independent references
-
-def rfc1071(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
 
 def with_zero_checksum(payload: bytes) -> bytes:
     return payload[:6] + b"\0\0" + payload[8:]
