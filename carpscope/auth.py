@@ -374,7 +374,7 @@ class HmacContext:
     """
 
     __slots__ = ("key", "vhid", "vips", "flavours", "lladdr", "vip_origin", "_inner", "_outer",
-                 "result")
+                 "result", "prefix")
 
     def __init__(self, pads: KeyPads, vhid: int, vips: VipSet, flavours: tuple[str, ...],
                  prefix: bytes, lladdr: bytes | None = None, vip_origin: str | None = None):
@@ -384,6 +384,7 @@ class HmacContext:
         self.flavours = flavours
         self.lladdr = lladdr
         self.vip_origin = vip_origin
+        self.prefix = prefix
         self._inner = pads.inner.copy()
         self._inner.update(prefix)
         self._outer = pads.outer
@@ -1029,16 +1030,23 @@ class AuthFindings:
         self._speakers: dict[tuple, _Speaker] = {}
         self.dropped = 0
 
-    def add(self, advert: Advert, result: AuthResult | None = None) -> None:
+    def speaker(self, advert: Advert) -> _Speaker | None:
+        """The state of the advert's speaker (None once MAX_SPEAKERS are kept)."""
         key = (advert.segment, advert.protocol, advert.vhid, advert.src)
         sp = self._speakers.get(key)
         if sp is None:
             if len(self._speakers) >= self.MAX_SPEAKERS:
-                self.dropped += 1
-                return
+                return None
             sp = self._speakers[key] = _Speaker(advert.segment, advert.protocol, advert.vhid,
                                                 advert.src, advert.eth_src, advert.family,
                                                 advert.ts, advert.ts)
+        return sp
+
+    def add(self, advert: Advert, result: AuthResult | None = None) -> None:
+        sp = self.speaker(advert)
+        if sp is None:
+            self.dropped += 1
+            return
         sp.adverts += 1
         sp.last_seen = max(sp.last_seen, advert.ts)
         sp.first_seen = min(sp.first_seen, advert.ts)

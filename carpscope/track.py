@@ -81,6 +81,7 @@ class Speaker:
     auth_weak: bool = False
     auth_diagnosis: dict | None = None             # why nothing verified (kind, text, ...)
     vrrp_auth: tuple | None = None                 # VRRPv2 (auth type, fingerprint of the data)
+    steady: object = None                          # steady.py's template for the advert just seen
 
     def auth_status(self) -> str:
         """ok / fail / unchecked for CARP (the majority over its adverts), none for VRRP."""
@@ -148,6 +149,7 @@ class Group:
         self.gaps: list[tuple] = []        # (from_ts, to_ts, seconds, previous master ip, next ip)
         self.speakers_capped = 0
         self.master: Speaker | None = None
+        self.n_open = 0                    # speakers with an open run
         self._pairs: dict[tuple, _Pair] = {}
         self._emit = on_event
 
@@ -169,6 +171,7 @@ class Group:
 
     def advert(self, a: Advert, sp: Speaker) -> None:
         t = a.ts
+        sp.steady = None
         sp.adverts += 1
         if len(sp.frames) < SAMPLE:
             sp.frames.append(a.frame)
@@ -215,6 +218,7 @@ class Group:
     def _open_run(self, sp: Speaker, a: Advert) -> None:
         t = a.ts
         sp.run_start, sp.run_adverts, sp.run_first_frame = t, 0, a.frame
+        self.n_open += 1
         prev = self.master
         if prev is sp or (prev is None and self.runs and self.runs[-1].ip == sp.ip
                           and not any(o.run_start is not None for o in self.speakers.values() if o is not sp)):
@@ -252,6 +256,7 @@ class Group:
             self.runs_dropped += 1
         self.runs.append(run)
         sp.run_start = None
+        self.n_open -= 1
         me = (sp.ip, sp.mac)
         for key in [k for k in self._pairs if me in k]:
             self._end_pair(key, self._pairs.pop(key))

@@ -100,13 +100,19 @@ class VipInference:
         self.window = window
         self.lead = lead
         self._groups: dict[tuple[str, int], InferredVips] = {}
-        self._masters: dict[tuple[str, str, int], tuple[str, float]] = {}  # (seg, proto, vhid) -> (src, ts)
+        # segment -> {(proto, vhid): [last source, last advert time]} (cells, updated in place)
+        self._masters: dict[str, dict[tuple[str, int], list]] = {}
+        self._n_masters = 0
         self._changes: dict[str, deque] = {}       # segment -> deque[(ts, proto, vhid)]
         self._speakers: dict[str, set[str]] = {}   # segment -> own source IPs of speakers
-        self._pending: deque[AddressHint] = deque()
+        self._pending: deque[tuple[AddressHint, set]] = deque()   # (hint, groups adjacent to it)
         self._ambiguous: set[tuple[str, str]] = set()
-        self._recent: dict[str, deque] = {}       # segment -> deque[(ts, proto, vhid)] of adverts
         self._now = float("-inf")
+        self._next_trim = float("-inf")
+        # an advert at a time t with adj_until < t < due changes nothing but its group's cell
+        # (no hint near it, nothing to resolve, nothing to trim): what steady.py relies on
+        self.adj_until = float("-inf")
+        self.due = float("-inf")
         self.dropped = 0
 
     # feeding
@@ -122,23 +128,34 @@ class VipInference:
         self._advance(ts)
         seg = advert.segment
         srcs = self._speakers.get(seg)
-        rec = self._recent.get(seg)
-        if srcs is None:     # (not setdefault: that would build an empty set and deque per advert)
+        groups = self._masters.get(seg)
+        if srcs is None:     # (not setdefault: that would build an empty set and dict per advert)
             srcs = self._speakers[seg] = set()
-            rec = self._recent[seg] = deque()
+            groups = self._masters[seg] = {}
         if len(srcs) < self.MAX_SPEAKERS:
             srcs.add(advert.src)
-        event = (ts, advert.protocol, advert.vhid)
-        rec.append(event)
-        gk = (seg, advert.protocol, advert.vhid)
-        prev = self._masters.get(gk)
-        if prev is None or prev[0] != advert.src or ts - prev[1] > max(3.0 * advert.interval_s, 1.0) + 0.5:
+        gk = (advert.protocol, advert.vhid)
+        if ts <= self.adj_until:
+            # a hint waits for the adverts sent within ADJACENT after it
+            for hint, adjacent in self._pending:
+                if hint.segment == seg and abs(ts - hint.ts) <= ADJACENT:
+                    adjacent.add(gk)
+        cell = groups.get(gk)
+        if cell is None or cell[0] != advert.src or ts - cell[1] > self.change_gap(advert.interval_s):
             ch = self._changes.get(seg)
             if ch is None:
                 ch = self._changes[seg] = deque()
-            ch.append(event)
-        if prev is not None or len(self._masters) < self.MAX_GROUPS * 4:
-            self._masters[gk] = (advert.src, ts)
+            ch.append((ts, advert.protocol, advert.vhid))
+        if cell is not None:
+            cell[0], cell[1] = advert.src, ts
+        elif self._n_masters < self.MAX_GROUPS * 4:
+            groups[gk] = [advert.src, ts]
+            self._n_masters += 1
+
+    @staticmethod
+    def change_gap(interval_s: float) -> float:
+        """Silence after which the same source advertising again counts as a master change."""
+        return max(3.0 * interval_s, 1.0) + 0.5
 
     def add_hint(self, hint: AddressHint) -> None:
         self._advance(hint.ts)
@@ -153,7 +170,13 @@ class VipInference:
         if len(self._pending) >= self.MAX_PENDING:
             self._pending.popleft()
             self.dropped += 1
-        self._pending.append(hint)
+        # the groups that advertised within ADJACENT before it (their last advert); those
+        # within ADJACENT after it are added by add_advert while adj_until covers them
+        adjacent = {gk for gk, (_, t) in self._masters.get(hint.segment, {}).items()
+                    if abs(t - hint.ts) <= ADJACENT}
+        self._pending.append((hint, adjacent))
+        self.adj_until = max(self.adj_until, hint.ts + ADJACENT)
+        self._set_due()
 
     def finish(self) -> None:
         """Resolve hints still waiting for their look-ahead (end of capture)."""
@@ -173,24 +196,35 @@ class VipInference:
         if now < self._now:
             now = self._now       # tolerate slightly unordered input
         self._now = now
-        while self._pending and self._pending[0].ts + self.lead <= now:
-            self._resolve(self._pending.popleft())
-        horizon = (self._pending[0].ts if self._pending else now) - self.window - self.lead
-        for seg, ch in self._changes.items():
-            while ch and ch[0][0] < horizon:
-                ch.popleft()
-        for rec in self._recent.values():
-            while rec and rec[0][0] < horizon:
-                rec.popleft()
+        if now < self.due:
+            return
+        while self._pending and self._pending[0][0].ts + self.lead <= now:
+            self._resolve(*self._pending.popleft())
+        if now >= self._next_trim:
+            # at most once per second of capture: what is trimmed can no longer fall in the
+            # window of any pending or future hint, so when it is trimmed changes nothing
+            self._next_trim = now + 1.0
+            horizon = (self._pending[0][0].ts if self._pending else now) - self.window - self.lead
+            for ch in self._changes.values():
+                while ch and ch[0][0] < horizon:
+                    ch.popleft()
+        self._set_due()
 
-    def _resolve(self, hint: AddressHint) -> None:
+    def _set_due(self) -> None:
+        due = self._next_trim
+        if self._pending:
+            due = min(due, self._pending[0][0].ts + self.lead)
+        # a hint from the past (unordered input) is due at once: the next advert resolves it
+        self.due = due if due > self._now else float("-inf")
+
+    def _resolve(self, hint: AddressHint, adjacent: set) -> None:
         addr = _usable(hint.address)
         seg = hint.segment
         if addr is None or addr in self._speakers.get(seg, ()):
             return
         # ucarp sends its gratuitous ARP and its advert back to back (microseconds apart): a
         # single group advertising within ADJACENT of the hint settles it
-        groups = {(p, v) for (t, p, v) in self._recent.get(seg, ()) if abs(t - hint.ts) <= ADJACENT}
+        groups = adjacent
         if len(groups) != 1:
             lo, hi = hint.ts - self.window, hint.ts + self.lead
             groups = {(p, v) for (t, p, v) in self._changes.get(seg, ()) if lo <= t <= hi}

@@ -60,13 +60,35 @@ class _Fold:
 class PacketRules:
     def __init__(self):
         self._folds: dict[tuple, _Fold] = {}
-        # (segment, vhid) -> {(counter, md): (ts, frame, src)}, the last RECENT in arrival order
-        # both bounded whatever the capture holds (a flood of spoofed sources or ids)
+        # group id + counter + HMAC -> (ts, frame, src): the last RECENT adverts in arrival
+        # order; speaker -> [last counter, still remembered]: a cell updated in place. Both
+        # bounded whatever the capture holds (a flood of spoofed sources or ids)
         self._recent: OrderedDict = OrderedDict()
         self._counter_seen: OrderedDict = OrderedDict()
+        self._gids: OrderedDict = OrderedDict()     # (segment, vhid) -> 8-byte id, never reused
+        self._next_gid = 0
         self.dropped = 0
 
+    def group_id(self, segment: str, vhid: int) -> bytes:
+        """The prefix of a (segment, vhid) in the replay memory's keys (bytes: the key of an
+        advert is one concatenation, no tuple). Ids are never reused, so a group forgotten
+        here (more than RECENT of them) cannot match another's adverts."""
+        k = (segment, vhid)
+        gid = self._gids.get(k)
+        if gid is None:
+            if len(self._gids) >= RECENT:
+                self._gids.popitem(last=False)
+            gid = self._gids[k] = self._next_gid.to_bytes(8, "big")
+            self._next_gid += 1
+        return gid
+
+    def counter_cell(self, spk: tuple) -> list | None:
+        return self._counter_seen.get(spk)
+
+    hits = 0
+
     def _hit(self, slug: str, key: tuple, ts: float, frame: int, build) -> None:
+        self.hits += 1
         k = (slug,) + key
         fold = self._folds.get(k)
         if fold is None:
@@ -81,7 +103,9 @@ class PacketRules:
         if len(f.packets) < SAMPLE:
             f.packets.append(frame)
 
-    def advert(self, a: Advert) -> None:
+    def advert(self, a: Advert) -> bool:
+        """Judge one advert; True when no rule fired on it (what steady.py may then repeat)."""
+        before = self.hits
         spk = (a.segment, a.protocol, a.vhid, a.src)
         if not a.checksum_ok:
             self._hit("bad-checksum", spk, a.ts, a.frame, lambda: finding(
@@ -118,6 +142,7 @@ class PacketRules:
                 evidence={"speaker": a.src, "mac": a.eth_src, "expected": exp}, **_where(a)))
         if a.protocol == CARP:
             self._carp(a, spk)
+        return self.hits == before
 
     @staticmethod
     def _mac_hint(a: Advert) -> str:
@@ -170,14 +195,18 @@ class PacketRules:
                 "an interface or pfsync problem, or maintenance mode) and will lose the election to any peer",
                 evidence={"speaker": a.src, "advskew": a.advskew, "demote": a.demote}, cause="demotion", **_where(a)))
         # identical counter and HMAC seen again
-        key = (a.segment, a.vhid, a.counter, a.md)
+        key = self.group_id(a.segment, a.vhid) + a.counter + a.md
         recent = self._recent
         prev = recent.get(key)
         seen = self._counter_seen
-        last_counter = seen.get(spk)
-        if last_counter is None and len(seen) >= SPEAKERS:
-            seen.popitem(last=False)
-        seen[spk] = a.counter
+        cell = seen.get(spk)
+        last_counter = cell[0] if cell is not None else None
+        if cell is None:
+            if len(seen) >= SPEAKERS:
+                seen.popitem(last=False)[1][1] = False
+            seen[spk] = [a.counter, True]
+        else:
+            cell[0] = a.counter
         if prev is not None:
             pts, pframe, psrc = prev
             # a copy coming back before the sender's next advert could be due; OpenBSD with
