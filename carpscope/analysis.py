@@ -16,8 +16,9 @@ from carpscope.rules.catalogue import finding
 from carpscope.rules.group import group_findings
 from carpscope.rules.packet import PacketRules
 from carpscope.rules.splitbrain import split_brain_findings
+from carpscope.steady import Steady, engine as steady_engine
 from carpscope.track import Group, Tracker
-from carpscope.wire.frame import decode_frame
+from carpscope.wire.frame import decode_frame, ip_offset as rec_ip_offset
 
 DEFER_MAX = 16      # adverts per speaker held back while its VIP set is only inferred
 
@@ -40,7 +41,8 @@ class Report:
 
 class Analysis:
     def __init__(self, verifier=None, vipinfer=None, auth_rules=None, intent=None,
-                 on_event: Callable[[dict], None] | None = None, on_advert: Callable | None = None):
+                 on_event: Callable[[dict], None] | None = None, on_advert: Callable | None = None,
+                 steady: str | None = None):
         self.tracker = Tracker(on_event)
         self.packet_rules = PacketRules()
         self.verifier = verifier
@@ -53,6 +55,10 @@ class Analysis:
         self.numberings: dict[str, str] = {}      # per source: "filtered" or "all" (see capture.py)
         self.filters: dict = {}
         self._deferred: dict[tuple, list[Advert]] = {}
+        # steady: None ($CARPSCOPE_STEADY, else the compiled fold when built), "c", "python", "off"
+        mode = steady_engine(steady)
+        self.steady = Steady(self, mode) if mode else None
+        self._steady_got = None
 
     # ---------------------------------------------------------------- input
     def feed_source(self, src, point: str | None = None) -> None:
@@ -65,35 +71,60 @@ class Analysis:
         for src in srcs:
             self.sources.append(src.info)
             self.numberings[src.name] = getattr(src, "numbering", None) or "filtered"
-        record = self.record
+        steady = self.steady if self.on_advert is None else None
+        tables = [steady.table(src.info) if steady else None for src in srcs]
         if len(srcs) == 1:
-            src = srcs[0]
-            info, name = src.info, src.name
-            for lt, n, ts, data in src.frames():
-                rec = decode_frame(lt, data, n, ts, name)
-                if rec is not None:
-                    if point:
-                        rec.segment = point + rec.segment[len(name):]
-                    kind = record(rec)
-                    if kind == 1:
-                        info.adverts += 1
-                    elif kind == 2:
-                        info.malformed += 1
+            src, table = srcs[0], tables[0]
+            if table is None:
+                for lt, n, ts, data in src.frames():
+                    self._frame(lt, n, ts, data, src, point, None)
+            else:
+                self._feed_chunks(src, point, table)
         else:
             streams = [_keyed(i, s) for i, s in enumerate(srcs)]
             for ts, i, lt, n, data in heapq.merge(*streams, key=itemgetter(0, 1)):
-                src = srcs[i]
-                rec = decode_frame(lt, data, n, ts, src.name)
-                if rec is not None:
-                    if point:
-                        rec.segment = point + rec.segment[len(src.name):]
-                    kind = record(rec)
-                    if kind == 1:
-                        src.info.adverts += 1
-                    elif kind == 2:
-                        src.info.malformed += 1
+                table = tables[i]
+                if table is None or not steady.find_fold(table, lt, n, ts, data):
+                    self._frame(lt, n, ts, data, srcs[i], point, table)
         for src in srcs:
             self._source_done(src)
+
+    def _feed_chunks(self, src, point, table) -> None:
+        """One source through the steady fold: libpcap's batches go to ``fold_batch``, which
+        stops at each frame that is not a repeat; that frame takes the full pipeline."""
+        steady, frame = self.steady, self._frame
+        find_fold, fold_batch = steady.find_fold, steady.fold_batch
+        for lt, n0, buf, meta in src.chunks():
+            if buf is None:
+                ts, data = meta
+                if not find_fold(table, lt, n0 + 1, ts, data):
+                    frame(lt, n0 + 1, ts, data, src, point, table)
+                continue
+            count = len(meta) // 16
+            mv = memoryview(meta).cast("I")
+            i = 0
+            while i < count:
+                i = fold_batch(table, lt, buf, meta, i, n0)
+                if i < count:
+                    j = 4 * i
+                    off = mv[j + 2]
+                    frame(lt, n0 + i + 1, mv[j] + mv[j + 1] * 1e-6, buf[off:off + mv[j + 3]], src, point, table)
+                    i += 1
+
+    def _frame(self, lt, n, ts, data, src, point, table) -> None:
+        """The full pipeline for one frame; a steady advert leaves a template in ``table``."""
+        rec = decode_frame(lt, data, n, ts, src.name)
+        if rec is None:
+            return
+        if point:
+            rec.segment = point + rec.segment[len(src.name):]
+        kind = self.record(rec)
+        if kind == 1:
+            src.info.adverts += 1
+            if table is not None and self._steady_got is not None:
+                self.steady.learn(table, lt, data, rec, rec_ip_offset(lt, data), self._steady_got)
+        elif kind == 2:
+            src.info.malformed += 1
 
     def _source_done(self, src) -> None:
         info, name = src.info, src.name
@@ -118,7 +149,8 @@ class Analysis:
         return 0
 
     def advert(self, a: Advert) -> None:
-        self.packet_rules.advert(a)
+        self._steady_got = None
+        clean = self.packet_rules.advert(a)
         result = None
         if self.vipinfer is not None:
             self.vipinfer.add_advert(a)   # before verifying: a VIP set just inferred applies at once
@@ -149,6 +181,8 @@ class Analysis:
         if self.auth_rules is not None and result is None:
             self.auth_rules.add(a, None)
         self._notify(a, g, sp, result)
+        if clean:
+            self._steady_got = (g, sp, result)
 
     def _notify(self, a, g, sp, result) -> None:
         if self.on_advert is not None:

@@ -28,6 +28,10 @@ from typing import Iterator
 
 import pcapy
 
+try:                        # large-chunk pcap reading with libpcap's filter program (C, optional)
+    from carpscope import _pcapread
+except ImportError:
+    _pcapread = None
 from carpscope.model import SourceInfo
 from carpscope.pcapfile import (CaptureFormatError, Damage, describe_non_capture, read_records,
                                 sniff_format)
@@ -53,6 +57,7 @@ BATCH = 2048
 FIRST_BATCH = 256   # read before the read-ahead thread starts: analysed without overlap, so small
 READ_AHEAD = 2      # batches libpcap may read ahead of the analysis (bounds memory)
 SNAPLEN = 262144
+SWITCH_INTERVAL = 0.0002   # seconds (sys.setswitchinterval) while the read-ahead thread runs
 
 
 def filter_texts(linktype: int) -> list[str]:
@@ -64,6 +69,15 @@ def filter_texts(linktype: int) -> list[str]:
 class CaptureError(Exception):
     """A source that cannot be read at all: one clear line for the user (exit status 2)."""
 
+
+# link types whose filter program libpcap compiles the same for a savefile and for
+# pcapy.compile: not NULL and LOOP, whose address-family word libpcap reads per savefile
+CHUNKED_LINKTYPES = {1, 12, 14, 101, 107, 113, 228, 229, 276}
+# classic pcap magic as the bytes read -> (file is little-endian, nanoseconds)
+_PCAP_MAGIC = {
+    b"\xd4\xc3\xb2\xa1": (True, False), b"\xa1\xb2\xc3\xd4": (False, False),
+    b"\x4d\x3c\xb2\xa1": (True, True), b"\xa1\xb2\x3c\x4d": (False, True),
+}
 
 # pcap/pcapng files store LINKTYPE_ values; pcapy.compile wants the DLT_ value libpcap uses
 # for it on this system (they differ for raw IP: LINKTYPE_RAW 101 is DLT_RAW 12 on Linux)
@@ -129,6 +143,7 @@ class FileSource:
         self._fallback_reason = None
         self.on_batch = None            # called with the bytes read so far (progress display)
         self._stream = None
+        self._file = None               # the file _pcapread reads, when it does
         if path == "-":
             self._open_stdin()
             return
@@ -151,6 +166,32 @@ class FileSource:
                 self.all_frames, self.numbering = True, "all"
             elif not all_frames:
                 self.filter = _set_filter(self._pc, self.linktype)
+            self._chunked_reader()
+
+    def _chunked_reader(self) -> None:
+        """For a classic pcap file, _pcapread reads instead of libpcap: 1 MB reads where
+        libpcap's stdio takes 4 KB, the same compiled filter program. A record it is not sure of
+        stops it and the exact reader goes on from that frame, as when libpcap stops."""
+        if _pcapread is None or os.environ.get("CARPSCOPE_LIBPCAP_READ") or self.linktype not in CHUNKED_LINKTYPES:
+            return
+        try:
+            f = open(self.path, "rb", buffering=0)
+        except OSError:
+            return
+        head = f.read(24)
+        magic = head[:4]
+        if len(head) < 24 or magic not in _PCAP_MAGIC:
+            f.close()
+            return
+        little, nsec = _PCAP_MAGIC[magic]
+        swapped = little != (sys.byteorder == "little")
+        snaplen = struct.unpack("<I" if little else ">I", head[16:20])[0]
+        program = []
+        if self.filter is not None:
+            dlt = _LINKTYPE_TO_DLT.get(self.linktype, self.linktype)
+            program = pcapy.compile(dlt, SNAPLEN, self.filter, 1, 0).get_bpf()
+        self._file = f
+        self._pc = _pcapread.Reader(f.fileno(), swapped, nsec, snaplen, program)
 
     def _open_stdin(self) -> None:
         """Standard input is read by the exact reader: a pipe cannot be re-read after libpcap
@@ -205,23 +246,37 @@ class FileSource:
 
     def frames(self) -> Iterator[tuple[int, int, float, bytes]]:
         """Yield (linktype, frame number, timestamp, bytes)."""
+        for lt, n0, buf, meta in self.chunks():
+            if buf is None:
+                yield lt, n0 + 1, meta[0], meta[1]
+                continue
+            mv = memoryview(meta).cast("I")
+            for i in range(0, len(mv), 4):
+                off = mv[i + 2]
+                n0 += 1
+                yield lt, n0, mv[i] + mv[i + 1] * 1e-6, buf[off:off + mv[i + 3]]
+
+    def chunks(self) -> Iterator[tuple]:
+        """The frames as read: (linktype, n0, buf, meta) for a batch of libpcap, whose i-th frame
+        is number n0 + i + 1, at seconds + microseconds * 1e-6, bytes buf[offset:offset + length]
+        with (seconds, microseconds, offset, length) the i-th four native uint32 of meta; and
+        (linktype, n - 1, None, (timestamp, bytes)) for a frame of the exact reader."""
         if self._pc is None:
-            yield from self._exact(0, self._fallback_reason)
+            for lt, n, ts, data in self._exact(0, self._fallback_reason):
+                yield lt, n - 1, None, (ts, data)
             return
         lt, info = self.linktype, self.info
         n = 0
         for buf, meta in _read_ahead(self._pc):
-            if meta is None:      # libpcap stopped on an error: buf is its message
+            if meta is None:      # libpcap stopped on an error: buf is its message (None: _pcapread)
                 info.packets = n
-                yield from self._exact(n, buf)
+                for lt2, n2, ts, data in self._exact(n, buf):
+                    yield lt2, n2 - 1, None, (ts, data)
                 return
             if self.on_batch is not None:
                 self.on_batch(self.position())
-            mv = memoryview(meta).cast("I")
-            for i in range(0, len(mv), 4):
-                off = mv[i + 2]
-                n += 1
-                yield lt, n, mv[i] + mv[i + 1] * 1e-6, buf[off:off + mv[i + 3]]
+            yield lt, n, buf, meta
+            n += len(meta) // 16
         info.packets = n
 
     def position(self) -> int | None:
@@ -319,6 +374,9 @@ class Numbering:
         return self.n
 
 
+_STOP = _pcapread.Stop if _pcapread is not None else ()
+
+
 def _read_ahead(pc) -> Iterator[tuple]:
     """libpcap's batches; from the second on, read by another thread while the caller analyses.
 
@@ -335,6 +393,9 @@ def _read_ahead(pc) -> Iterator[tuple]:
         buf, meta = pc.next_batch(FIRST_BATCH)
     except pcapy.PcapError as e:
         yield str(e).strip(), None
+        return
+    except _STOP:           # _pcapread is not sure of a record: the exact reader goes on
+        yield None, None
         return
     if not meta:
         return
@@ -360,6 +421,9 @@ def _read_ahead(pc) -> Iterator[tuple]:
                 except pcapy.PcapError as e:
                     put((str(e).strip(), None))
                     break
+                except _STOP:
+                    put((None, None))
+                    break
                 if not batch[1]:
                     break
                 if not put(batch):
@@ -370,6 +434,10 @@ def _read_ahead(pc) -> Iterator[tuple]:
         put(None)
 
     thread = threading.Thread(target=reader, name="carpscope-pcap-reader", daemon=True)
+    # the reader needs the GIL back at the end of each next_batch: by default it may wait the
+    # whole switch interval (5 ms) while the analysis runs, and stall the read that often
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
     thread.start()
     try:
         while True:
@@ -384,6 +452,7 @@ def _read_ahead(pc) -> Iterator[tuple]:
         # can take long: do not hold up an interrupted caller for more than a moment)
         stop.set()
         thread.join(timeout=1.0)
+        sys.setswitchinterval(switch)
 
 
 class _Prefixed:

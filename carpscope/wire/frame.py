@@ -180,3 +180,8 @@ def _na(data, pos, end, s, link, frame, ts, source):
         return None
     return AddressHint(frame, ts, source, segment_name(source, link), 6, inet_ntop(AF_INET6, target),
                        eth, lladdr or eth)
+
+
+def ip_offset(linktype: int, data: bytes) -> int:
+    """Where the IP header of a frame that decoded to an advert starts."""
+    return parse_link(linktype, data).offset
