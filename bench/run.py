@@ -171,6 +171,10 @@ def machine() -> dict:
         "libpcap": pcapy.version if hasattr(pcapy, "version") else tool_version(["tcpdump", "--version"]),
         "tshark": tool_version(["tshark", "--version"]),
         "pcapy-ng": _dist_version("pcapy-ng"),
+        "engine": subprocess.run([sys.executable, "-c", "from carpscope import steady, capture; print("
+                                  "'steady fold:', steady.engine(), '| reader:', 'carpscope._pcapread (classic pcap)' "
+                                  "if capture._pcapread else 'libpcap')"], capture_output=True, text=True,
+                                 cwd=REPO).stdout.strip() or "?",
     }
 
 
@@ -230,7 +234,8 @@ def check_tshark(out_path: Path, man: dict, m: Measure) -> str:
 
 # ---------------------------------------------------------------------------- the run
 
-def bench_capture(name: str, out: Path, repeat: int, tshark_timeout: float, with_tshark: bool) -> dict:
+def bench_capture(name: str, out: Path, repeat: int, tshark_timeout: float, with_tshark: bool,
+                  with_pure: bool = False) -> dict:
     man = make_captures.ensure(name, out)
     pcap = out / f"{name}.pcap"
     warm(pcap)
@@ -244,6 +249,10 @@ def bench_capture(name: str, out: Path, repeat: int, tshark_timeout: float, with
     bpf = src["filter"]
     td = tcpdump_cmd(pcap, bpf)
     tools = {"carpscope": (cs, report, None, env), "tcpdump": (td, os.devnull, None, None)}
+    if with_pure:
+        # what a machine without a C compiler runs: the Python fold and libpcap's own read
+        pure_env = dict(env, CARPSCOPE_STEADY="python", CARPSCOPE_LIBPCAP_READ="1")
+        tools["carpscope (pure Python)"] = (cs, out / f"{name}.pure.json", None, pure_env)
     if with_tshark:
         tools["tshark"] = (tshark_cmd(pcap, man["kind"]), out / f"{name}.tshark.txt", tshark_timeout or None, None)
     runs: dict[str, list[Measure]] = {t: [] for t in tools}
@@ -256,6 +265,10 @@ def bench_capture(name: str, out: Path, repeat: int, tshark_timeout: float, with
             print(f"  {name:8} {tool:9} run {i + 1}: {m.wall:7.3f} s wall {m.cpu:7.3f} s CPU "
                   f"{m.rss_kb / 1024:7.1f} MB{' (stopped)' if m.timed_out else ''}", file=sys.stderr)
     checks = {"carpscope": check_carpscope(report, man)[0], "tcpdump": "ok" if runs["tcpdump"][0].rc == 0 else "failed"}
+    if with_pure:
+        pure = tools["carpscope (pure Python)"][1]
+        same = json.loads(Path(pure).read_text())["findings"] == json.loads(report.read_text())["findings"]
+        checks["carpscope (pure Python)"] = check_carpscope(pure, man)[0] + ("" if same else "; FINDINGS DIFFER")
     if with_tshark:
         checks["tshark"] = check_tshark(tools["tshark"][1], man, runs["tshark"][-1])
     size = pcap.stat().st_size
@@ -328,6 +341,8 @@ def render(results: dict, meta: dict) -> str:
     m = meta["machine"]
     L += [f"- Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM, {m['os']}",
           f"- Python {m['python']}, pcapy-ng {m['pcapy-ng']}; {m['tcpdump']}; {m['tshark']}",
+          f"- carpscope as installed: {m.get('engine', '?')} (the \"pure Python\" rows: "
+          "CARPSCOPE_STEADY=python CARPSCOPE_LIBPCAP_READ=1, what an install without a C compiler runs)",
           f"- Load average before / after the run: {meta['load_before']} / {meta['load_after']} "
           "(other processes share the machine; see the fastest run column)",
           f"- {meta['repeat']} runs per command, interleaved; files in the page cache",
@@ -396,7 +411,7 @@ def main(argv=None) -> int:
         print(f"{name}:", file=sys.stderr)
         # tshark on the big mixed captures would take tens of minutes: only mixed and dense
         results[name] = bench_capture(name, args.out, args.repeat, args.tshark_timeout,
-                                      with_tshark=name in ("mixed", "dense"))
+                                      with_tshark=name in ("mixed", "dense"), with_pure=name in ("mixed", "dense"))
     meta["load_after"] = loadavg()
     block = render(results, meta)
     print(block)

@@ -63,7 +63,9 @@ def _policy_options(o) -> None:
     o.add_argument("--isolated", action="store_true", help="ignore settings files")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; ``sniff``'s own options (carpscope.live, a large import) are added only when
+    ``argv`` (default: all) asks for sniff."""
     p = argparse.ArgumentParser(prog="carpscope", description="Decode, verify and diagnose CARP and VRRP.")
     p.add_argument("--version", action="version", version=f"carpscope {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -78,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "by default each file is its own segment")
     _common(a)
     s = sub.add_parser("sniff", help="watch a live interface: dashboard of every VHID, alerts as they happen")
-    from carpscope import live
-    live.add_arguments(s)
-    _common(s)
+    if argv is None or "sniff" in argv:
+        from carpscope import live
+        live.add_arguments(s)
+        _common(s)
     li = sub.add_parser("lint", help="check configurations (rc.conf, keepalived.conf, ucarp, inventory) without a capture")
     li.add_argument("configs", nargs="+", metavar="CONFIG")
     _policy_options(li)
@@ -446,7 +449,7 @@ COMMANDS = {"analyze": cmd_analyze, "rules": cmd_rules, "sniff": cmd_sniff, "lin
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
