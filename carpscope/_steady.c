@@ -31,7 +31,7 @@ static PyObject *s_layouts, *s_templates, *s_c, *s_n_open, *s_due, *s_advance, *
 
 static PyTypeObject *speaker_type, *auth_type, *info_type;
 /* track.Speaker */
-static Py_ssize_t sp_steady, sp_last, sp_adverts, sp_frames, sp_p_n, sp_p_sum, sp_p_sq, sp_p_min,
+static Py_ssize_t sp_steady, sp_run_start, sp_last, sp_adverts, sp_frames, sp_p_n, sp_p_sum, sp_p_sq, sp_p_min,
     sp_p_max, sp_run_adverts, sp_last_frame, sp_auth;
 /* auth._Speaker */
 static Py_ssize_t as_adverts, as_last_seen, as_first_seen, as_frames, as_ok, as_ok_by,
@@ -376,6 +376,8 @@ static int fold(PyObject *t, PyObject *c, PyObject *nobj, PyObject *tsobj, doubl
     }
     if (SLOT(sp, sp_steady) != t)
         return 0;
+    if (SLOT(sp, sp_run_start) == NULL || SLOT(sp, sp_run_start) == Py_None)
+        return 0;               /* its run was closed (by another's advert, time running back) */
     PyObject *no = PyObject_GetAttr(F(T_G), s_n_open);
     if (no == NULL)
         return -1;
@@ -652,7 +654,8 @@ static PyObject *configure(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!O!O!O!", &PyType_Type, &sp, &PyType_Type, &as, &PyType_Type, &si,
                           &PyType_Type, &tb))
         return NULL;
-    if (offset_of(sp, "steady", &sp_steady) || offset_of(sp, "last", &sp_last)
+    if (offset_of(sp, "steady", &sp_steady) || offset_of(sp, "run_start", &sp_run_start)
+        || offset_of(sp, "last", &sp_last)
         || offset_of(sp, "adverts", &sp_adverts) || offset_of(sp, "frames", &sp_frames)
         || offset_of(sp, "p_n", &sp_p_n) || offset_of(sp, "p_sum", &sp_p_sum)
         || offset_of(sp, "p_sq", &sp_p_sq) || offset_of(sp, "p_min", &sp_p_min)

@@ -252,7 +252,7 @@ class Steady:
         """Fold frame ``n`` into the stages' state if it is a pure repeat of ``t``; False
         (nothing changed) when the full pipeline must look at it."""
         sp = t.sp
-        if sp.steady is not t or t.g.n_open != 1:
+        if sp.steady is not t or t.g.n_open != 1 or sp.run_start is None:
             return False
         dt = ts - sp.last
         if dt > t.active or dt < t.dup or self.analysis._deferred:
