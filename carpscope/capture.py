@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import queue
+import socket
 import stat
 import struct
 import sys
@@ -368,13 +369,32 @@ class Numbering:
             if self.all_frames:
                 self.n += 1
             return None
-        if prog is not None and not prog.filter(rec.data):
+        if prog is not None and not prog.filter(_as_compiled(rec) if rec.linktype in _AF_LINKTYPES else rec.data):
             return None
         self.n += 1
         return self.n
 
 
 _STOP = _pcapread.Stop if _pcapread is not None else ()
+
+
+# DLT_NULL / DLT_LOOP: a 32-bit address family, then IP. libpcap compiles "ip" / "ip6" for a
+# savefile as AF 2 / any BSD AF_INET6 (24, 28, 30), read in the file's byte order (LOOP: network
+# order); pcapy.compile, with no file, as this host's AF_INET / AF_INET6 (2 / 10 on Linux) in
+# host order (LOOP: network order). The exact reader filters a copy whose family word is
+# rewritten to what the compiled program expects, so it passes the frames libpcap passes.
+_AF_LINKTYPES = {0, 108}
+_AF_AS_COMPILED = {2: socket.AF_INET, 24: socket.AF_INET6, 28: socket.AF_INET6, 30: socket.AF_INET6}
+
+
+def _as_compiled(rec) -> bytes:
+    data = rec.data
+    if len(data) < 4:
+        return data
+    order = "big" if rec.linktype == 108 or not rec.little else "little"
+    af = _AF_AS_COMPILED.get(int.from_bytes(data[:4], order), 0xFFFFFFFF)
+    word = af.to_bytes(4, "big" if rec.linktype == 108 else sys.byteorder)
+    return word + data[4:]
 
 
 def _read_ahead(pc) -> Iterator[tuple]:

@@ -32,6 +32,7 @@ class Record:
     ts: float
     data: bytes
     orig_len: int
+    little: bool = True  # the file's (pcapng: the section's) byte order
 
 
 @dataclass(slots=True)
@@ -137,7 +138,7 @@ def _pcap(b: _Buf, magic: bytes):
         if len(data) < incl:
             yield Damage(n, off, f"truncated record: {incl} bytes announced, {len(data)} present")
             return
-        yield Record(n, off, 16 + incl, linktype, sec + frac * res, data, orig)
+        yield Record(n, off, 16 + incl, linktype, sec + frac * res, data, orig, endian == "<")
 
 
 def _pcapng(b: _Buf, first: bytes):
@@ -201,14 +202,15 @@ def _pcapng(b: _Buf, first: bytes):
                 yield Damage(n, off, f"packet block too short for its captured length {cap}")
                 return
             lt, per_s = ifaces[iface]
-            yield Record(n, off, blen, lt, _seconds((hi << 32) | lo, per_s), body[20:20 + cap], orig)
+            yield Record(n, off, blen, lt, _seconds((hi << 32) | lo, per_s), body[20:20 + cap], orig,
+                         endian == "<")
         elif btype == 3:  # simple packet block: interface 0, no timestamp
             n += 1
             if not ifaces:
                 yield Damage(n, off, "simple packet block before any interface")
                 return
             orig = struct.unpack_from(endian + "I", body)[0]
-            yield Record(n, off, blen, ifaces[0][0], 0.0, body[4:4 + orig], orig)
+            yield Record(n, off, blen, ifaces[0][0], 0.0, body[4:4 + orig], orig, endian == "<")
 
 
 # fixed fields before the options/packet data of each block type (a shorter body is damage)

@@ -18,7 +18,7 @@ from carpscope import capture, synth
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILT = capture._pcapread is not None
-pytestmark = pytest.mark.skipif(not BUILT, reason="carpscope._pcapread is not built here")
+needs_reader = pytest.mark.skipif(not BUILT, reason="carpscope._pcapread is not built here")
 
 FILES = sorted(p for pat in ("captures/*.pcap", "captures/public/*.pcap", "tests/data/*.pcap",
                              "../shared/captures/external/*/*.pcap") for p in ROOT.glob(pat))
@@ -44,6 +44,7 @@ def test_ci_builds_the_reader():
         assert BUILT
 
 
+@needs_reader
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_same_frames_as_libpcap(path):
     ours, theirs = frames_digest(path, False), frames_digest(path, True)
@@ -75,6 +76,7 @@ def _traffic():
     return frames
 
 
+@needs_reader
 @pytest.mark.parametrize("big_endian", [False, True])
 @pytest.mark.parametrize("nanosecond", [False, True])
 def test_byte_orders_and_nanoseconds(tmp_path, big_endian, nanosecond):
@@ -83,6 +85,7 @@ def test_byte_orders_and_nanoseconds(tmp_path, big_endian, nanosecond):
     assert ours[0] == "carpscope._pcapread" and ours[1:] == theirs[1:] and ours[1] == "160"
 
 
+@needs_reader
 @pytest.mark.parametrize("cut", [1, 10, 17, 30])
 def test_truncated_file_keeps_every_frame_before_the_damage(tmp_path, cut):
     path = _write(tmp_path / "t.pcap", _traffic(), truncate=cut)
@@ -91,6 +94,7 @@ def test_truncated_file_keeps_every_frame_before_the_damage(tmp_path, cut):
     assert "reading stopped at record 200" in " ".join(ours[4:])
 
 
+@needs_reader
 def test_records_over_the_snapshot_length_are_cut_as_libpcap_does(tmp_path):
     path = _write(tmp_path / "s.pcap", _traffic(), snaplen=80)    # most frames are longer
     ours, theirs = frames_digest(path, False), frames_digest(path, True)
@@ -100,6 +104,7 @@ def test_records_over_the_snapshot_length_are_cut_as_libpcap_does(tmp_path):
 PROGRAMS = {lt: capture.compile_filter(lt)[1] for lt in (1, 101, 113, 276)}
 
 
+@needs_reader
 @settings(max_examples=400, deadline=None)
 @given(lt=st.sampled_from(sorted(PROGRAMS)), data=st.binary(max_size=120),
        head=st.sampled_from([b"", b"\x08\x00", b"\x86\xdd", b"\x81\x00", b"\x08\x06", b"\x88\xa8"]),
@@ -117,6 +122,7 @@ def test_bpf_interpreter_agrees_with_libpcap(lt, data, head, pos, proto):
     assert (expected != 0) == (got != 0), (lt, pkt.hex())
 
 
+@needs_reader
 def test_bpf_interpreter_on_every_capture_frame():
     from carpscope.pcapfile import read_records
     for path in FILES:
@@ -127,3 +133,24 @@ def test_bpf_interpreter_on_every_capture_frame():
                 continue
             prog = PROGRAMS[r.linktype]
             assert (prog.filter(r.data) != 0) == (capture._pcapread.bpf(prog.get_bpf(), r.data, len(r.data)) != 0)
+
+
+# numbers, times and bytes (the link type value may be the DLT or the LINKTYPE for raw IP)
+_FRAMES = _DIGEST.replace("repr((lt, k, ts))", "repr((k, ts))")
+_FRAMES_STDIN = _FRAMES.replace("open_source(sys.argv[1])", "open_source('-')")
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if "external" not in str(p)], ids=lambda p: p.name)
+def test_exact_reader_passes_the_frames_libpcap_passes(path):
+    """Standard input goes through the exact reader, which applies the filter per frame; on
+    DLT_NULL/LOOP libpcap compiles "ip6" per savefile (BSD address families, the file's byte
+    order), so the exact reader must match that, not this host's AF_INET6."""
+    env = dict(os.environ, CARPSCOPE_LIBPCAP_READ="1")
+    outs = []
+    for code, stdin in ((_FRAMES, None), (_FRAMES_STDIN, path)):
+        with open(stdin or os.devnull, "rb") as f:
+            p = subprocess.run([sys.executable, "-c", code, str(path)], stdin=f, capture_output=True,
+                               text=True, cwd=ROOT, timeout=60, env=env)
+        assert p.returncode == 0, p.stderr
+        outs.append(p.stdout.split()[1:3])
+    assert outs[0] == outs[1]
