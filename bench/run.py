@@ -364,7 +364,7 @@ def render(results: dict, meta: dict) -> str:
         c = r["tools"]["carpscope"]
         parts = [f"carpscope {r['protocol112'] / c['wall']:,.0f} adverts/s"]
         for tool, t in r["tools"].items():
-            if tool != "carpscope" and not t["timed_out"]:
+            if not tool.startswith("carpscope") and not t["timed_out"]:
                 parts.append(f"carpscope/{tool} wall {c['wall'] / t['wall']:.2f}x, CPU {c['cpu'] / t['cpu']:.2f}x")
         L.append(f"- {name}: " + "; ".join(parts))
     L += ["", "Commands (FILE = bench/out/NAME.pcap):", ""]
@@ -373,6 +373,8 @@ def render(results: dict, meta: dict) -> str:
         for tool, t in r["tools"].items():
             cmd = re.sub(r"\S*/bench/out/", "bench/out/", t["cmd"]).replace(sys.executable, "python")
             cmd = re.sub(r"(--vip \S+ )+", "--vip ... ", cmd)
+            if "pure" in tool:
+                cmd = "CARPSCOPE_STEADY=python CARPSCOPE_LIBPCAP_READ=1 " + cmd
             key = (tool, r["kind"])
             if key not in shown:
                 shown.add(key)

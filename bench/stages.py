@@ -4,14 +4,16 @@
     python bench/stages.py mixed --repeat 5
 
 Each stage runs over the whole capture on its own (the records decoded beforehand), the
-fastest of --repeat runs is shown: read (libpcap batches), decode_frame, PacketRules,
-VipInference.add_advert, Verifier.verify, AuthFindings.add, Tracker, then Analysis.record
-(everything after decode, together, as analyze runs it) and interpreter start-up. The sum of
-the stages is close to what `carpscope analyze` spends; bench/RESULTS.md quotes this table.
+fastest of --repeat runs is shown: read (libpcap's batches; carpscope's chunked reader),
+decode_frame, PacketRules, VipInference.add_advert, Verifier.verify, AuthFindings.add,
+Tracker, then Analysis.record (everything after decode, together: what an advert that is not a
+repeat costs), analyze's whole loop (read included) without the fold, with the Python fold and
+with the compiled one, and interpreter start-up. bench/RESULTS.md quotes this table.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -27,6 +29,7 @@ from carpscope.analysis import Analysis  # noqa: E402
 from carpscope.capture import open_source  # noqa: E402
 from carpscope.model import Advert  # noqa: E402
 from carpscope.rules.packet import PacketRules  # noqa: E402
+from carpscope.steady import engine as steady_engine  # noqa: E402
 from carpscope.track import Tracker  # noqa: E402
 from carpscope.vipinfer import VipInference  # noqa: E402
 from carpscope.wire.frame import decode_frame  # noqa: E402
@@ -63,9 +66,24 @@ def main(argv=None) -> int:
     ads = [r for r in recs if type(r) is Advert]
     n = len(ads)
 
-    def read():
-        for _ in open_source(path).frames():
-            pass
+    def read(libpcap: bool):
+        def run():
+            if libpcap:
+                os.environ["CARPSCOPE_LIBPCAP_READ"] = "1"
+            try:
+                for _ in open_source(path).chunks():
+                    pass
+            finally:
+                os.environ.pop("CARPSCOPE_LIBPCAP_READ", None)
+        return run
+
+    def fed(engine: str):
+        def run():
+            ring = keyring(man)
+            an = Analysis(auth.Verifier(ring), VipInference(ring), auth.AuthFindings(), steady=engine)
+            an.feed_source(open_source(path))
+            an.finish()
+        return run
 
     def decode():
         for lt, num, ts, data in frames:
@@ -95,7 +113,8 @@ def main(argv=None) -> int:
         an.finish()
 
     stages = [
-        ("read: libpcap batches + BPF (per frame read)", read, len(frames)),
+        ("read: libpcap batches + BPF", read(True), len(frames)),
+        ("read: carpscope._pcapread chunks + BPF", read(False), len(frames)),
         ("decode_frame", decode, len(frames)),
         ("PacketRules.advert", each(lambda: PacketRules().advert), n),
         ("VipInference.add_advert", each(lambda: VipInference(keyring(man)).add_advert), n),
@@ -103,7 +122,11 @@ def main(argv=None) -> int:
         ("AuthFindings.add (auth.py)", auth_add, n),
         ("Tracker.advert", each(lambda: Tracker().advert), n),
         ("Analysis.record: all of the above after decode", analysis, n),
+        ("analyze's loop, every frame through the pipeline", fed("off"), n),
+        ("analyze's loop, repeats folded in Python", fed("python"), n),
     ]
+    if steady_engine() == "c":
+        stages.append(("analyze's loop, repeats folded in C (as installed)", fed("c"), n))
     print(f"{args.capture}: {len(frames):,} frames read, {n:,} adverts; CPU per advert (fastest of {args.repeat})")
     for label, fn, count in stages:
         t = cpu(fn, args.repeat)
