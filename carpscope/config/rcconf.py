@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from carpscope.config.inventory import (
@@ -231,8 +231,24 @@ _CARP_WORDS = {"vhid", "advskew", "advbase", "pass", "state", "peer", "peer6", "
 _RC_KEYWORDS = {"dhcp", "syncdhcp", "nosyncdhcp", "wpa", "hostap", "noauto"}
 
 
+@dataclass(kw_only=True)
+class CarpParams:
+    """The carp parameters of a vhid that ifconfig sets; a later invocation wins per parameter."""
+
+    advskew: int | None = None
+    advbase: int | None = None
+    passphrase: str | None = None
+    state: str | None = None
+    carpver: int | None = None
+    vrrpprio: int | None = None
+    vrrpinterval: int | None = None
+
+
+CARP_PARAMS = tuple(f.name for f in fields(CarpParams))
+
+
 @dataclass
-class Clause:
+class Clause(CarpParams):
     """One address (or none) with its parameters, as one ifconfig invocation would set it."""
 
     var: str
@@ -241,13 +257,6 @@ class Clause:
     address: str | None = None         # as written, without netmask/prefixlen
     netmask: int | None = None         # prefix length from netmask/prefixlen
     vhid: int | None = None
-    advskew: int | None = None
-    advbase: int | None = None
-    passphrase: str | None = None
-    state: str | None = None
-    carpver: int | None = None
-    vrrpprio: int | None = None
-    vrrpinterval: int | None = None
     vlan: int | None = None
     vlandev: str | None = None
     carp_words: bool = False
@@ -453,20 +462,13 @@ def _varform(ifname: str) -> str:
 
 
 @dataclass
-class _Vhid:
+class _Vhid(CarpParams):
     iface: str
     vhid: int
     origin: Origin
     vips: list[str] = field(default_factory=list)
     vip_prefixes: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
     where: dict[str, Origin] = field(default_factory=dict)
-    advskew: int | None = None
-    advbase: int | None = None
-    passphrase: str | None = None
-    state: str | None = None
-    carpver: int | None = None
-    vrrpprio: int | None = None
-    vrrpinterval: int | None = None
 
 
 def host_from_assignments(assignments: list[Assignment], name_hint: str, files: tuple[str, ...] = ()
@@ -603,8 +605,7 @@ def host_from_assignments(assignments: list[Assignment], name_hint: str, files: 
                     v.vip_prefixes.append(ia.network)
                 v.where.setdefault("vips", c.origin)
                 # later settings of the same vhid win, as repeated ifconfig calls do
-                for attr in ("advskew", "advbase", "passphrase", "state", "carpver", "vrrpprio",
-                             "vrrpinterval"):
+                for attr in CARP_PARAMS:
                     val = getattr(c, attr)
                     if val is not None:
                         setattr(v, attr, val)
