@@ -25,7 +25,7 @@ def main(target, total, corpus, crashdir, log, chunk=500_000):
     while done < total:
         runs = min(chunk, total - done)
         t0 = time.time()
-        p = subprocess.run([sys.executable, os.path.join(HERE, f"fuzz_{target}.py"), corpus,
+        p = subprocess.run([sys.executable, os.path.join(HERE, "fuzz.py"), target, corpus,
                             f"-runs={runs}", f"-artifact_prefix={crashdir}/{target}-", "-print_final_stats=1",
                             "-max_len=65536", "-timeout=10", "-rss_limit_mb=2048", "-print_pcs=0"],
                            capture_output=True, text=True, errors="replace")

@@ -175,7 +175,7 @@ def _idb_short(data):
 
 @pytest.mark.parametrize("via", ["file", "stdin"])
 def test_pcapng_idb_too_short(tmp_path, via):
-    """Found by fuzz_capture (tests/fuzz_regressions/capture/pcapng-idb-body-4-bytes): an
+    """Found by the capture fuzz target (tests/fuzz_regressions/capture/pcapng-idb-body-4-bytes): an
     interface block without its fixed fields crashed the reader."""
     data, _ = pcapng()
     bad, off = _idb_short(data)
