@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from carpscope.model import CARP, AddressHint, Advert, Finding, Malformed, SourceInfo
+from carpscope.capture import batch_frame
 from carpscope.rules.catalogue import finding
 from carpscope.rules.group import group_findings
 from carpscope.rules.packet import PacketRules
@@ -106,9 +107,8 @@ class Analysis:
             while i < count:
                 i = fold_batch(table, lt, buf, meta, i, n0)
                 if i < count:
-                    j = 4 * i
-                    off = mv[j + 2]
-                    frame(lt, n0 + i + 1, mv[j] + mv[j + 1] * 1e-6, buf[off:off + mv[j + 3]], src, point, table)
+                    ts, data = batch_frame(buf, mv, i)
+                    frame(lt, n0 + i + 1, ts, data, src, point, table)
                     i += 1
 
     def _frame(self, lt, n, ts, data, src, point, table) -> None:

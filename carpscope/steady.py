@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 
+from carpscope.capture import batch_frame
 from carpscope.model import CARP, VRRP2
 from carpscope.rules import packet
 from carpscope.track import DUPLICATE_S, SAMPLE
@@ -148,7 +149,6 @@ class Steady:
         t.lt, t.carp, t.src, t.info = lt, carp, a.src, table.info
         t.gid = t.recent = t.cseen = None
         t.vgap = 0.0
-        end = len(data)
         if a.family == 4:
             end = ip + ((data[ip + 2] << 8) | data[ip + 3])
         else:
@@ -240,11 +240,9 @@ class Steady:
         count = len(mv) // 4
         find_fold = self.find_fold
         while i < count:
-            j = 4 * i
-            off = mv[j + 2]
-            if off + mv[j + 3] > len(buf) or not find_fold(
-                    table, lt, n0 + i + 1, mv[j] + mv[j + 1] * 1e-6, buf[off:off + mv[j + 3]]):
-                return i
+            ts, data = batch_frame(buf, mv, i)
+            if len(data) != mv[4 * i + 3] or not find_fold(table, lt, n0 + i + 1, ts, data):
+                return i        # (a frame past the end of buf: the pipeline sees it cut short)
             i += 1
         return i
 

@@ -80,13 +80,15 @@ def test_several_files_merged_same_report(monkeypatch):
 
 # ------------------------------------------------------------------ the fold really runs
 
-def _analysis(engine: str, keys: dict[str, str] | None = None, vips: dict[int, list[str]] | None = None):
+def _analysis(engine: str, keys: dict[str, str] | None = None, vips: dict[int, list[str]] | None = None,
+              *, vipinfer: bool = True, verifier: bool = True):
     ring = Keyring()
     for label, secret in (keys or {}).items():
         ring.add_passphrase(label, secret)
     for vhid, addrs in (vips or {}).items():
         ring.add_vips(vhid, addrs)
-    return Analysis(Verifier(ring), VipInference(ring), AuthFindings(), steady=engine)
+    return Analysis(Verifier(ring) if verifier else None, VipInference(ring) if vipinfer else None,
+                    AuthFindings(), steady=engine)
 
 
 def _steady_capture(path: Path, n: int = 300) -> Path:
@@ -300,10 +302,7 @@ def test_an_advert_after_its_run_was_closed_out_of_time_order(tmp_path):
             w.write(108.0 + i, synth.carp_frame("10.0.0.2", 5, counter=500 + i, advskew=100, **a))
     reports = {}
     for engine in ENGINES:
-        ring = Keyring()
-        ring.add_passphrase("lab", PASS)
-        ring.add_vips(5, ["10.0.0.50"])
-        an = Analysis(Verifier(ring), None, AuthFindings(), steady=engine)
+        an = _analysis(engine, {"lab": PASS}, {5: ["10.0.0.50"]}, vipinfer=False)
         an.feed_source(open_source(str(path)))
         reports[engine] = report_json(an.finish())
         if engine != "off":
@@ -326,10 +325,7 @@ def test_random_scripts_same_state_without_vip_inference(script, with_verifier):
         _script_capture(path, script)
         reports = {}
         for engine in ENGINES:
-            ring = Keyring()
-            ring.add_passphrase("lab", PASS)
-            ring.add_vips(5, ["10.0.0.50"])
-            an = Analysis(Verifier(ring) if with_verifier else None, None, AuthFindings(), steady=engine)
+            an = _analysis(engine, {"lab": PASS}, {5: ["10.0.0.50"]}, vipinfer=False, verifier=with_verifier)
             an.feed_source(open_source(str(path)))
             rep = an.finish()
             reports[engine] = (report_json(rep), [f.to_json() for f in rep.findings])
