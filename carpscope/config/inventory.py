@@ -452,6 +452,10 @@ class _Reader:
         self.base = str(Path(path).resolve().parent)
         self.lines = _toml_lines(text)
 
+    def where(self, table: dict, kind: str, *key) -> dict[str, Origin]:
+        """Where each key of ``table`` (at ``key``) was written, and the table itself as ``kind``."""
+        return {k: self.at(*key, k) for k in table} | {kind: self.at(*key)}
+
     def at(self, *key) -> Origin:
         """Origin of a key (or of the nearest enclosing table)."""
         key = tuple(key)
@@ -615,7 +619,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
                 raise r.fail(f"'network' = {network!r} is not an IP network", *key, "network") from None
         seg = Segment(name=name, interface=r.get(t, "interface", str, *key),
                       vlan=r.get_int(t, "vlan", 0, 4095, *key), network=network)
-        seg.where = {k: r.at(*key, k) for k in t} | {"segment": r.at(*key)}
+        seg.where = r.where(t, "segment", *key)
         inv.segments.append(seg)
 
     for i, t in enumerate(_tables(r, doc, "group")):
@@ -639,7 +643,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
                   primary=r.get(t, "primary", str, *key),
                   advbase=r.get_int(t, "advbase", 1, 255, *key),
                   advert_int=r.get_float(t, "advert_int", 0.01, 40.95, *key))
-        g.where = {k: r.at(*key, k) for k in t} | {"group": r.at(*key)}
+        g.where = r.where(t, "group", *key)
         inv.groups.append(g)
 
     for i, t in enumerate(_tables(r, doc, "host")):
@@ -660,7 +664,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
                  preempt=r.get(t, "preempt", bool, *key),
                  demotion=r.get_int(t, "demotion", -(2**31), 2**31 - 1, *key),
                  carp_load=r.get(t, "carp_load", bool, *key), kind="inventory", files=(path,))
-        h.where = {k: r.at(*key, k) for k in t} | {"host": r.at(*key)}
+        h.where = r.where(t, "host", *key)
         inv.hosts.append(h)
         for j, mt in enumerate(_tables(r, t, "member", key)):
             mkey = key + ("member", j)
@@ -693,7 +697,7 @@ def parse_inventory(text: str, path: str = "<inventory>") -> Inventory:
                        interface=r.get(mt, "interface", str, *mkey),
                        source=src, peers=peers,
                        master=bool(r.get(mt, "master", bool, *mkey)))
-            m.where = {k: r.at(*mkey, k) for k in mt} | {"member": r.at(*mkey)}
+            m.where = r.where(mt, "member", *mkey)
             g.members.append(m)
 
     for g in inv.groups:
