@@ -105,6 +105,7 @@ class Speaker:
         self.runs, self.priority, self.eth_src, self.vrrp_auth = runs, priority, eth_src, vrrp_auth
         self.rng = random.Random(rng.getrandbits(32))     # own stream: schedules can be replayed
         self.counter = self.rng.getrandbits(63)
+        self.vlans: tuple[int, ...] = ()
 
     def _times(self, rng: random.Random, end: float):
         for start, stop in self.runs:
@@ -142,7 +143,8 @@ class Speaker:
         if self.proto == "carp":
             self.counter += 1
             return synth.carp_frame(self.src, self.vhid, advbase=self.advbase, advskew=self.advskew,
-                                    counter=self.counter, passphrase=KEYS[self.key], vips=self.vips)
+                                    counter=self.counter, passphrase=KEYS[self.key], vips=self.vips,
+                                    vlans=self.vlans)
         if self.proto == "vrrp3":
             return synth.vrrp_frame(self.src, self.vhid, self.priority, self.vips, version=3,
                                     eth_src=self.eth_src)
@@ -291,11 +293,142 @@ def dense(path: str | os.PathLike, adverts: int = 300_000, groups: int = 20, see
     return manifest
 
 
+def _many_groups(rng: random.Random, groups: int, first_vhid: int = 1):
+    """``groups`` CARP groups on one segment (vhids 1-255 on 10.2.N.0/24, then on 802.1Q
+    VLANs 2, 3, ... as a trunk carries them), keys prod/dmz/lab in turn. Two speakers each:
+    .2 (advskew 0) and .3 (advskew 100); whoever advertises is master."""
+    labels = list(KEYS)
+    out = []
+    for g in range(groups):
+        vlan, vhid = divmod(g, 255)
+        vhid += first_vhid
+        net = f"10.{2 + vlan}.{vhid}"
+        key = labels[g % 3]
+        a = Speaker(rng, vhid, f"{net}.2", vips=[f"{net}.1"], key=key)
+        b = Speaker(rng, vhid, f"{net}.3", vips=[f"{net}.1"], key=key, advskew=100)
+        a.vlans = b.vlans = (vlan + 1,) if vlan else ()
+        out.append((a, b))
+    return out
+
+
+def _write_heap(path: Path, sps, quota: int, step) -> int:
+    """Write ``quota`` frames: a heap of (time, speaker index); ``step(i, t)`` returns the
+    frames of speaker i at t as (ts, bytes) and the time of its next turn (None: done)."""
+    written = 0
+    with open(path, "wb", buffering=1 << 22) as f:
+        w = synth.PcapWriter(f)
+        heap = [(s0, i) for i, s0 in enumerate(sps)]
+        heapq.heapify(heap)
+        while heap and written < quota:
+            t, i = heapq.heappop(heap)
+            frames, nxt = step(i, t)
+            for ts, data in frames:
+                if written >= quota:
+                    break
+                w.write(BASE_TS + ts, data)
+                written += 1
+            if nxt is not None:
+                heapq.heappush(heap, (nxt, i))
+    return written
+
+
+def _manifest(path: Path, kind: str, seed: int, written: int, pairs, planted: dict, **extra) -> dict:
+    m = {"name": path.stem, "kind": kind, "seed": seed, "version": VERSION, "frames": written,
+         "protocol112": written, "keys": str(path.with_suffix(".keys")),
+         "vip_args": sorted({f"{a.vhid}={','.join(a.vips)}" for a, _ in pairs},
+                            key=lambda v: int(v.split("=")[0])) if len(pairs) <= 255 else [],
+         "planted": planted, **extra}
+    write_keys(path.with_suffix(".keys"))
+    path.with_suffix(".json").write_text(json.dumps(m, indent=2) + "\n")
+    return m
+
+
+def groups250(path: str | os.PathLike, adverts: int = 300_000, groups: int = 250, seed: int = 3) -> dict:
+    """``groups`` steady CARP masters for as long as ``adverts`` take (250 groups: 20 minutes at
+    advbase 1); the backups stay silent, as they should."""
+    path = Path(path)
+    rng = random.Random(seed)
+    pairs = _many_groups(rng, groups)
+
+    def step(i, t):
+        a = pairs[i][0]
+        return [(t, a._advert())], t + a.period + a.rng.uniform(-0.002, 0.002)
+    sps = [rng.uniform(0, 1) for _ in pairs]
+    written = _write_heap(path, sps, adverts, step)
+    return _manifest(path, "groups250", seed, written, pairs, {"auth": "all verify", "findings": []},
+                     groups=groups)
+
+
+def storm(path: str | os.PathLike, frames: int = 300_000, seed: int = 4, every: float = 0.0001) -> dict:
+    """One master (advbase 1) whose every advert a switching loop replicates every ``every``
+    seconds until its next advert: byte-identical copies 10,000 times per interval."""
+    path = Path(path)
+    rng = random.Random(seed)
+    a, _ = _many_groups(rng, 1, first_vhid=7)[0]
+    state = {"frame": None, "next": 0.0}
+
+    def step(i, t):
+        if t >= state["next"]:
+            state["frame"] = a._advert()
+            state["next"] = t + a.period
+        return [(t, state["frame"])], t + every
+    written = _write_heap(path, [0.0], frames, step)
+    return _manifest(path, "storm", seed, written, [(a, None)],
+                     {"storm": {"vhid": a.vhid, "speaker": a.src, "copy_every_s": every}})
+
+
+def loop(path: str | os.PathLike, frames: int = 300_000, groups: int = 250, copies: int = 20,
+         seed: int = 5) -> dict:
+    """``groups`` steady masters on a segment with a switching loop: every advert arrives
+    ``copies`` times within 1 ms (byte-identical)."""
+    path = Path(path)
+    rng = random.Random(seed)
+    pairs = _many_groups(rng, groups)
+
+    def step(i, t):
+        a = pairs[i][0]
+        data = a._advert()
+        return ([(t + k * (0.001 / copies), data) for k in range(copies)],
+                t + a.period + a.rng.uniform(-0.002, 0.002))
+    written = _write_heap(path, [rng.uniform(0, 1) for _ in pairs], frames, step)
+    return _manifest(path, "loop", seed, written, pairs, {"loop": {"copies": copies, "within_s": 0.001}},
+                     groups=groups)
+
+
+def flap(path: str | os.PathLike, adverts: int = 300_000, groups: int = 250, seed: int = 6) -> dict:
+    """``groups`` pairs whose mastership changes every 1-6 adverts: the master falls silent, the
+    backup takes over after its master-down interval, and so on (each advert a new run or a
+    change)."""
+    path = Path(path)
+    rng = random.Random(seed)
+    pairs = _many_groups(rng, groups)
+    state = [[0, rng.randint(1, 6)] for _ in pairs]       # (who advertises, adverts left)
+
+    def step(i, t):
+        who, left = state[i]
+        s = pairs[i][who]
+        data = s._advert()
+        left -= 1
+        if left:
+            state[i][1] = left
+            return [(t, data)], t + s.period + s.rng.uniform(-0.002, 0.002)
+        other = pairs[i][1 - who]
+        state[i] = [1 - who, rng.randint(1, 6)]
+        # the other takes over after its master-down interval, measured from this last advert
+        return [(t, data)], t + 3 * other.advbase + other.advskew / 256 + 0.01
+    written = _write_heap(path, [rng.uniform(0, 1) for _ in pairs], adverts, step)
+    return _manifest(path, "flap", seed, written, pairs, {"flapping": "every group"}, groups=groups)
+
+
 CAPTURES = {
     "mixed": lambda p: mixed(p, 1.0),
     "mixed1m": lambda p: mixed(p, 0.5),
     "large": lambda p: mixed(p, 5.0),
     "dense": lambda p: dense(p),
+    "groups250": lambda p: groups250(p),
+    "storm": lambda p: storm(p),
+    "loop": lambda p: loop(p),
+    "flap": lambda p: flap(p),
 }
 
 
