@@ -13,13 +13,16 @@ from typing import Callable
 
 from carpscope.model import CARP, AddressHint, Advert, Finding, Malformed, SourceInfo
 from carpscope.capture import batch_frame
-from carpscope.rules.catalogue import finding
-from carpscope.rules.group import group_findings
+from carpscope.rules import WARNING, declare
+from carpscope.rules.group import SPEAKER_LIMIT, group_findings
 from carpscope.rules.packet import PacketRules
 from carpscope.rules.splitbrain import split_brain_findings
 from carpscope.steady import Steady, engine as steady_engine
 from carpscope.track import Group, Tracker
 from carpscope.wire.frame import decode_frame, ip_offset as rec_ip_offset
+
+CAPTURE_TRUNCATED = declare("capture-truncated", "CS102", WARNING,
+                            "Capture file damaged or cut short: reading stopped early", __name__)
 
 DEFER_MAX = 16      # adverts per speaker held back while its VIP set is only inferred
 
@@ -131,8 +134,8 @@ class Analysis:
         if src.filter:
             self.filters[name] = src.filter
         if info.error:
-            self.extra.append(finding(
-                "capture-truncated", f"{name}: {info.error}; everything before it was analysed",
+            self.extra.append(CAPTURE_TRUNCATED.finding(
+                f"{name}: {info.error}; everything before it was analysed",
                 source=name, segment=name, packets=[info.stopped_frame] if info.stopped_frame else [],
                 evidence={"record": info.stopped_frame, "offset": info.stopped_offset, "frames_read": info.packets}))
 
@@ -232,7 +235,7 @@ class Analysis:
         if self.intent is not None:
             findings += self.intent.findings(groups)
         if self.tracker.groups_capped:
-            findings.append(finding("speaker-limit", f"more than {len(groups)} groups: "
+            findings.append(SPEAKER_LIMIT.finding(f"more than {len(groups)} groups: "
                                     f"{self.tracker.groups_capped} adverts of further groups not tracked",
                                     evidence={"dropped_adverts": self.tracker.groups_capped}))
         findings.sort(key=lambda f: (-f.severity.rank, f.segment or "", f.vhid or 0, f.code, f.first_seen or 0))

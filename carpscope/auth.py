@@ -51,7 +51,22 @@ from typing import Iterable, Mapping
 
 from carpscope.files import read_limited
 from carpscope.model import CARP, VRRP2, Advert
-from carpscope.rules import catalogue
+from carpscope.rules import ERROR, INFO, WARNING, Rule, declare
+
+HMAC_MISMATCH = declare("hmac-mismatch", "CS301", ERROR,
+                        "CARP HMAC verifies with no known passphrase and VIP set", __name__)
+VIP_SET_MISMATCH = declare("vip-set-mismatch", "CS302", ERROR,
+                           "CARP HMAC verifies only with a different VIP set", __name__)
+PASSPHRASE_MISMATCH = declare("passphrase-mismatch", "CS303", ERROR,
+                              "Speakers of one VHID verify under different passphrases", __name__)
+HMAC_UNCHECKED = declare("hmac-unchecked", "CS304", INFO,
+                         "No passphrase known for a VHID: HMAC not checked", __name__)
+WEAK_PASSPHRASE = declare("weak-passphrase", "CS305", WARNING,
+                          "CARP passphrase is a default or documentation example", __name__)
+VRRP_CLEARTEXT_AUTH = declare("vrrp-cleartext-auth", "CS306", WARNING,
+                              "VRRPv2 simple password authentication: the password is readable on the wire", __name__)
+VRRP_AUTH_MISMATCH = declare("vrrp-auth-mismatch", "CS307", ERROR,
+                             "Speakers of one VRID send different VRRPv2 authentication", __name__)
 
 KEY_LEN = 20
 BSD_PASS_MAX = 19          # ifconfig strlcpy()s into 20 bytes: 19 characters and a NUL
@@ -1108,12 +1123,12 @@ def _speaker_evidence(sp: _Speaker) -> dict:
             "diagnosis": d.to_json() if (d is not None and sp.fail) else None}
 
 
-def _finding(slug, message, sps, frames, cause=None, **evidence):
+def _finding(rule: Rule, message, sps, frames, cause=None, **evidence):
     first = min(s.first_seen for s in sps)
     last = max(s.last_seen for s in sps)
     ev = {"speakers": [_speaker_evidence(s) for s in sps]}
     ev.update(evidence)
-    return catalogue.finding(slug, message, protocol=sps[0].protocol, vhid=sps[0].vhid,
+    return rule.finding(message, protocol=sps[0].protocol, vhid=sps[0].vhid,
                              segment=sps[0].segment, first_seen=first, last_seen=last,
                              packets=sorted(set(frames))[:_SAMPLE], evidence=ev, cause=cause)
 
@@ -1147,7 +1162,7 @@ def _carp_findings(sps: list[_Speaker]) -> list:
         parts = [f"{s.src} with " + (f"`{eff[s.src][0]}`" if eff[s.src][0] else "no known passphrase")
                  for s in judged]
         frames = _failing_first(judged)
-        out.append(_finding("passphrase-mismatch",
+        out.append(_finding(PASSPHRASE_MISMATCH,
                             f"speakers of {where} verify under different passphrases: " + "; ".join(parts),
                             judged, frames, cause="passphrase",
                             key_labels=sorted(label for label in labels if label)))
@@ -1165,7 +1180,7 @@ def _carp_findings(sps: list[_Speaker]) -> list:
             msg += f"; known/configured VIP set(s): {_fmt_sets(known_sets)}"
         frames = _failing_first(vip_users)
         flav = sorted({eff[s.src][2] for s in vip_users if eff[s.src][2]})
-        out.append(_finding("vip-set-mismatch", msg, vip_users, frames, cause="vip-set",
+        out.append(_finding(VIP_SET_MISMATCH, msg, vip_users, frames, cause="vip-set",
                             vips={s.src: list(eff[s.src][1]) for s in vip_users},
                             known_vips=known_sets, flavour=flav[0] if len(flav) == 1 else flav))
 
@@ -1183,7 +1198,7 @@ def _carp_findings(sps: list[_Speaker]) -> list:
         else:
             why = s.diagnosis.message if s.diagnosis is not None else "no known key and VIP set verify"
             msg = f"adverts from {s.src} ({where}) verify with no known passphrase and VIP set: {why}"
-        out.append(_finding("hmac-mismatch", msg, [s], s.fail_frames, cause="auth"))
+        out.append(_finding(HMAC_MISMATCH, msg, [s], s.fail_frames, cause="auth"))
 
     # weak-passphrase
     weak = [s for s in judged if eff[s.src][3] is not None]
@@ -1191,14 +1206,14 @@ def _carp_findings(sps: list[_Speaker]) -> list:
         idx = sorted({eff[s.src][3] for s in weak})
         what = " and ".join(describe_weak(i) for i in idx)
         msg = f"{', '.join(s.src for s in weak)} ({where}) authenticate with {what}"
-        out.append(_finding("weak-passphrase", msg, weak, [f for s in weak for f in s.frames],
+        out.append(_finding(WEAK_PASSPHRASE, msg, weak, [f for s in weak for f in s.frames],
                             cause="passphrase", weak_entries=idx,
                             key_labels=sorted({eff[s.src][0] for s in weak})))
 
     # hmac-unchecked: nothing in the group could be checked
     if all(not s.ok and not s.fail for s in sps) and any(s.unchecked for s in sps):
         reason = next((s.unchecked_reason for s in sps if s.unchecked_reason), "no key or VIP set known")
-        out.append(_finding("hmac-unchecked", f"CARP HMAC of {where} not checked: {reason}", sps,
+        out.append(_finding(HMAC_UNCHECKED, f"CARP HMAC of {where} not checked: {reason}", sps,
                             [f for s in sps for f in s.frames]))
     return out
 
@@ -1224,7 +1239,7 @@ def _vrrp_findings(sps: list[_Speaker]) -> list:
         msg = (f"{', '.join(s.src for s in clear)} ({where}) use VRRPv2 simple password "
                "authentication (auth type 1): the password is sent in clear text in every advert "
                "and protects against nothing")
-        out.append(_finding("vrrp-cleartext-auth", msg, clear, [f for s in clear for f in s.auth_frames],
+        out.append(_finding(VRRP_CLEARTEXT_AUTH, msg, clear, [f for s in clear for f in s.auth_frames],
                             cause="auth", auth_types={s.src: sorted({t for t, _ in s.auth}) for s in clear},
                             password_variants=len(variant_no)))
     with_auth = [s for s in sps if s.auth]
@@ -1233,7 +1248,7 @@ def _vrrp_findings(sps: list[_Speaker]) -> list:
         msg = (f"speakers of {where} send different VRRPv2 authentication ("
                + "; ".join(describe(s) for s in with_auth)
                + "): receivers drop adverts whose auth type or password differs from theirs")
-        out.append(_finding("vrrp-auth-mismatch", msg, with_auth,
+        out.append(_finding(VRRP_AUTH_MISMATCH, msg, with_auth,
                             [f for s in with_auth for f in (s.auth_frames or s.frames)], cause="auth",
                             auth={s.src: [{"type": t, "variant": variant_no.get(fp)} for t, fp in s.auth]
                                   for s in with_auth}))

@@ -136,17 +136,17 @@ def _console(args, stderr=False):
 
 
 def cmd_rules(args) -> int:
-    from carpscope.rules.catalogue import RULES, doc_path, lookup
+    from carpscope.rules import catalogue, lookup, page
     if not args.rule:
-        for r in RULES.values():
+        for r in sorted(catalogue().values(), key=lambda r: r.code):
             print(f"{r.code}  {r.slug:24} {r.severity.value:8} {r.title}")
         return EXIT_OK
     rule = lookup(args.rule)
     if rule is None:
         raise UsageError(f"no rule named {args.rule!r} (see: carpscope rules)")
-    path = doc_path(rule)
-    if path.exists():
-        sys.stdout.write(path.read_text())
+    text = page(rule)
+    if text is not None:
+        sys.stdout.write(text)
     else:
         print(f"{rule.code} {rule.slug} ({rule.severity.value}): {rule.title}")
     return EXIT_OK

@@ -15,8 +15,17 @@ import ipaddress
 
 from carpscope.config import ConfigError, inventory_from_configs
 from carpscope.model import CARP, Finding, protocol_name
-from carpscope.rules.catalogue import finding
+from carpscope.rules import WARNING, declare
 from carpscope.track import Group as TGroup
+
+SKEW_ORDER = declare("skew-order", "CS203", WARNING,
+                     "The intended primary does not advertise the shortest interval / highest priority", __name__)
+UNEXPECTED_MASTER = declare("unexpected-master", "CS405", WARNING,
+                            "A host other than the intended primary is master", __name__)
+UNKNOWN_SPEAKER = declare("unknown-speaker", "CS406", WARNING,
+                          "An address not in the inventory advertises a known group", __name__)
+MISSING_GROUP = declare("missing-group", "CS407", WARNING,
+                        "An intended group is never advertised", __name__)
 
 
 
@@ -118,7 +127,7 @@ class Intent:
             if not seen and covered and ig.segment not in covered:
                 continue
             if not seen:
-                out.append(finding("missing-group", f"{name}: intended in the inventory, never advertised in the "
+                out.append(MISSING_GROUP.finding(f"{name}: intended in the inventory, never advertised in the "
                                    "capture: every member down, the group not configured, or the capture point "
                                    "does not see the segment", evidence={"group": ig.name}, **where))
                 continue
@@ -137,7 +146,7 @@ class Intent:
             if host is None and not self.resolvable(sp.ip):
                 continue
             if host is None or (members and host not in members):
-                out.append(finding("unknown-speaker", f"{name}: {sp.ip} advertises this group but is not one of "
+                out.append(UNKNOWN_SPEAKER.finding(f"{name}: {sp.ip} advertises this group but is not one of "
                                    f"its intended members ({', '.join(sorted(members)) or 'none listed'}): another "
                                    "cluster reusing the id, a new box, or a misaddressed member",
                                    protocol=tg.protocol, vhid=tg.vhid, segment=tg.segment,
@@ -158,7 +167,7 @@ class Intent:
             tie = [o for o in ranked if _rank(tg, o) == _rank(tg, p)]
             if better or tie:
                 who = better or tie
-                out.append(finding("skew-order", f"{name}: the intended primary {primary} ({p.ip}) advertises "
+                out.append(SKEW_ORDER.finding(f"{name}: the intended primary {primary} ({p.ip}) advertises "
                                    f"{_timing(tg, p)}, but {', '.join(o.ip + ' ' + _timing(tg, o) for o in who)} "
                                    f"{'is better' if better else 'is equal'}: it will not win the election as intended",
                                    first_seen=min(s.first for s in [p, *who]), last_seen=max(s.last for s in [p, *who]),
@@ -183,7 +192,7 @@ class Intent:
                 addrs = [_bare(a) for a in (host.addresses if host else ())]
                 heard = (f"{primary}{' (' + ', '.join(addrs) + ')' if addrs else ''}, which was not heard in the "
                          "capture (down, or a silent backup)")
-            out.append(finding("unexpected-master", f"{name}: {master.ip} ({self.host_of(master.ip) or 'not in the inventory'}) "
+            out.append(UNEXPECTED_MASTER.finding(f"{name}: {master.ip} ({self.host_of(master.ip) or 'not in the inventory'}) "
                                f"is master at the end of the capture, not the intended primary {heard}.{why}",
                                first_seen=master.first, last_seen=master.last, packets=list(master.frames),
                                evidence={"master": master.ip, "primary": primary, "primary_ip": p.ip if p else None,

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from carpscope.model import Finding, Severity
-from carpscope.rules.catalogue import BY_CODE, RULES
+from carpscope.rules import catalogue
 
 FAIL_ON = {"error": 3, "warning": 2, "info": 1, "never": 99}
 LEVELS = {s.value: s for s in Severity}
@@ -61,7 +61,8 @@ class PolicyError(ValueError):
 
 def check_pattern(p: str, where: str) -> str:
     """A rule selector: a slug, or a code prefix (``CS``, ``CS3``, ``CS301``, any case)."""
-    if p in RULES or any(code.startswith(p.upper()) for code in BY_CODE):
+    rules = catalogue()
+    if p in rules or any(r.code.startswith(p.upper()) for r in rules.values()):
         return p
     raise PolicyError(f"{where}: no rule or code prefix {p!r} (see: carpscope rules)")
 
@@ -514,10 +515,9 @@ class Context:
 
 def rule_overrides(policy: Policy) -> dict[str, Severity]:
     """code -> level for every catalogue rule whose level the policy changes."""
-    from carpscope.rules.catalogue import finding
     out = {}
-    for rule in RULES.values():
-        level = policy.level(finding(rule.slug, ""))
+    for rule in catalogue().values():
+        level = policy.level(rule.finding(""))
         if level is not rule.severity:
             out[rule.code] = level
     return out

@@ -23,7 +23,7 @@ from carpscope.auth import (AuthFindings, Keyring, PassphraseError, Verifier, Vi
                             carp_hmac, derive_key, hmac_message, is_truncated, key_from_hex,
                             keyring_from_env, load_passphrase_file, parse_vip_arg)
 from carpscope.model import Advert
-from carpscope.rules import catalogue
+from carpscope.rules import lookup
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared/docs/vectors.json"
 SECRET = "Zebra-Quokka-7731!"          # distinctive: must never show up in any output
@@ -422,7 +422,7 @@ def test_findings_vip_set_mismatch():
                             "10.0.0.3": ("lab-pass", ["10.0.0.5"])}))
     assert set(fs) == {"vip-set-mismatch"}
     f = fs["vip-set-mismatch"]
-    assert f.code == catalogue.RULES["vip-set-mismatch"].code and f.cause == "vip-set"
+    assert f.code == lookup("vip-set-mismatch").code and f.cause == "vip-set"
     assert "10.0.0.3 uses {10.0.0.5}" in f.message and "10.0.0.2 uses {10.0.0.5, 10.0.0.6}" in f.message
     assert (f.vhid, f.segment, f.protocol) == (1, "lab", "carp")
     assert f.evidence["vips"] == {"10.0.0.2": ["10.0.0.5", "10.0.0.6"], "10.0.0.3": ["10.0.0.5"]}

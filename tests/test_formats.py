@@ -7,7 +7,7 @@
   an error case for an unreadable capture.
 - GitHub workflow commands and GitLab Code Quality are checked to the byte, escaping included.
 - Every format renders every rule of the catalogue (one finding per rule, built with
-  ``catalogue.finding``).
+  ``Rule.finding``).
 - Passphrases never appear in any output, file or stream.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from carpscope import cli, policy
 from carpscope.model import Finding, Severity
 from carpscope.pcapfile import read_records
 from carpscope.report import github, gitlab, junit, sarif, text
-from carpscope.rules import catalogue
+from carpscope.rules import catalogue, lookup, page as rule_page
 from carpscope.wire.frame import decode_frame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,17 +80,17 @@ def every_rule() -> list[Finding]:
     """One finding per catalogue rule: capture rules at a frame of LAB, configuration rules at a
     line of CONF. Messages carry the characters each format must escape."""
     out = []
-    for i, rule in enumerate(catalogue.RULES.values()):
+    for i, rule in enumerate(sorted(catalogue().values(), key=lambda r: r.code)):
         msg = f"{rule.title} [{rule.slug}]"
         if i % 3 == 0:
             msg += ' 100% sure: a,b <x&y> "q" \u00e9'
         if i % 5 == 0:
             msg += "\r\nsecond line"
         if rule.code.startswith("CS5"):
-            f = catalogue.finding(rule.slug, msg, protocol="carp", vhid=i, segment="192.168.1.0/24",
+            f = rule.finding(msg, protocol="carp", vhid=i, segment="192.168.1.0/24",
                                   source=CONF, line=i + 1, evidence={"host": f"host{i}"})
         else:
-            f = catalogue.finding(rule.slug, msg, protocol="carp", vhid=i, segment=LAB,
+            f = rule.finding(msg, protocol="carp", vhid=i, segment=LAB,
                                   first_seen=1_795_628_347.5 + i, last_seen=1_795_628_350.0 + i,
                                   packets=[i + 1, i + 3], evidence={"speaker": f"10.0.0.{i}"}, cause="unknown")
         out.append(f)
@@ -120,7 +120,7 @@ def render(fmt: str, placed, ctx) -> str:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_renders_every_rule(fmt, placed, ctx):
     out = render(fmt, placed, ctx)
-    for rule in catalogue.RULES.values():
+    for rule in catalogue().values():
         assert rule.code in out, f"{fmt}: {rule.code} ({rule.slug}) not rendered"
     if fmt in ("json", "jsonl", "sarif", "gitlab", "junit", "github"):
         for p in placed:
@@ -133,13 +133,13 @@ def test_every_rule_sarif_validates_and_indexes(placed, ctx):
     assert len(doc["runs"]) == 1
     run_ = doc["runs"][0]
     rules = run_["tool"]["driver"]["rules"]
-    assert [r["id"] for r in rules] == [r.code for r in catalogue.RULES.values()]
+    assert [r["id"] for r in rules] == sorted(r.code for r in catalogue().values())
     for d in rules:
-        rule = catalogue.BY_CODE[d["id"]]
+        rule = lookup(d["id"])
         assert d["name"] == rule.slug
         assert d["shortDescription"]["text"] == rule.title
         assert d["defaultConfiguration"]["level"] == sarif.LEVEL[rule.severity]
-        page = catalogue.doc_path(rule).read_text(encoding="utf-8")
+        page = rule_page(rule)
         assert d["help"]["markdown"] == page and d["help"]["text"] == page
         assert d["fullDescription"]["text"] and "\n" not in d["fullDescription"]["text"]
     results = run_["results"]
@@ -176,7 +176,7 @@ def test_sarif_overrides_and_unreadable_files_are_reported(placed):
     assert inv["executionSuccessful"] is False
     assert inv["toolExecutionNotifications"][0]["message"]["text"] == "captures/missing.pcap: no such file"
     over = inv["ruleConfigurationOverrides"]
-    assert over == [{"descriptor": {"id": "CS202", "index": list(catalogue.BY_CODE).index("CS202")},
+    assert over == [{"descriptor": {"id": "CS202", "index": sorted(r.code for r in catalogue().values()).index("CS202")},
                      "configuration": {"level": "error"}}]
     assert {r["baselineState"] for r in doc["runs"][0]["results"]} == {"new"}
 
@@ -252,7 +252,7 @@ def test_sarif_of_lint_has_lines(tmp_path):
 def test_sarif_segment_of_several_files_has_no_frame_location():
     """--segment NAME: a group finding spans files; it is placed at the first file, and its
     frame numbers (counted per file) give no region or logical location."""
-    f = catalogue.finding("skew-tie", "tie", segment="lab", packets=[2, 4], evidence={"speakers": ["a", "b"]})
+    f = lookup("skew-tie").finding("tie", segment="lab", packets=[2, 4], evidence={"speakers": ["a", "b"]})
     p = policy.place([f], ["captures/ttl.pcap", "captures/equal-skew.pcap"], REPO)[0]
     assert p.guessed and p.path == "captures/ttl.pcap"
     ctx = policy.Context(files=["captures/ttl.pcap", "captures/equal-skew.pcap"], root=REPO)
@@ -305,7 +305,7 @@ def test_junit_clean_capture_passes_and_unreadable_errors(tmp_path):
 
 
 def test_junit_drops_characters_xml_cannot_carry(ctx):
-    f = catalogue.finding("malformed", "bad \x01\x1b byte", segment=LAB, packets=[3])
+    f = lookup("malformed").finding("bad \x01\x1b byte", segment=LAB, packets=[3])
     out = junit.render(policy.place([f], [LAB]), ctx)
     root = ET.fromstring(out)
     assert root.find("testsuite/testcase/failure").get("message") == "packet 3: bad  byte"
@@ -314,10 +314,10 @@ def test_junit_drops_characters_xml_cannot_carry(ctx):
 # ------------------------------------------------------------------ GitHub
 
 def test_github_exact_lines(ctx):
-    f1 = catalogue.finding("hmac-mismatch", "CARP HMAC does not verify (vhid 1, src 10.0.0.3)", segment=LAB,
+    f1 = lookup("hmac-mismatch").finding("CARP HMAC does not verify (vhid 1, src 10.0.0.3)", segment=LAB,
                            vhid=1, packets=[42], evidence={"speaker": "10.0.0.3"})
-    f2 = catalogue.finding("skew-tie", "100% tie,\r\nthen: more", segment="odd,name:x.pcap/vlan5", packets=[7])
-    f3 = catalogue.finding("config-preempt", "preempt off", source=CONF, line=12)
+    f2 = lookup("skew-tie").finding("100% tie,\r\nthen: more", segment="odd,name:x.pcap/vlan5", packets=[7])
+    f3 = lookup("config-preempt").finding("preempt off", source=CONF, line=12)
     placed = policy.place([f1, f2, f3], [LAB, "odd,name:x.pcap"], REPO)
     assert github.render(placed, ctx).splitlines() == [
         "::error file=captures/lab1.pcap,title=carpscope CS301 (hmac-mismatch)::"
@@ -331,7 +331,7 @@ def test_github_exact_lines(ctx):
 def test_github_escaping():
     assert github.escape_data("a%b\rc\nd:e,f") == "a%25b%0Dc%0Ad:e,f"
     assert github.escape_property("a%b\rc\nd:e,f") == "a%25b%0Dc%0Ad%3Ae%2Cf"
-    f = catalogue.finding("malformed", "x", segment="p%q.pcap", packets=[1])
+    f = lookup("malformed").finding("x", segment="p%q.pcap", packets=[1])
     f.message = "50% of\nframes"      # finding_text folds whitespace; escaping must still hold
     line = github.annotation(policy.place([f], ["p%q.pcap"])[0])
     assert line == "::warning file=p%25q.pcap,title=carpscope CS101 (malformed)::packet 1: 50%25 of frames"
@@ -377,9 +377,9 @@ def test_gitlab_every_rule(placed, ctx):
 
 
 def test_gitlab_duplicate_findings_get_distinct_fingerprints(ctx):
-    a = catalogue.finding("master-gap", "gap one", segment=LAB, vhid=1, protocol="carp", packets=[5],
+    a = lookup("master-gap").finding("gap one", segment=LAB, vhid=1, protocol="carp", packets=[5],
                           evidence={"previous": "10.0.0.2", "next": "10.0.0.3", "seconds": 4.0})
-    b = catalogue.finding("master-gap", "gap two", segment=LAB, vhid=1, protocol="carp", packets=[50],
+    b = lookup("master-gap").finding("gap two", segment=LAB, vhid=1, protocol="carp", packets=[50],
                           evidence={"previous": "10.0.0.2", "next": "10.0.0.3", "seconds": 9.0})
     issues = json.loads(gitlab.render(policy.place([a, b], [LAB]), ctx))
     assert issues[0]["fingerprint"] != issues[1]["fingerprint"]

@@ -26,7 +26,7 @@ except ImportError:          # pytest's rootdir-less import mode puts tests/ its
     from harness.pcapread import read_adverts, ucarp_hmac_ok
     from harness.scenarios import SCENARIOS
 
-from carpscope.rules.catalogue import RULES
+from carpscope.rules import catalogue
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 SIDECARS = sorted(CAPTURES.glob("*.json"))
@@ -102,7 +102,7 @@ def test_scenario_expectations_are_consistent(name):
     assert exp["split_brain"] == any(len(v) > 1 for v in exp["masters"].values())
     slugs = exp["findings_present"] + exp["findings_absent"]
     assert not set(exp["findings_present"]) & set(exp["findings_absent"])
-    assert set(slugs) <= set(RULES), set(slugs) - set(RULES)
+    assert set(slugs) <= set(catalogue()), set(slugs) - set(catalogue())
 
 
 @pytest.mark.skipif(not SIDECARS, reason="no bundled captures")

@@ -15,7 +15,7 @@ import pytest
 from carpscope import policy, synth
 from carpscope.model import Severity
 from carpscope.pcapfile import read_records
-from carpscope.rules import catalogue
+from carpscope.rules import lookup
 
 REPO = Path(__file__).resolve().parents[1]
 CAPTURES = REPO / "captures"
@@ -213,24 +213,25 @@ def test_missing_settings_file(project):
 # ------------------------------------------------------------------ fingerprints and baselines
 
 def test_fingerprint_ignores_packets_and_times():
-    f = catalogue.finding("split-brain", "m1", protocol="carp", vhid=1, segment="c.pcap", packets=[4, 5],
+    f = lookup("split-brain").finding("m1", protocol="carp", vhid=1, segment="c.pcap", packets=[4, 5],
                           first_seen=1.0, last_seen=2.0, evidence={"speakers": ["10.0.0.2", "10.0.0.3"], "seconds": 1})
-    g = catalogue.finding("split-brain", "m2 other text", protocol="carp", vhid=1, segment="c.pcap", packets=[40],
+    g = lookup("split-brain").finding("m2 other text", protocol="carp", vhid=1, segment="c.pcap", packets=[40],
                           first_seen=100.0, last_seen=200.0, evidence={"speakers": ["10.0.0.3", "10.0.0.2"], "seconds": 9})
     assert policy.fingerprint(f, "c.pcap") == policy.fingerprint(g, "c.pcap")
     assert len(policy.fingerprint(f, "c.pcap")) == 32
     for other in (dict(vhid=2), dict(protocol="vrrp2"), dict(evidence={"speakers": ["10.0.0.2", "10.0.0.4"]})):
-        h = catalogue.finding("split-brain", "m1", **{**dict(protocol="carp", vhid=1, segment="c.pcap",
+        h = lookup("split-brain").finding("m1", **{**dict(protocol="carp", vhid=1, segment="c.pcap",
                                                              evidence={"speakers": ["10.0.0.2", "10.0.0.3"]}), **other})
         assert policy.fingerprint(h, "c.pcap") != policy.fingerprint(f, "c.pcap")
     assert policy.fingerprint(f, "d.pcap") != policy.fingerprint(f, "c.pcap")
-    k = catalogue.finding("flapping", "m1", protocol="carp", vhid=1, segment="c.pcap",
+    k = lookup("flapping").finding("m1", protocol="carp", vhid=1, segment="c.pcap",
                           evidence={"speakers": ["10.0.0.2", "10.0.0.3"]})
     assert policy.fingerprint(k, "c.pcap") != policy.fingerprint(f, "c.pcap")
 
 
 def test_speakers_from_every_evidence_shape():
-    f = catalogue.finding
+    def f(slug, message, **kw):
+        return lookup(slug).finding(message, **kw)
     assert policy.speakers(f("bad-ttl", "", evidence={"speaker": "10.0.0.1", "ttl": 254})) == ["10.0.0.1"]
     assert policy.speakers(f("hmac-mismatch", "", evidence={"speakers": [{"ip": "10.0.0.1", "key": None}]})) == ["10.0.0.1"]
     assert policy.speakers(f("vhid-conflict", "", evidence={"speakers": {"carp": ["10.0.0.4"], "vrrp2": ["10.0.0.3"]}})) \
@@ -242,9 +243,9 @@ def test_speakers_from_every_evidence_shape():
 
 
 def test_place_finds_the_capture_of_a_segment():
-    fs = [catalogue.finding("skew-tie", "", segment="b.pcap/vlan10"),
-          catalogue.finding("bad-ttl", "", segment="a.pcap", source="a.pcap"),
-          catalogue.finding("speaker-limit", "")]
+    fs = [lookup("skew-tie").finding("", segment="b.pcap/vlan10"),
+          lookup("bad-ttl").finding("", segment="a.pcap", source="a.pcap"),
+          lookup("speaker-limit").finding("")]
     placed = policy.place(fs, ["a.pcap", "b.pcap"], Path.cwd())
     assert [p.path for p in placed] == ["b.pcap", "a.pcap", "a.pcap"]
 
@@ -340,8 +341,8 @@ def test_baseline_survives_trimming_and_renumbering(tmp_path):
 
 
 def test_baseline_counts_duplicates():
-    a = catalogue.finding("master-gap", "one", segment="c.pcap", vhid=1, evidence={"previous": "x", "next": "y"})
-    b = catalogue.finding("master-gap", "two", segment="c.pcap", vhid=1, evidence={"previous": "x", "next": "y"})
+    a = lookup("master-gap").finding("one", segment="c.pcap", vhid=1, evidence={"previous": "x", "next": "y"})
+    b = lookup("master-gap").finding("two", segment="c.pcap", vhid=1, evidence={"previous": "x", "next": "y"})
     one = policy.place([a], ["c.pcap"], Path.cwd())
     two = policy.place([a, b], ["c.pcap"], Path.cwd())
     accepted = policy.Counter(p.fingerprint for p in one)
@@ -369,6 +370,6 @@ def test_lint_baseline(tmp_path):
 
 def test_policy_level_specificity():
     pol = policy.Policy(severity={"CS": Severity.INFO, "CS30": Severity.WARNING, "hmac-mismatch": Severity.ERROR})
-    assert pol.level(catalogue.finding("hmac-mismatch", "")) is Severity.ERROR
-    assert pol.level(catalogue.finding("passphrase-mismatch", "")) is Severity.WARNING
-    assert pol.level(catalogue.finding("split-brain", "")) is Severity.INFO
+    assert pol.level(lookup("hmac-mismatch").finding("")) is Severity.ERROR
+    assert pol.level(lookup("passphrase-mismatch").finding("")) is Severity.WARNING
+    assert pol.level(lookup("split-brain").finding("")) is Severity.INFO

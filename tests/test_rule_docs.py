@@ -1,8 +1,9 @@
 """Rule documentation stays in sync with the catalogue, and `carpscope rules` serves it.
 
-Every rule in ``catalogue.RULES`` has ``docs/rules/<slug>.md``; each page starts with a title
-naming the slug and the code, states the catalogue's default severity, and has the standard
-sections in order; no page exists for a slug that is not in the catalogue.
+Every rule in the catalogue has its page inside the package (``carpscope/rules/pages/<slug>.md``,
+linked from ``docs/rules``); each page starts with a title naming the slug and the code, states
+the catalogue's default severity, and has the standard sections in order; no page exists for a
+slug that is not in the catalogue. Each rule is declared by the module that detects it.
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from carpscope.rules import catalogue
+from carpscope import rules as registry
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs" / "rules"
+DOCS = ROOT / "carpscope" / "rules" / "pages"
 SECTIONS = ["What it detects", "Why it matters", "Example", "Likely causes", "How to fix",
             "Exceptions", "References"]
 FAMILIES = {"capture/decoding", "protocol", "authentication", "over time", "intent",
@@ -26,18 +27,28 @@ NEEDS_INVENTORY = ("skew-order", "unexpected-master", "unknown-speaker", "missin
 SEVERITY_RE = re.compile(r"^Severity:\s*(\w+)", re.M)
 FAMILY_RE = re.compile(r"·\s*Family:\s*([^·\n]+?)\s*(?:·|$)", re.M)
 
-RULES = sorted(catalogue.RULES.values(), key=lambda r: r.code)
+CATALOGUE = registry.catalogue()
+RULES = sorted(CATALOGUE.values(), key=lambda r: r.code)
 
 
-def _page(rule: catalogue.Rule) -> str:
-    path = DOCS / f"{rule.slug}.md"
-    if not path.exists():
-        pytest.fail(f"{rule.code} {rule.slug}: no page at docs/rules/{rule.slug}.md")
-    return path.read_text(encoding="utf-8")
+def _page(rule: registry.Rule) -> str:
+    text = registry.page(rule)
+    if text is None:
+        pytest.fail(f"{rule.code} {rule.slug}: no page at carpscope/rules/pages/{rule.slug}.md")
+    assert text == (DOCS / f"{rule.slug}.md").read_text(encoding="utf-8")
+    return text
 
 
-def test_docs_dir_matches_catalogue_location():
-    assert catalogue.DOCS_DIR == DOCS
+def test_docs_link_points_into_the_package():
+    assert (ROOT / "docs" / "rules").resolve() == DOCS.resolve()
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.slug)
+def test_rule_is_declared_by_a_detector_module(rule):
+    assert rule.detector in registry.DETECTORS
+    module = sys.modules[rule.detector]
+    declared = [v for v in vars(module).values() if v is rule]
+    assert declared, f"{rule.slug}: not a module-level name of {rule.detector}"
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.slug)
@@ -71,12 +82,12 @@ def test_page_has_sections_in_order(rule):
 
 @pytest.mark.parametrize("slug", NEEDS_INVENTORY)
 def test_intent_pages_say_they_need_an_inventory(slug):
-    rule = catalogue.RULES[slug]
+    rule = CATALOGUE[slug]
     assert "inventory" in _page(rule).split("## Why it matters")[0].lower()
 
 
 def test_no_page_without_a_rule():
-    orphans = sorted(p.name for p in DOCS.glob("*.md") if p.stem not in catalogue.RULES)
+    orphans = sorted(n for n in registry.page_names() if n[:-3] not in CATALOGUE)
     assert not orphans, f"pages for rules not in the catalogue: {orphans}"
 
 

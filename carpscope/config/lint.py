@@ -23,7 +23,26 @@ from carpscope.config.inventory import (
     Secret, bsd_key,
 )
 from carpscope.model import Finding, Severity
-from carpscope.rules import catalogue
+from carpscope.rules import ERROR, INFO, WARNING, Rule, declare
+
+CONFIG_PARSE_ERROR = declare("config-parse-error", "CS501", ERROR,
+                             "A configuration file cannot be parsed", __name__)
+CONFIG_PASS_MISMATCH = declare("config-pass-mismatch", "CS502", ERROR,
+                               "Hosts of one group are configured with different passphrases", __name__)
+CONFIG_VIP_MISMATCH = declare("config-vip-mismatch", "CS503", ERROR,
+                              "Hosts of one group are configured with different VIP sets", __name__)
+CONFIG_SKEW_ORDER = declare("config-skew-order", "CS504", WARNING,
+                            "Backup advskew/priority not strictly ordered behind the primary", __name__)
+CONFIG_VHID_REUSE = declare("config-vhid-reuse", "CS505", ERROR,
+                            "One VHID/VRID used for different groups on one segment", __name__)
+CONFIG_ADVSKEW_CLAMPED = declare("config-advskew-clamped", "CS506", WARNING,
+                                 "advskew 241-254 is advertised as 240 by FreeBSD", __name__)
+CONFIG_PASS_TRUNCATED = declare("config-pass-truncated", "CS507", WARNING,
+                                "Passphrase longer than 19 characters (BSD truncates, ucarp refuses)", __name__)
+CONFIG_MISSING_PASS = declare("config-missing-pass", "CS508", WARNING,
+                              "CARP group configured without a passphrase", __name__)
+CONFIG_PREEMPT = declare("config-preempt", "CS509", INFO,
+                         "Preemption off: the primary will not take back its VIP after returning", __name__)
 
 CARP_MAXSKEW = 240
 
@@ -96,10 +115,10 @@ class _Ctx:
     def seen_values(self) -> list[str]:
         return [v for v in self._values.values() if v is not None]
 
-    def add(self, slug: str, message: str, g: Group | None, origin: Origin | None, evidence=None,
+    def add(self, rule: Rule, message: str, g: Group | None, origin: Origin | None, evidence=None,
             severity: Severity | None = None, cause: str | None = None) -> None:
-        f = catalogue.finding(
-            slug, message, source=origin.path if origin else None, line=origin.line if origin else None,
+        f = rule.finding(
+            message, source=origin.path if origin else None, line=origin.line if origin else None,
             protocol=g.protocol if g else None, vhid=g.id if g else None,
             segment=g.segment if g else None, evidence=evidence or {}, cause=cause)
         if severity is not None:      # e.g. ucarp refuses what FreeBSD only truncates
@@ -108,7 +127,7 @@ class _Ctx:
 
 
 def _parse_error(e: ConfigError) -> Finding:
-    return catalogue.finding("config-parse-error", e.message, source=e.path, line=e.line)
+    return CONFIG_PARSE_ERROR.finding(e.message, source=e.path, line=e.line)
 
 
 def _label(g: Group, m: Member) -> str:
@@ -177,7 +196,7 @@ def _split_reused(g: Group, ctx: _Ctx) -> list[Group]:
         primary = g.primary if g.primary in [m.host for m in ms] else None
         subs.append(replace(g, members=list(ms), primary=primary))
         if n:
-            ctx.add("config-vhid-reuse",
+            ctx.add(CONFIG_VHID_REUSE,
                     f"{g.describe()} is used by {len(teams)} unrelated groups ({desc}): they share the "
                     f"virtual MAC and reject each other's adverts; give each its own {g.id_word}",
                     g, ms[0].origin("member"), {"groups": {h: sorted(k2) for k2, mm in teams.items()
@@ -208,7 +227,7 @@ def _check_cross_groups(inv: Inventory, ctx: _Ctx) -> None:
             origin = g.members[0].origin("member") if g.members else g.where.get("group")
             others = "; ".join(f"{o.describe()}: {', '.join(m.host for m in o.members) or 'no hosts'}"
                                for o in groups if o is not g)
-            ctx.add("config-vhid-reuse",
+            ctx.add(CONFIG_VHID_REUSE,
                     f"id {gid} on {seg} is {why} ({g.describe()}: "
                     f"{', '.join(m.host for m in g.members) or 'no hosts'}; {others})",
                     g, origin, {"groups": [x.name for x in groups]}, cause="vhid-conflict")
@@ -267,7 +286,7 @@ def _check_vips(g: Group, ctx: _Ctx) -> None:
             f"{ref_host} has {_fmt_vips(sorted(ref))}"
         diff = "; ".join(x for x in (f"missing {', '.join(missing)}" if missing else "",
                                      f"extra {', '.join(extra)}" if extra else "") if x)
-        ctx.add("config-vip-mismatch",
+        ctx.add(CONFIG_VIP_MISMATCH,
                 f"{m.host} configures {g.describe()} with VIPs {_fmt_vips(sorted(v))}, but {against} "
                 f"({diff}): {what}",
                 g, m.origin("vips"), {"host": m.host, "vips": sorted(v), "expected": sorted(ref),
@@ -332,7 +351,7 @@ def _check_passphrases(g: Group, ctx: _Ctx) -> None:
         k = keys.get(m.host)
         if k is None or k == ref or m.host == ref_host:
             continue
-        ctx.add("config-pass-mismatch",
+        ctx.add(CONFIG_PASS_MISMATCH,
                 f"{labels[m.host]} and {ref_label} differ for {g.describe()}: {effect}",
                 g, m.origin("passphrase", "auth_type"),
                 {"host": m.host, "key": labels[m.host], "against": ref_label}, cause="passphrase")
@@ -349,7 +368,7 @@ def _check_secrets_alone(g: Group, ctx: _Ctx) -> None:
         if v is not None and len(v.encode()) > limit:
             o = g.where.get("passphrase_file") or g.where.get("passphrase_env") or g.where.get("passphrase") \
                 or g.where.get("group")
-            ctx.add("config-pass-truncated", _too_long_msg(g, g.passphrase.label, len(v.encode()), None),
+            ctx.add(CONFIG_PASS_TRUNCATED, _too_long_msg(g, g.passphrase.label, len(v.encode()), None),
                     g, o, {"key": g.passphrase.label, "length": len(v.encode())})
     values: dict[str, str] = {}
     for m in g.members:
@@ -359,7 +378,7 @@ def _check_secrets_alone(g: Group, ctx: _Ctx) -> None:
             continue
         if g.protocol == CARP and (v is None or v == ""):
             if m.implementation == "ucarp":
-                ctx.add("config-missing-pass",
+                ctx.add(CONFIG_MISSING_PASS,
                         f"{m.host} runs ucarp for {g.describe()} without a password: ucarp refuses to "
                         "start ('You must supply a password' / empty password)", g, m.origin("passphrase"),
                         {"host": m.host}, severity=Severity.ERROR)
@@ -367,7 +386,7 @@ def _check_secrets_alone(g: Group, ctx: _Ctx) -> None:
                 others = [x.host for x in g.members if x is not m and g.passphrase_of(x) is not None]
                 tail = (f"; {', '.join(others)} {'has' if len(others) == 1 else 'have'} one, so they "
                         "reject its adverts") if others else ""
-                ctx.add("config-missing-pass",
+                ctx.add(CONFIG_MISSING_PASS,
                         f"{m.host} has no pass for {g.describe()}: the key is all zeros, so anyone on the "
                         f"segment can send adverts it accepts{tail}", g, m.origin("member"),
                         {"host": m.host, "others_with_pass": others})
@@ -383,7 +402,7 @@ def _check_secrets_alone(g: Group, ctx: _Ctx) -> None:
         twins = [h for h, o in values.items()
                  if h != m.host and o != v and o.encode()[:limit] == v.encode()[:limit]]
         sev = Severity.ERROR if m.implementation == "ucarp" else None
-        ctx.add("config-pass-truncated", _too_long_msg(g, m.passphrase.label, len(v.encode()), m, twins),
+        ctx.add(CONFIG_PASS_TRUNCATED, _too_long_msg(g, m.passphrase.label, len(v.encode()), m, twins),
                 g, m.origin("passphrase"),
                 {"key": m.passphrase.label, "length": len(v.encode()),
                  "same_key_after_truncation": [values_label(g, h) for h in twins]}, severity=sev)
@@ -417,7 +436,7 @@ def _check_advskew_clamped(g: Group, ctx: _Ctx) -> None:
     for m in g.members:
         if m.implementation == "ucarp" or m.advskew is None or not 241 <= m.advskew <= 254:
             continue
-        ctx.add("config-advskew-clamped",
+        ctx.add(CONFIG_ADVSKEW_CLAMPED,
                 f"{m.host} sets advskew {m.advskew} for {g.describe()}: FreeBSD advertises at most "
                 f"{CARP_MAXSKEW}, so 241-254 all behave as 240 and tie with any peer at 240 or demoted "
                 "to it", g, m.origin("advskew"), {"host": m.host, "advskew": m.advskew, "advertised": 240})
@@ -446,7 +465,7 @@ def _check_order(g: Group, ctx: _Ctx) -> None:
         top = [m for m in members if ranks[m.host][0] == best]
         if len(top) >= 2:
             last = top[-1]
-            ctx.add("config-skew-order",
+            ctx.add(CONFIG_SKEW_ORDER,
                     f"no intended primary for {g.describe()}: {', '.join(m.host for m in top)} are configured "
                     f"alike ({ranks[last.host][1]}); {tie_effect}",
                     g, last.origin(field_), {"hosts": [m.host for m in top], "tie": ranks[last.host][1]},
@@ -459,12 +478,12 @@ def _check_order(g: Group, ctx: _Ctx) -> None:
         for m in backups:
             r, text = ranks[m.host]
             if r < p_rank:
-                ctx.add("config-skew-order",
+                ctx.add(CONFIG_SKEW_ORDER,
                         f"{m.host} {better} the intended primary {primary} for {g.describe()} "
                         f"({text} vs {ranks[primary][1]}): it wins the election",
                         g, m.origin(field_), {"host": m.host, "primary": primary}, cause="skew-order")
             elif r == p_rank:
-                ctx.add("config-skew-order",
+                ctx.add(CONFIG_SKEW_ORDER,
                         f"{m.host} ({text}) ties with the intended primary {primary} ({ranks[primary][1]}) "
                         f"for {g.describe()}: {tie_effect}",
                         g, m.origin(field_), {"host": m.host, "primary": primary}, cause="skew-tie")
@@ -475,7 +494,7 @@ def _check_order(g: Group, ctx: _Ctx) -> None:
         if p_rank is not None and r <= p_rank:
             continue
         if r in seen:
-            ctx.add("config-skew-order",
+            ctx.add(CONFIG_SKEW_ORDER,
                     f"backups {seen[r].host} and {m.host} are configured alike for {g.describe()} "
                     f"({ranks[m.host][1]}): which one takes over from the primary is left to chance",
                     g, m.origin(field_), {"hosts": [seen[r].host, m.host]}, cause="skew-tie")
@@ -503,7 +522,7 @@ def _check_preempt(g: Group, ctx: _Ctx) -> None:
         state = "ucarp runs without --preempt, the default"
     others = [x.host for x in g.members if x.host != primary]
     backup = f"the backup ({', '.join(others)})" if len(others) == 1 else f"a backup ({', '.join(others)})"
-    ctx.add("config-preempt",
+    ctx.add(CONFIG_PREEMPT,
             f"preemption is off on {primary}, the intended primary of {g.describe()} ({state}): after "
             f"{primary} comes back from a failure, {backup} keeps {vips} until it fails itself; "
             f"if {primary} should take it back: {fix}",

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from carpscope import __version__
 from carpscope.model import Severity
 from carpscope.policy import FINGERPRINT_KEY, Context, Placed, finding_text, speakers
-from carpscope.rules.catalogue import RULES, doc_path
+from carpscope.rules import catalogue, page as rule_page
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
@@ -37,10 +37,8 @@ def uri(path: str) -> dict:
 
 def _doc(rule) -> tuple[str, str | None, list[str]]:
     """(first paragraph of 'What it detects', the whole page, tags) of a rule's page."""
-    path = doc_path(rule)
-    try:
-        page = path.read_text(encoding="utf-8")
-    except OSError:
+    page = rule_page(rule)
+    if page is None:
         return rule.title, None, []
     m = re.search(r"^## What it detects\s*\n(.+?)(?:\n\s*\n|\n#)", page, re.S | re.M)
     full = " ".join(m.group(1).split()) if m else rule.title
@@ -50,7 +48,7 @@ def _doc(rule) -> tuple[str, str | None, list[str]]:
 
 def rule_descriptors() -> list[dict]:
     out = []
-    for rule in RULES.values():
+    for rule in sorted(catalogue().values(), key=lambda r: r.code):
         full, page, tags = _doc(rule)
         d = {"id": rule.code, "name": rule.slug,
              "shortDescription": {"text": rule.title},

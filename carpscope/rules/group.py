@@ -4,8 +4,27 @@ from __future__ import annotations
 from collections import defaultdict
 
 from carpscope.model import CARP, Finding, protocol_name
-from carpscope.rules.catalogue import finding
+from carpscope.rules import ERROR, WARNING, declare
 from carpscope.track import Group, Speaker
+
+VHID_CONFLICT = declare("vhid-conflict", "CS201", ERROR,
+                        "One VHID/VRID on one segment used by unrelated groups", __name__)
+SKEW_TIE = declare("skew-tie", "CS202", WARNING,
+                   "Speakers of a group advertise identical timing/priority", __name__)
+ADVBASE_MISMATCH = declare("advbase-mismatch", "CS204", WARNING,
+                           "Speakers of a group use different advertisement intervals", __name__)
+VRRP_ADDRESS_MISMATCH = declare("vrrp-address-mismatch", "CS207", ERROR,
+                                "VRRP speakers of one VRID advertise different address lists", __name__)
+VRRP_VERSION_MIX = declare("vrrp-version-mix", "CS208", WARNING,
+                           "VRRPv2 and VRRPv3 advertised for the same VRID", __name__)
+PRIORITY_OWNER_CONFLICT = declare("priority-owner-conflict", "CS209", ERROR,
+                                  "Two VRRP speakers claim to own the addresses (priority 255)", __name__)
+SPEAKER_LIMIT = declare("speaker-limit", "CS210", WARNING,
+                        "Too many distinct speakers or groups: tracking capped", __name__)
+MASTER_GAP = declare("master-gap", "CS402", WARNING,
+                     "No master advertised for longer than the master-down interval", __name__)
+FLAPPING = declare("flapping", "CS403", WARNING,
+                   "Mastership changes too often", __name__)
 
 FLAP_CHANGES = 4          # mastership changes ...
 FLAP_WINDOW = 60.0        # ... within this many seconds
@@ -46,7 +65,7 @@ def _consistency(g: Group) -> list[Finding]:
     out = []
     sps = list(g.speakers.values())
     if g.speakers_capped:
-        out.append(finding("speaker-limit", f"{_name(g)}: more than {len(sps)} distinct speakers; "
+        out.append(SPEAKER_LIMIT.finding(f"{_name(g)}: more than {len(sps)} distinct speakers; "
                            f"{g.speakers_capped} adverts from further speakers were not tracked (spoofed "
                            "sources or a flood?)", evidence={"dropped_adverts": g.speakers_capped}, **_where(g)))
     if len(sps) < 2:
@@ -64,7 +83,7 @@ def _consistency(g: Group) -> list[Finding]:
             decided = ("the first to time out wins, and a master hearing an equal advert yields (FreeBSD) or "
                        "compares addresses (ucarp)" if g.protocol == CARP else
                        "the higher primary address wins (RFC 5798 §6.4.3)")
-            out.append(finding("skew-tie", f"{_name(g)}: {', '.join(ips)} advertise the same "
+            out.append(SKEW_TIE.finding(f"{_name(g)}: {', '.join(ips)} advertise the same "
                                f"{'advbase/advskew ' + str(t[0]) + '/' + str(t[1]) if g.protocol == CARP else 'priority ' + str(t)}: "
                                f"{decided}; give the intended backup a larger advskew / lower priority",
                                evidence={"speakers": ips, "timing": list(t) if isinstance(t, tuple) else t},
@@ -87,7 +106,7 @@ def _consistency(g: Group) -> list[Finding]:
         else:
             effect = ("master-down timers differ: the slower side takes longer to notice a failure, and the "
                       "election compares whole intervals, so the base dominates the skew")
-        out.append(finding("advbase-mismatch", f"{_name(g)}: speakers use different {label}: "
+        out.append(ADVBASE_MISMATCH.finding(f"{_name(g)}: speakers use different {label}: "
                            + ", ".join(f"{ip} {v}" for ip, v in sorted(per.items())) + f". {effect}",
                            evidence={"values": per}, cause="advbase", packets=_frames(*sps), **_span(*sps), **_where(g)))
     if g.protocol != CARP:
@@ -97,14 +116,14 @@ def _consistency(g: Group) -> list[Finding]:
             sets = [set(v) for v in distinct]
             disjoint = all(a.isdisjoint(b) for i, a in enumerate(sets) for b in sets[i + 1:])
             if not disjoint:
-                out.append(finding("vrrp-address-mismatch", f"{_name(g)}: speakers advertise different address "
+                out.append(VRRP_ADDRESS_MISMATCH.finding(f"{_name(g)}: speakers advertise different address "
                                    "lists; receivers that check them drop the adverts (keepalived: 'ip address "
                                    "associated with VRID not present in MASTER advert')",
                                    evidence={"addresses": lists}, cause="vip-set", packets=_frames(*sps),
                                    **_span(*sps), **_where(g)))
         owners = [s for s in sps if s.priority == 255]
         if len(owners) > 1:
-            out.append(finding("priority-owner-conflict", f"{_name(g)}: {', '.join(sorted(s.ip for s in owners))} "
+            out.append(PRIORITY_OWNER_CONFLICT.finding(f"{_name(g)}: {', '.join(sorted(s.ip for s in owners))} "
                                "all claim to own the addresses (priority 255); only one router can be the owner",
                                evidence={"speakers": sorted(s.ip for s in owners)}, packets=_frames(*owners),
                                **_span(*owners), **_where(g)))
@@ -121,7 +140,7 @@ def _timeline(g: Group) -> list[Finding]:
         md = nxt.md if nxt else 3.0
         allowed = md + 2 * (nxt.interval if nxt else 1.0)
         if secs > allowed:
-            out.append(finding("master-gap", f"{_name(g)}: no master advertised for {secs:.2f} s "
+            out.append(MASTER_GAP.finding(f"{_name(g)}: no master advertised for {secs:.2f} s "
                                f"(a takeover needs {md:.2f} s, the master-down interval of {next_ip}) between "
                                f"{prev_ip} and {next_ip}: an outage of the virtual address",
                                evidence={"seconds": round(secs, 3), "previous": prev_ip, "next": next_ip,
@@ -130,7 +149,7 @@ def _timeline(g: Group) -> list[Finding]:
     changes = [c for c in g.changes if c[3] != "initial"]
     best = _densest(changes)
     if best and len(best) >= FLAP_CHANGES:
-        out.append(finding("flapping", f"{_name(g)}: mastership changed {len(best)} times within "
+        out.append(FLAPPING.finding(f"{_name(g)}: mastership changed {len(best)} times within "
                            f"{best[-1][0] - best[0][0]:.1f} s ({g.n_changes} changes in all)",
                            evidence={"changes": [{"ts": c[0], "from": c[1], "to": c[2]} for c in best[:20]]},
                            first_seen=best[0][0], last_seen=best[-1][0], packets=[c[4] for c in best[:10]],
@@ -166,7 +185,7 @@ def _segment_conflicts(groups: list[Group]) -> list[Finding]:
             sps = [s for g in fgs for s in g.speakers.values()]
             who = {g.protocol: sorted({s.ip for s in g.speakers.values()}) for g in fgs}
             shared = (f"224.0.0.18 and the virtual MAC 00:00:5e:00:01:{vid:02x}" if fam == 4 else "ff02::12")
-            out.append(finding("vhid-conflict", f"id {vid} is used by CARP ({', '.join(who[CARP])}) and VRRP "
+            out.append(VHID_CONFLICT.finding(f"id {vid} is used by CARP ({', '.join(who[CARP])}) and VRRP "
                                f"({', '.join(ip for p, v in who.items() if p != CARP for ip in v)}) on one segment: "
                                f"they share protocol 112, {shared}; each rejects the other's adverts and "
                                "both act as master; renumber one of them",
@@ -175,7 +194,7 @@ def _segment_conflicts(groups: list[Group]) -> list[Finding]:
         vr = [g for g in gs if g.protocol in ("vrrp2", "vrrp3") and g.family == 4]
         if {g.protocol for g in vr} == {"vrrp2", "vrrp3"}:
             sps = [s for g in vr for s in g.speakers.values()]
-            out.append(finding("vrrp-version-mix", f"VRRP {vid}: both VRRPv2 and VRRPv3 adverts on one segment "
+            out.append(VRRP_VERSION_MIX.finding(f"VRRP {vid}: both VRRPv2 and VRRPv3 adverts on one segment "
                                "(RFC 9568 §8.4 interop mode at best; a v2-only router ignores v3 adverts)",
                                protocol="vrrp2", vhid=vid, segment=seg,
                                evidence={g.protocol: sorted(s.ip for s in g.speakers.values()) for g in vr},
@@ -187,7 +206,7 @@ def _segment_conflicts(groups: list[Group]) -> list[Finding]:
             lists = [x for x in lists if x]
             if len(lists) > 1 and all(a.isdisjoint(b) for i, a in enumerate(lists) for b in lists[i + 1:]):
                 sps = list(g.speakers.values())
-                out.append(finding("vhid-conflict", f"{_name(g)}: speakers advertise disjoint address lists: "
+                out.append(VHID_CONFLICT.finding(f"{_name(g)}: speakers advertise disjoint address lists: "
                                    "two different VRRP groups share this VRID on one segment; renumber one",
                                    evidence={"addresses": {s.ip: sorted({a for al in s.addresses for a in al})
                                                            for s in sps}},

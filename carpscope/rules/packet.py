@@ -8,7 +8,26 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from carpscope.model import CARP, Advert, Finding, Malformed, protocol_name
-from carpscope.rules.catalogue import finding
+from carpscope.rules import ERROR, INFO, WARNING, Rule, declare
+
+MALFORMED = declare("malformed", "CS101", WARNING,
+                    "Protocol-112 packet that is not a well-formed advertisement", __name__)
+BAD_CHECKSUM = declare("bad-checksum", "CS103", ERROR,
+                       "Advertisement with a wrong checksum (receivers drop it)", __name__)
+BAD_TTL = declare("bad-ttl", "CS104", ERROR,
+                  "Advertisement with TTL/hop limit below 255 (receivers drop it)", __name__)
+VRRP3_LEGACY_CHECKSUM = declare("vrrp3-legacy-checksum", "CS105", INFO,
+                                "VRRPv3/IPv4 checksum computed without the pseudo-header, or with 224.0.0.18", __name__)
+NONSTANDARD_FIELD = declare("nonstandard-field", "CS106", WARNING,
+                            "A header field outside the values the standard or implementations send", __name__)
+UNEXPECTED_SOURCE_MAC = declare("unexpected-source-mac", "CS107", INFO,
+                                "Advertisement not sent from the virtual MAC of its group", __name__)
+BOW_OUT = declare("bow-out", "CS206", INFO,
+                  "A master bowed out (advbase = advskew = 255)", __name__)
+DEMOTED = declare("demoted", "CS205", WARNING,
+                  "A speaker advertises a demoted skew or demote count", __name__)
+COUNTER_REPLAY = declare("counter-replay", "CS404", WARNING,
+                         "An identical CARP advertisement (counter and HMAC) seen again", __name__)
 
 SAMPLE = 10
 MAX_KEYS = 4096
@@ -87,9 +106,9 @@ class PacketRules:
 
     hits = 0
 
-    def _hit(self, slug: str, key: tuple, ts: float, frame: int, build) -> None:
+    def _hit(self, rule: Rule, key: tuple, ts: float, frame: int, build) -> None:
         self.hits += 1
-        k = (slug,) + key
+        k = (rule.slug,) + key
         fold = self._folds.get(k)
         if fold is None:
             if len(self._folds) >= MAX_KEYS:
@@ -108,8 +127,8 @@ class PacketRules:
         before = self.hits
         spk = (a.segment, a.protocol, a.vhid, a.src)
         if not a.checksum_ok:
-            self._hit("bad-checksum", spk, a.ts, a.frame, lambda: finding(
-                "bad-checksum", f"{protocol_name(a.protocol)} {a.vhid} from {a.src}: checksum 0x{a.checksum:04x} does not "
+            self._hit(BAD_CHECKSUM, spk, a.ts, a.frame, lambda: BAD_CHECKSUM.finding(
+                f"{protocol_name(a.protocol)} {a.vhid} from {a.src}: checksum 0x{a.checksum:04x} does not "
                 "verify; every receiver drops these adverts", evidence={"speaker": a.src, "checksum": f"0x{a.checksum:04x}"},
                 cause="corruption", **_where(a)))
         if a.ttl != 255:
@@ -118,26 +137,26 @@ class PacketRules:
                     "VRRP multicast receivers do not." if uni else
                     " Receivers (FreeBSD, OpenBSD, ucarp, keepalived, RFC 3768/5798) drop it: the sender "
                     "will not be heard and may be elected master beside the real one.")
-            self._hit("bad-ttl", spk + (a.ttl,), a.ts, a.frame, lambda: finding(
-                "bad-ttl", f"{protocol_name(a.protocol)} {a.vhid} from {a.src} arrives with "
+            self._hit(BAD_TTL, spk + (a.ttl,), a.ts, a.frame, lambda: BAD_TTL.finding(
+                f"{protocol_name(a.protocol)} {a.vhid} from {a.src} arrives with "
                 f"{'TTL' if a.family == 4 else 'hop limit'} {a.ttl}, not 255.{note} Likely a routed hop, "
                 "a relay or a NAT/firewall rewriting TTL.",
                 evidence={"speaker": a.src, "ttl": a.ttl, "destination": a.dst}, cause="ttl", **_where(a)))
         if a.protocol == "vrrp3" and a.family == 4 and a.checksum_variant in ("none", "pseudo-224"):
             how = ("without the IPv4 pseudo-header (RFC 9568 / Cisco / Juniper style)" if a.checksum_variant == "none"
                    else "with 224.0.0.18 in the pseudo-header although sent unicast (keepalived <= 1.3.6)")
-            self._hit("vrrp3-legacy-checksum", spk + (a.checksum_variant,), a.ts, a.frame, lambda: finding(
-                "vrrp3-legacy-checksum", f"VRRPv3 {a.vhid} from {a.src}: checksum computed {how}; peers using "
+            self._hit(VRRP3_LEGACY_CHECKSUM, spk + (a.checksum_variant,), a.ts, a.frame, lambda: VRRP3_LEGACY_CHECKSUM.finding(
+                f"VRRPv3 {a.vhid} from {a.src}: checksum computed {how}; peers using "
                 "the other convention drop these adverts (keepalived: v3_checksum_as_v2)",
                 evidence={"speaker": a.src, "variant": a.checksum_variant}, **_where(a)))
         for field_, value, why in self._odd_fields(a):
-            self._hit("nonstandard-field", spk + (field_, value), a.ts, a.frame, lambda: finding(
-                "nonstandard-field", f"{protocol_name(a.protocol)} {a.vhid} from {a.src}: {field_} = {value}: {why}",
+            self._hit(NONSTANDARD_FIELD, spk + (field_, value), a.ts, a.frame, lambda: NONSTANDARD_FIELD.finding(
+                f"{protocol_name(a.protocol)} {a.vhid} from {a.src}: {field_} = {value}: {why}",
                 evidence={"speaker": a.src, "field": field_, "value": value}, **_where(a)))
         if a.eth_src and _is_multicast(a.dst) and _odd_mac(a):
             exp = expected_macs(a)[0]
-            self._hit("unexpected-source-mac", spk + (a.eth_src,), a.ts, a.frame, lambda: finding(
-                "unexpected-source-mac", f"{protocol_name(a.protocol)} {a.vhid} from {a.src} sent from MAC {a.eth_src}, not "
+            self._hit(UNEXPECTED_SOURCE_MAC, spk + (a.eth_src,), a.ts, a.frame, lambda: UNEXPECTED_SOURCE_MAC.finding(
+                f"{protocol_name(a.protocol)} {a.vhid} from {a.src} sent from MAC {a.eth_src}, not "
                 f"the virtual MAC {exp}" + self._mac_hint(a),
                 evidence={"speaker": a.src, "mac": a.eth_src, "expected": exp}, **_where(a)))
         if a.protocol == CARP:
@@ -183,15 +202,15 @@ class PacketRules:
 
     def _carp(self, a: Advert, spk: tuple) -> None:
         if a.advbase == 255 and a.advskew == 255:
-            self._hit("bow-out", spk, a.ts, a.frame, lambda: finding(
-                "bow-out", f"CARP {a.vhid}: {a.src} bowed out (advbase = advskew = 255): an OpenBSD (or FreeBSD <= 9) "
+            self._hit(BOW_OUT, spk, a.ts, a.frame, lambda: BOW_OUT.finding(
+                f"CARP {a.vhid}: {a.src} bowed out (advbase = advskew = 255): an OpenBSD (or FreeBSD <= 9) "
                 "master whose carp interface went down; a backup takes over at once",
                 evidence={"speaker": a.src}, **_where(a)))
         elif a.advskew == 240 or (a.demote or 0) > 0:
             what = (f"OpenBSD demote count {a.demote}" if (a.demote or 0) > 0 else
                     "advskew 240, the FreeBSD demotion cap")
-            self._hit("demoted", spk, a.ts, a.frame, lambda: finding(
-                "demoted", f"CARP {a.vhid}: {a.src} advertises {what}: it is demoted (net.inet.carp.demotion > 0, "
+            self._hit(DEMOTED, spk, a.ts, a.frame, lambda: DEMOTED.finding(
+                f"CARP {a.vhid}: {a.src} advertises {what}: it is demoted (net.inet.carp.demotion > 0, "
                 "an interface or pfsync problem, or maintenance mode) and will lose the election to any peer",
                 evidence={"speaker": a.src, "advskew": a.advskew, "demote": a.demote}, cause="demotion", **_where(a)))
         # identical counter and HMAC seen again
@@ -218,8 +237,8 @@ class PacketRules:
             else:
                 kind, msg = "replay", "after other counters: a replayed advertisement"
             if kind:
-                self._hit("counter-replay", spk + (kind,), a.ts, a.frame, lambda: finding(
-                    "counter-replay", f"CARP {a.vhid}: advert from {a.src} identical (counter and HMAC) to frame "
+                self._hit(COUNTER_REPLAY, spk + (kind,), a.ts, a.frame, lambda: COUNTER_REPLAY.finding(
+                    f"CARP {a.vhid}: advert from {a.src} identical (counter and HMAC) to frame "
                     f"{pframe} {msg}", evidence={"speaker": a.src, "kind": kind, "first": pframe,
                                                  "counter": a.counter.hex()}, cause=kind, **_where(a)))
         if prev is None and len(recent) >= RECENT:
@@ -229,8 +248,8 @@ class PacketRules:
 
     def malformed(self, m: Malformed) -> None:
         key = (m.segment, m.src, m.reason.split(":")[0].split("(")[0])
-        self._hit("malformed", key, m.ts, m.frame, lambda: finding(
-            "malformed", f"protocol 112 from {m.src or '?'}: {m.reason}", segment=m.segment, source=m.source,
+        self._hit(MALFORMED, key, m.ts, m.frame, lambda: MALFORMED.finding(
+            f"protocol 112 from {m.src or '?'}: {m.reason}", segment=m.segment, source=m.source,
             vhid=m.vhid, evidence={"speaker": m.src, "reason": m.reason, "version": m.version}))
 
     def findings(self) -> list[Finding]:

@@ -18,13 +18,17 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from carpscope.model import CARP, Finding, protocol_name
-from carpscope.rules.catalogue import finding
+from carpscope.rules import ERROR, declare
 from carpscope.track import Episode, Group, Speaker
+
+SPLIT_BRAIN = declare("split-brain", "CS401", ERROR,
+                      "Two or more masters advertise the same group at once", __name__)
 
 HINTS = {
     "ttl": "fix the path so adverts stay on one L2 segment (TTL 255), or use unicast where the "
            "implementation skips the TTL check",
     "passphrase": "set the same passphrase on every member of the group",
+
     "vip-set": "give every member exactly the same virtual addresses for this VHID (the VIP list is inside the HMAC)",
     "auth": "check passphrase and VIP list on both sides (give carpscope the passphrases to tell which)",
     "advbase": "use the same advbase / advert_int on every member",
@@ -120,8 +124,8 @@ def split_brain_findings(g: Group) -> list[Finding]:
         total = sum(e.end - e.start for e in eps)
         first, last = min(e.start for e in eps), max(e.end for e in eps)
         name = f"{protocol_name(g.protocol)} {g.vhid}"
-        out.append(finding(
-            "split-brain",
+        out.append(SPLIT_BRAIN.finding(
+           
             f"{name}: {ia} and {ib} both advertise as master for {total:.1f} s "
             f"({len(eps)} window{'s' if len(eps) > 1 else ''}, {_hms(first)} to {_hms(last)} UTC). "
             f"Likely cause: {cause} — {why}. Next: {_hint(g, cause)}",

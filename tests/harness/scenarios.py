@@ -16,7 +16,7 @@ from .speakers import Keepalived, Ucarp
 
 MASTER_WAIT = 9.0   # ucarp sends its first advert 3-4 s after start (libpcap 1 s timeout)
 
-# rule slugs (carpscope/rules/catalogue.py)
+# rule slugs (carpscope.rules.catalogue())
 WIRE_CLEAN = ["bad-ttl", "bad-checksum", "malformed"]
 AUTH_CLEAN = ["hmac-mismatch", "passphrase-mismatch", "vip-set-mismatch", "hmac-unchecked"]
 
