@@ -25,13 +25,13 @@ import make_captures  # noqa: E402
 from run import python_env  # noqa: E402
 
 from carpscope import auth  # noqa: E402
-from carpscope.analysis import Analysis  # noqa: E402
+from carpscope.engine import Engine as Analysis  # noqa: E402
 from carpscope.capture import open_source  # noqa: E402
 from carpscope.model import Advert  # noqa: E402
 from carpscope.rules.packet import PacketRules  # noqa: E402
 from carpscope.steady import engine as steady_engine  # noqa: E402
 from carpscope.track import Tracker  # noqa: E402
-from carpscope.vipinfer import VipInference  # noqa: E402
+from carpscope.auth.vipinfer import VipInference  # noqa: E402
 from carpscope.wire.frame import decode_frame  # noqa: E402
 
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Final
 
-CARP = "carp"
-VRRP2 = "vrrp2"
-VRRP3 = "vrrp3"
+CARP: Final = "carp"
+VRRP2: Final = "vrrp2"
+VRRP3: Final = "vrrp3"
 PROTOCOL_NAMES = {CARP: "CARP", VRRP2: "VRRPv2", VRRP3: "VRRPv3"}
 
 
@@ -29,24 +30,25 @@ class Severity(str, Enum):
         return {"error": 3, "warning": 2, "info": 1}[self.value]
 
 
-@dataclass(slots=True)
 class Advert:
     """One decoded CARP/VRRP advertisement with the IP and link facts around it.
 
-    ``frame`` is the 1-based number of the packet in its source (Wireshark's frame.number when
-    the source counts every frame, see capture.py). CARP-only fields are None for VRRP and the
-    other way round.
+    ``frame`` is the 1-based number of the packet in its source (Wireshark's frame.number unless
+    the filtered numbering was asked for, see capture/). CARP-only fields are None for VRRP and
+    the other way round. The decoder builds it with the frame's facts and fills the rest.
+    (A plain class with its own ``__init__``, not a dataclass: one is built per advert, and a
+    generated ``__init__`` would run as interpreted code even where this module is compiled.)
     """
 
     frame: int
     ts: float
     source: str
     segment: str
-    protocol: str                 # carp | vrrp2 | vrrp3
     family: int                   # 4 | 6
     src: str
     dst: str
     ttl: int
+    protocol: str                 # carp | vrrp2 | vrrp3
     vhid: int
     version: int
     type: int
@@ -54,25 +56,104 @@ class Advert:
     checksum_ok: bool
     checksum_variant: str         # plain | pseudo | none | pseudo-224 | bad
     payload_len: int
-    trailing: int = 0             # bytes after the advert inside the IP payload
-    eth_src: str | None = None
-    eth_dst: str | None = None
-    vlans: tuple[int, ...] = ()
+    trailing: int                 # bytes after the advert inside the IP payload
+    eth_src: str | None
+    eth_dst: str | None
+    vlans: tuple[int, ...]
+    point: str                    # capture point and VLANs: the segment without the SLL2 interface
+    ifindex: int                  # SLL2: the interface of the capturing host it was recorded on
+    packet: bytes                 # the IP packet (how repeats.py recognises a copy; not reported)
+    ip_id: int | None             # IPv4 identification (None for IPv6)
+    tos: int                      # IPv4 TOS / IPv6 traffic class (DSCP << 2 | ECN)
+    df: bool                      # IPv4 don't-fragment flag
     # CARP
-    advbase: int | None = None
-    advskew: int | None = None
-    authlen: int | None = None
-    demote: int | None = None     # byte 4: FreeBSD/ucarp pad, OpenBSD demote count
-    counter: bytes | None = None  # 8 bytes as on the wire
-    md: bytes | None = None       # 20-byte HMAC-SHA1
+    advbase: int | None
+    advskew: int | None
+    authlen: int | None
+    demote: int | None            # byte 4: FreeBSD/ucarp pad, OpenBSD demote count
+    counter: bytes | None         # 8 bytes as on the wire
+    md: bytes | None              # 20-byte HMAC-SHA1
     # VRRP
-    priority: int | None = None
-    count: int | None = None
-    addresses: tuple[str, ...] = ()
-    auth_type: int | None = None  # VRRPv2 only
-    auth_data: bytes | None = None
-    interval_cs: int | None = None  # v2: adver_int*100, v3: the 12-bit field
-    reserved: int | None = None     # VRRPv3 reserved nibble
+    priority: int | None
+    count: int | None
+    addresses: tuple[str, ...]
+    auth_type: int | None         # VRRPv2 only
+    auth_data: bytes | None
+    interval_cs: int | None       # v2: adver_int*100, v3: the 12-bit field
+    reserved: int | None          # VRRPv3 reserved nibble
+    flow: object                  # the decoder's wire.frame.Flow it belongs to (None if built by hand)
+
+    def __init__(self, frame: int, ts: float, source: str, segment: str, family: int, src: str, dst: str,
+                 ttl: int, protocol: str = "", vhid: int = 0, version: int = 0, type: int = 0,
+                 checksum: int = 0, checksum_ok: bool = False, checksum_variant: str = "",
+                 payload_len: int = 0, trailing: int = 0, eth_src: str | None = None,
+                 eth_dst: str | None = None, vlans: tuple[int, ...] = (), point: str = "",
+                 ifindex: int = -1, packet: bytes = b"", ip_id: int | None = None, tos: int = 0,
+                 df: bool = False, advbase: int | None = None, advskew: int | None = None,
+                 authlen: int | None = None, demote: int | None = None, counter: bytes | None = None,
+                 md: bytes | None = None, priority: int | None = None, count: int | None = None,
+                 addresses: tuple[str, ...] = (), auth_type: int | None = None,
+                 auth_data: bytes | None = None, interval_cs: int | None = None,
+                 reserved: int | None = None) -> None:
+        self.frame = frame
+        self.ts = ts
+        self.source = source
+        self.segment = segment
+        self.family = family
+        self.src = src
+        self.dst = dst
+        self.ttl = ttl
+        self.protocol = protocol
+        self.vhid = vhid
+        self.version = version
+        self.type = type
+        self.checksum = checksum
+        self.checksum_ok = checksum_ok
+        self.checksum_variant = checksum_variant
+        self.payload_len = payload_len
+        self.trailing = trailing
+        self.eth_src = eth_src
+        self.eth_dst = eth_dst
+        self.vlans = vlans
+        self.point = point or segment
+        self.ifindex = ifindex
+        self.packet = packet
+        self.ip_id = ip_id
+        self.tos = tos
+        self.df = df
+        self.advbase = advbase
+        self.advskew = advskew
+        self.authlen = authlen
+        self.demote = demote
+        self.counter = counter
+        self.md = md
+        self.priority = priority
+        self.count = count
+        self.addresses = addresses
+        self.auth_type = auth_type
+        self.auth_data = auth_data
+        self.interval_cs = interval_cs
+        self.reserved = reserved
+        self.flow = None
+
+    def fields(self) -> tuple:
+        """Every field but the decoder's flow: what two equal adverts share."""
+        return (self.frame, self.ts, self.source, self.segment, self.family, self.src, self.dst, self.ttl,
+                self.protocol, self.vhid, self.version, self.type, self.checksum, self.checksum_ok,
+                self.checksum_variant, self.payload_len, self.trailing, self.eth_src, self.eth_dst, self.vlans,
+                self.point, self.ifindex, self.packet, self.ip_id, self.tos, self.df, self.advbase, self.advskew,
+                self.authlen, self.demote, self.counter, self.md, self.priority, self.count, self.addresses,
+                self.auth_type, self.auth_data, self.interval_cs, self.reserved)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Advert) and self.fields() == other.fields()
+
+    def __hash__(self) -> int:
+        return hash(self.fields())
+
+    def __repr__(self) -> str:
+        return (f"Advert(frame={self.frame}, ts={self.ts}, {self.protocol} {self.vhid} {self.src} > {self.dst}, "
+                f"segment={self.segment!r})")
 
     @property
     def interval_s(self) -> float:

@@ -443,12 +443,12 @@ def baseline_json(placed: list[Placed], version: str) -> dict:
                           "speakers": speakers(p.finding)} for p in placed]}
 
 
-def write_baseline(path: str, placed: list[Placed], version: str) -> None:
+def write_baseline(out, placed: list[Placed], version: str) -> None:
+    """Write the baseline to ``out`` (a files.Output: whole or not at all)."""
     try:
-        with open(path, "w") as f:
-            f.write(json.dumps(baseline_json(placed, version), indent=2) + "\n")
+        out.write(json.dumps(baseline_json(placed, version), indent=2) + "\n")
     except OSError as e:
-        raise PolicyError(f"--write-baseline {path}: {e.strerror or e}") from None
+        raise PolicyError(str(e)) from None
 
 
 def load_baseline(path: str) -> Counter:

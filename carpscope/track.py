@@ -5,31 +5,44 @@ and VRRP, so a speaker that advertises is acting as master: a *run* is a stretch
 from one speaker without a pause longer than its master-down interval (the protocol's own
 rule for when the others take over). Two runs of one group at once are two masters.
 
-Memory is bounded by groups x speakers (each capped), never by packets: per speaker only
-counters, last values and a bounded list of closed runs are kept. The tracker works the same
-offline and live: it calls ``on_event`` as things happen (new speaker, master change,
-split brain begins/ends, gap).
+Memory is bounded by groups x speakers, never by packets, changes or pairs: per speaker only
+counters and last values; per group a bounded sample of runs, changes, gaps and split-brain
+episodes with the count of the rest, and at most ``MAX_PAIRS`` pairs of simultaneous masters
+followed at a time; in all at most ``MAX_GROUPS`` groups and ``MAX_SPEAKERS_TOTAL`` speakers.
+The tracker works the same offline and live: it calls ``on_event`` as things happen (new
+speaker, master change, split brain begins/ends, gap).
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Final
 
+from carpscope.auth.hmac import HmacContext
+from carpscope.auth.results import AuthResult, Diagnosis
 from carpscope.model import CARP, Advert
 
-MAX_SPEAKERS = 64          # per group
-MAX_GROUPS = 4096
-MAX_RUNS = 256             # kept per group for the timeline (oldest dropped, counted)
-MAX_EPISODES = 64
-DUPLICATE_S = 0.05         # a speaker's advert again within this (and half its interval): a copy
-SAMPLE = 10                # packet numbers kept as evidence per item
+MAX_SPEAKERS: Final = 64          # per group
+MAX_SPEAKERS_TOTAL: Final = 32768
+MAX_GROUPS: Final = 4096
+MAX_RUNS: Final = 64              # closed runs kept per group for the timeline (the latest)
+MAX_CHANGES: Final = 64           # mastership changes kept per group (the first, then counted)
+MAX_EPISODES: Final = 64
+MAX_PAIRS: Final = 16             # pairs of simultaneous masters followed per group
+FLAP_WINDOW: Final = 60.0         # seconds over which mastership changes are counted ...
+FLAP_SATURATE: Final = 1024       # ... up to this many (a denser storm of changes reads as this)
+DUPLICATE_S: Final = 0.05         # a speaker's advert again within this (and half its interval): a copy
+SAMPLE: Final = 10                # packet numbers kept as evidence per item
 
 # Two masters at once are normal for about one interval during a takeover (the old master
 # sends until it hears the new one; ucarp reads its socket up to 1 s late). Split brain is
 # called when both have sent at least this many adverts within the overlap...
-SPLIT_MIN_ADVERTS = 3
+SPLIT_MIN_ADVERTS: Final = 3
 # ...and the overlap lasted at least this many of the longer advertisement interval.
-SPLIT_MIN_INTERVALS = 1.5
+SPLIT_MIN_INTERVALS: Final = 1.5
+
+Event = dict
+OnEvent = Callable[[dict], None]
 
 
 def master_down(a: Advert) -> float:
@@ -73,32 +86,72 @@ class Speaker:
     run_adverts: int = 0
     last_frame: int = 0
     frames: list = field(default_factory=list)     # first SAMPLE packet numbers
-    auth: dict = field(default_factory=dict)       # status -> count
-    auth_key: str | None = None
+    # authentication (engine.py counts, rules/auth.py judges): CARP HMAC verdicts...
+    auth_ok: int = 0                               # adverts by verdict
+    auth_fail: int = 0
+    auth_unchecked_n: int = 0
+    auth_key: str | None = None                    # ... the last key, VIP set, flavour that verified
     auth_vips: tuple = ()
     auth_flavour: str | None = None
     auth_inferred: bool = False
     auth_weak: bool = False
-    auth_diagnosis: dict | None = None             # why nothing verified (kind, text, ...)
-    vrrp_auth: tuple | None = None                 # VRRPv2 (auth type, fingerprint of the data)
-    steady: object = None                          # steady.py's template for the advert just seen
+    auth_ok_by: dict = field(default_factory=dict) # (key, vips, flavour, weak index) -> count, bounded
+    auth_result: AuthResult | None = None          # the last ok verdict, and its count cell in auth_ok_by
+    auth_result_cell: list = field(default_factory=list)
+    auth_diagnosis: Diagnosis | None = None        # why nothing verified
+    auth_unchecked: str | None = None              # why it could not be checked
+    fail_frames: list = field(default_factory=list)
+    hmac: HmacContext | None = None                # the HMAC context that verified its last advert
+    hmac_generation: int = -1                      # ... for this keyring generation
+    # ... VRRPv2 authentication: the last (type, fingerprint), each seen, cleartext frames
+    vrrp_auth: tuple | None = None
+    vrrp_variants: dict = field(default_factory=dict)
+    vrrp_frames: list = field(default_factory=list)
+    # repeats (repeats.py): copies of its adverts, replays and adoptions of its counters
+    copies: int = 0                                # byte-identical, on the capture point
+    capture_copies: int = 0                        # recorded again on another interface (-i any)
+    reflections: int = 0                           # same counter and HMAC, IP header changed
+    copied: int = 0                                # adverts that had at least one copy
+    max_copies: int = 0                            # most copies of one advert
+    copy_first: float = 0.0
+    copy_last: float = 0.0
+    copy_ifaces: set = field(default_factory=set)
+    copy_frames: list = field(default_factory=list)
+    last_counter: bytes = b""
+    replays: int = 0
+    replay_first: float = 0.0
+    replay_last: float = 0.0
+    replay_frames: list = field(default_factory=list)
+    replay_of: int = 0                             # frame of the first advert replayed
+    adopted: int = 0                               # counters another source sent first (ucarp)
+
+    @property
+    def auth(self) -> dict[str, int]:
+        """Adverts by HMAC verdict (the counts that are not zero)."""
+        return {k: v for k, v in (("ok", self.auth_ok), ("fail", self.auth_fail),
+                                  ("unchecked", self.auth_unchecked_n)) if v}
 
     def auth_status(self) -> str:
         """ok / fail / unchecked for CARP (the majority over its adverts), none for VRRP."""
-        ok, fail = self.auth.get("ok", 0), self.auth.get("fail", 0)
+        ok, fail = self.auth_ok, self.auth_fail
         if ok or fail:
             return "ok" if ok >= fail else "fail"
-        return "unchecked" if self.auth.get("unchecked") else "none"
+        return "unchecked" if self.auth_unchecked_n else "none"
 
     @property
     def label(self) -> str:
         return self.ip if not self.mac else f"{self.ip} ({self.mac})"
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """The speaker's identity in its group (a missing MAC, raw IP captures, is "")."""
+        return self.ip, self.mac or ""
+
     def active(self, t: float) -> bool:
         return self.run_start is not None and t - self.last <= self.md * 1.1
 
     def period_stats(self) -> dict | None:
-        if not self.p_n:
+        if not self.p_n or self.p_min is None or self.p_max is None:
             return None
         mean = self.p_sum / self.p_n
         var = max(self.p_sq / self.p_n - mean * mean, 0.0)
@@ -106,8 +159,9 @@ class Speaker:
                 "min": round(self.p_min, 4), "max": round(self.p_max, 4), "n": self.p_n}
 
 
-@dataclass(slots=True)
 class Run:
+    """One speaker's stretch as master (a plain class: one is built per run, many in a flap)."""
+
     ip: str
     mac: str | None
     start: float
@@ -115,6 +169,14 @@ class Run:
     adverts: int
     first_frame: int
     last_frame: int
+
+    def __init__(self, ip: str, mac: str | None, start: float, end: float, adverts: int,
+                 first_frame: int, last_frame: int) -> None:
+        self.ip, self.mac, self.start, self.end = ip, mac, start, end
+        self.adverts, self.first_frame, self.last_frame = adverts, first_frame, last_frame
+
+    def __repr__(self) -> str:
+        return f"Run({self.ip}, {self.start}..{self.end}, {self.adverts} adverts)"
 
 
 @dataclass(slots=True)
@@ -137,62 +199,76 @@ class _Pair:
 
 
 class Group:
-    def __init__(self, key: tuple, on_event: Callable[[dict], None] | None):
+    def __init__(self, key: tuple[str, str, int, int], tracker: Tracker) -> None:
         self.key = key
         self.segment, self.protocol, self.family, self.vhid = key
-        self.speakers: dict[tuple, Speaker] = {}
-        self.runs: list[Run] = []
+        self.tracker = tracker
+        self.speakers: dict[tuple[str, str], Speaker] = {}
+        self.runs: deque[Run] = deque(maxlen=MAX_RUNS)
         self.runs_dropped = 0
+        self.last_run: Run | None = None
         self.episodes: list[Episode] = []
-        self.changes: list[tuple] = []     # (ts, from_ip|None, to_ip, kind)
+        self.episodes_dropped = 0
+        self.changes: list[tuple] = []     # (ts, from_ip|None, to_ip, kind, frame): the first MAX_CHANGES
         self.n_changes = 0
+        self.recent_changes: deque[tuple] = deque()     # changes within FLAP_WINDOW of the last
+        self.flap_best: list[tuple] = []   # the densest FLAP_WINDOW seen (changes, at most FLAP_SATURATE)
+        self.flap_best_n = 0
         self.gaps: list[tuple] = []        # (from_ts, to_ts, seconds, previous master ip, next ip)
+        self.gaps_dropped = 0
         self.speakers_capped = 0
+        self.pairs_capped = 0
         self.master: Speaker | None = None
+        self.last_master: Speaker | None = None   # the master as of the last advert
+        self.counters: dict[bytes, tuple[float, int, str]] = {}   # recent (counter, HMAC): repeats.py
         self.n_open = 0                    # speakers with an open run
         self._pairs: dict[tuple, _Pair] = {}
-        self._emit = on_event
 
-    def _event(self, etype: str, ts: float, **kw) -> None:
-        if self._emit:
-            self._emit({"type": etype, "ts": ts, "segment": self.segment, "protocol": self.protocol,
-                        "family": self.family, "vhid": self.vhid, **kw})
+    def _event(self, etype: str, ts: float, **kw: object) -> None:
+        emit = self.tracker.on_event
+        if emit is not None:
+            emit({"type": etype, "ts": ts, "segment": self.segment, "protocol": self.protocol,
+                  "family": self.family, "vhid": self.vhid, **kw})
 
     def speaker(self, a: Advert) -> Speaker | None:
-        key = (a.src, a.eth_src)
+        key = (a.src, a.eth_src or "")
         sp = self.speakers.get(key)
         if sp is None:
-            if len(self.speakers) >= MAX_SPEAKERS:
+            tr = self.tracker
+            if len(self.speakers) >= MAX_SPEAKERS or tr.n_speakers >= MAX_SPEAKERS_TOTAL:
                 self.speakers_capped += 1
                 return None
+            tr.n_speakers += 1
             sp = self.speakers[key] = Speaker(a.src, a.eth_src, first=a.ts)
             self._event("speaker", a.ts, ip=a.src, mac=a.eth_src)
         return sp
 
     def advert(self, a: Advert, sp: Speaker) -> None:
         t = a.ts
-        sp.steady = None
         sp.adverts += 1
         if len(sp.frames) < SAMPLE:
             sp.frames.append(a.frame)
         if a.protocol == CARP:
+            if a.advbase != sp.advbase or a.advskew != sp.advskew or not sp.timings:
+                if len(sp.timings) < 16:
+                    sp.timings.add((a.advbase, a.advskew))
             sp.advbase, sp.advskew, sp.demote = a.advbase, a.advskew, a.demote
-            timing = (a.advbase, a.advskew)
         else:
+            if a.priority != sp.priority or a.interval_cs != sp.interval_cs or not sp.timings:
+                if len(sp.timings) < 16:
+                    sp.timings.add((a.priority, a.interval_cs))
             sp.priority, sp.interval_cs = a.priority, a.interval_cs
-            timing = (a.priority, a.interval_cs)
-            if len(sp.addresses) < 8:
+            if len(sp.addresses) < 8 and a.addresses not in sp.addresses:
                 sp.addresses.add(a.addresses)
-        if len(sp.timings) < 16:
-            sp.timings.add(timing)
         if a.ttl < sp.ttl_min:
             sp.ttl_min = a.ttl
         sp.md = master_down(a)
         sp.interval = a.interval_s or 1 / 256
         # close runs of others that went silent, before judging overlaps
-        for o in self.speakers.values():
-            if o is not sp and o.run_start is not None and not o.active(t):
-                self._close_run(o)
+        if self.n_open > 1 or (self.n_open == 1 and sp.run_start is None):
+            for o in list(self.speakers.values()):
+                if o is not sp and o.run_start is not None and not o.active(t):
+                    self._close_run(o)
         if sp.run_start is not None and not sp.active(t):
             self._close_run(sp)
         if sp.run_start is not None and t - sp.last < min(DUPLICATE_S, sp.interval / 2):
@@ -208,20 +284,23 @@ class Group:
             sp.p_n += 1
             sp.p_sum += dt
             sp.p_sq += dt * dt
-            sp.p_min = dt if sp.p_min is None or dt < sp.p_min else sp.p_min
-            sp.p_max = dt if sp.p_max is None or dt > sp.p_max else sp.p_max
+            if sp.p_min is None or dt < sp.p_min:
+                sp.p_min = dt
+            if sp.p_max is None or dt > sp.p_max:
+                sp.p_max = dt
         sp.run_adverts += 1
         sp.last = t
         sp.last_frame = a.frame
-        self._overlaps(sp, t, a.frame)
+        if self.n_open > 1:
+            self._overlaps(sp, t, a.frame)
 
     def _open_run(self, sp: Speaker, a: Advert) -> None:
         t = a.ts
         sp.run_start, sp.run_adverts, sp.run_first_frame = t, 0, a.frame
         self.n_open += 1
         prev = self.master
-        if prev is sp or (prev is None and self.runs and self.runs[-1].ip == sp.ip
-                          and not any(o.run_start is not None for o in self.speakers.values() if o is not sp)):
+        last = self.last_run
+        if prev is sp or (prev is None and last is not None and last.ip == sp.ip and self.n_open == 1):
             # the same master again after a pause (lost adverts, a starved sender): no change,
             # but a pause longer than a takeover needs is still a gap
             if prev is None:
@@ -229,55 +308,83 @@ class Group:
                 self.master = sp
             return
         if prev is None:
-            kind = "initial" if not self.runs else "after-gap"
+            kind = "initial" if last is None else "after-gap"
             self._record_gap(sp, t)
         else:
             kind = "takeover" if prev.run_start is not None else "after-gap"
         self.master = sp
+        self._change((t, prev.ip if prev else None, sp.ip, kind, a.frame))
+        if self.tracker.on_event is not None:
+            self._event("master", t, ip=sp.ip, mac=sp.mac, previous=prev.ip if prev else None, kind=kind)
+
+    def _change(self, change: tuple) -> None:
         self.n_changes += 1
-        if len(self.changes) < MAX_RUNS:
-            self.changes.append((t, prev.ip if prev else None, sp.ip, kind, a.frame))
-        self._event("master", t, ip=sp.ip, mac=sp.mac, previous=prev.ip if prev else None, kind=kind)
+        if len(self.changes) < MAX_CHANGES:
+            self.changes.append(change)
+        if change[3] == "initial":
+            return
+        recent = self.recent_changes
+        recent.append(change)
+        while recent and change[0] - recent[0][0] > FLAP_WINDOW:
+            recent.popleft()
+        if len(recent) > FLAP_SATURATE:
+            recent.popleft()
+        n = len(recent)
+        if n > self.flap_best_n:
+            # a denser window than any before: keep its first 20 changes and its last
+            self.flap_best_n = n
+            self.flap_best = [recent[i] for i in range(min(n, 20))] + ([change] if n > 20 else [])
 
     def _record_gap(self, sp: Speaker, t: float) -> None:
-        if not self.runs:
+        last = self.last_run
+        if last is None:
             return
-        last_end = max(r.end for r in self.runs[-4:])
+        runs = self.runs
+        last_end = max(runs[i].end for i in range(-min(4, len(runs)), 0))
         gap = t - last_end
-        prev_ip = self.runs[-1].ip
         if len(self.gaps) < MAX_EPISODES:
-            self.gaps.append((last_end, t, gap, prev_ip, sp.ip))
-        self._event("gap", t, seconds=round(gap, 3), previous=prev_ip, master=sp.ip)
+            self.gaps.append((last_end, t, gap, last.ip, sp.ip))
+        else:
+            self.gaps_dropped += 1
+        if self.tracker.on_event is not None:
+            self._event("gap", t, seconds=round(gap, 3), previous=last.ip, master=sp.ip)
 
     def _close_run(self, sp: Speaker, final: bool = False) -> None:
-        run = Run(sp.ip, sp.mac, sp.run_start, sp.last, sp.run_adverts, sp.run_first_frame, sp.last_frame)
-        if len(self.runs) >= MAX_RUNS:
-            self.runs.pop(0)
+        start = sp.run_start if sp.run_start is not None else sp.last
+        run = Run(sp.ip, sp.mac, start, sp.last, sp.run_adverts, sp.run_first_frame, sp.last_frame)
+        if len(self.runs) == MAX_RUNS:
             self.runs_dropped += 1
         self.runs.append(run)
+        self.last_run = run
         sp.run_start = None
         self.n_open -= 1
-        me = (sp.ip, sp.mac)
-        for key in [k for k in self._pairs if me in k]:
-            self._end_pair(key, self._pairs.pop(key))
+        if self._pairs:
+            me = sp.key
+            for key in [k for k in self._pairs if me in k]:
+                self._end_pair(self._pairs.pop(key))
         if self.master is sp and not final:
-            others = [o for o in self.speakers.values() if o.run_start is not None]
-            self.master = max(others, key=lambda o: o.run_start) if others else None
-            if self.master is not None:
+            others = [o for o in self.speakers.values() if o.run_start is not None] if self.n_open else []
+            self.master = max(others, key=lambda o: o.run_start or 0.0) if others else None
+            if self.tracker.on_event is None:
+                pass
+            elif self.master is not None:
                 self._event("master", sp.last, ip=self.master.ip, mac=self.master.mac,
                             previous=sp.ip, kind="remaining")
             else:
                 self._event("silent", sp.last, ip=sp.ip)
 
     def _overlaps(self, sp: Speaker, t: float, frame: int) -> None:
-        me = (sp.ip, sp.mac)
+        me = sp.key
         for o in self.speakers.values():
-            if o is sp or o.run_start is None:
+            if o is sp or o.run_start is None or sp.run_start is None:
                 continue
-            other = (o.ip, o.mac)
+            other = o.key
             key = (me, other) if me < other else (other, me)
             pair = self._pairs.get(key)
             if pair is None:
+                if len(self._pairs) >= MAX_PAIRS:
+                    self.pairs_capped += 1
+                    continue
                 pair = self._pairs[key] = _Pair(max(sp.run_start, o.run_start), {me: 0, other: 0}, [])
             pair.counts[me] += 1
             if len(pair.frames) < SAMPLE:
@@ -289,30 +396,36 @@ class Group:
                     ep = Episode(key[0][0], key[1][0], pair.start, t, {}, pair.frames)
                     pair.episode = ep
                     self._event("split-brain", t, speakers=[key[0][0], key[1][0]], since=pair.start)
-            if pair.episode is not None:
-                pair.episode.end = t
+            current = pair.episode
+            if current is not None:
+                current.end = t
 
-    def _end_pair(self, key, pair: _Pair) -> None:
+    def _end_pair(self, pair: _Pair) -> None:
         ep = pair.episode
         if ep is None:
             return
         ep.adverts = {k[0]: v for k, v in pair.counts.items()}
         if len(self.episodes) < MAX_EPISODES:
             self.episodes.append(ep)
+        else:
+            self.episodes_dropped += 1
         self._event("split-brain-end", ep.end, speakers=[ep.a, ep.b], seconds=round(ep.end - ep.start, 3))
 
     def close(self, now: float | None = None) -> None:
         """Close every run (end of capture), or only those silent at ``now`` (live ticks)."""
-        for sp in self.speakers.values():
+        if not self.n_open:
+            return
+        for sp in list(self.speakers.values()):
             if sp.run_start is not None and (now is None or not sp.active(now)):
                 self._close_run(sp, final=now is None)
 
     def all_episodes(self) -> list[Episode]:
         """Closed split-brain episodes plus those still going on (for live reporting)."""
-        ongoing = [p.episode for p in self._pairs.values() if p.episode is not None]
+        ongoing = []
         for p in self._pairs.values():
             if p.episode is not None:
                 p.episode.adverts = {k[0]: v for k, v in p.counts.items()}
+                ongoing.append(p.episode)
         return self.episodes + ongoing
 
     def open_runs(self) -> list[Speaker]:
@@ -321,29 +434,41 @@ class Group:
     def timeline(self) -> list[Run]:
         runs = list(self.runs)
         for s in self.open_runs():
-            runs.append(Run(s.ip, s.mac, s.run_start, s.last, s.run_adverts, s.run_first_frame, s.last_frame))
+            runs.append(Run(s.ip, s.mac, s.run_start or s.last, s.last, s.run_adverts, s.run_first_frame,
+                            s.last_frame))
         return sorted(runs, key=lambda r: (r.start, r.ip))
+
+    def flap_window(self) -> list[tuple]:
+        """The densest FLAP_WINDOW of mastership changes (not counting the first master): up
+        to 20 of them and the last; ``flap_best_n`` is how many there were."""
+        return self.flap_best
 
 
 class Tracker:
-    def __init__(self, on_event: Callable[[dict], None] | None = None):
-        self.groups: dict[tuple, Group] = {}
+    def __init__(self, on_event: OnEvent | None = None) -> None:
+        self.groups: dict[tuple[str, str, int, int], Group] = {}
         self.on_event = on_event
         self.groups_capped = 0
+        self.n_speakers = 0
 
-    def advert(self, a: Advert) -> tuple[Group, Speaker] | None:
+    def lookup(self, a: Advert) -> tuple[Group, Speaker] | None:
+        """The group and speaker of an advert (new ones are created; None beyond the caps)."""
         key = (a.segment, a.protocol, a.family, a.vhid)
         g = self.groups.get(key)
         if g is None:
             if len(self.groups) >= MAX_GROUPS:
                 self.groups_capped += 1
                 return None
-            g = self.groups[key] = Group(key, self.on_event)
+            g = self.groups[key] = Group(key, self)
         sp = g.speaker(a)
         if sp is None:
             return None
-        g.advert(a, sp)
         return g, sp
+
+    def advert(self, a: Advert, g: Group, sp: Speaker) -> None:
+        """Count an advert of ``sp`` (its runs, mastership, overlaps)."""
+        g.advert(a, sp)
+        g.last_master = g.master
 
     def tick(self, now: float) -> None:
         for g in self.groups.values():

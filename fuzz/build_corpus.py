@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
 from carpscope import synth  # noqa: E402
-from carpscope.pcapfile import Record, read_records  # noqa: E402
+from carpscope.capture.reader import Record, read_records  # noqa: E402
 from targets import CONFIG_KINDS, LINKTYPE_LIST  # noqa: E402
 
 CAPTURE_DIRS = [REPO / "captures", REPO / "tests" / "data", REPO.parent / "shared" / "captures" / "external"]

@@ -34,7 +34,7 @@ from carpscope.capture import CaptureError, FileSource  # noqa: E402
 from carpscope.config import ConfigError, inventory, keepalived, merge, rcconf, ucarp  # noqa: E402
 from carpscope.config.inventory import Secret  # noqa: E402
 from carpscope.model import AddressHint, Advert, Malformed  # noqa: E402
-from carpscope.pcapfile import CaptureFormatError, Damage, Record, read_records  # noqa: E402
+from carpscope.capture.reader import CaptureFormatError, Damage, Record, read_records  # noqa: E402
 from carpscope.wire import proto112  # noqa: E402
 from carpscope.wire.frame import decode_frame  # noqa: E402
 from carpscope.wire.link import LINKTYPES, UnsupportedLinkType, check_linktype  # noqa: E402

@@ -19,11 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from carpscope import auth
-from carpscope.auth import (AuthFindings, Keyring, PassphraseError, Verifier, VipSet, auth_findings,
+from carpscope.auth import (Keyring, PassphraseError, Verifier, VipSet,
                             carp_hmac, derive_key, hmac_message, is_truncated, key_from_hex,
                             keyring_from_env, load_passphrase_file, parse_vip_arg)
 from carpscope.model import Advert
-from carpscope.rules import lookup
+from carpscope.rules import auth as rules_auth, lookup
+from carpscope.rules.auth import tally
+from carpscope.track import Tracker
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared/docs/vectors.json"
 SECRET = "Zebra-Quokka-7731!"          # distinctive: must never show up in any output
@@ -399,6 +401,28 @@ def test_diagnosis_finds_subset_of_union_with_weak_key():
 
 # ----------------------------------------------------------------- findings
 
+class Tally:
+    """(advert, verdict) pairs counted on the tracker's speakers, as the engine does."""
+
+    def __init__(self):
+        self.tracker = Tracker()
+
+    def add(self, advert, result):
+        g, sp = self.tracker.lookup(advert)
+        self.tracker.advert(advert, g, sp)
+        tally(sp, advert, result)
+
+    def findings(self):
+        return rules_auth.auth_findings(list(self.tracker.groups.values()))
+
+
+def auth_findings(pairs):
+    col = Tally()
+    for adv, res in pairs:
+        col.add(adv, res)
+    return col.findings()
+
+
 def _run(pairs):
     return {f.rule: f for f in auth_findings(pairs)}
 
@@ -471,7 +495,7 @@ def test_findings_weak_and_unchecked():
 def test_findings_tampered_adverts_from_a_good_speaker():
     key = _key("lab-pass")
     ver = Verifier(_lab_keyring(), try_weak=False)
-    col = AuthFindings()
+    col = Tally()
     for i in range(20):
         md = _md(key, _msg(1, ["10.0.0.5", "10.0.0.6"], _ctr(i)))
         if i % 7 == 3:
@@ -508,11 +532,11 @@ def test_vrrp_cleartext_and_auth_mismatch_never_print_the_password():
 
 def test_findings_state_is_bounded_by_speakers():
     ver = Verifier(_lab_keyring(), try_weak=False)
-    col = AuthFindings()
+    col = Tally()
     for i in range(500):
         adv = _advert(bytes(20), _ctr(i), frame=i + 1, ts=float(i))
         col.add(adv, ver.verify(adv))
-    assert len(col._speakers) == 1
+    assert sum(len(g.speakers) for g in col.tracker.groups.values()) == 1
     (f,) = col.findings()
     assert len(f.packets) == 10 and f.evidence["speakers"][0]["fail"] == 500
 

@@ -239,7 +239,7 @@ def test_damaged_pcapng(tmp_path, how):
 # ------------------------------------------------------------------ wire bytes never raise
 
 def _frames_of(path):
-    from carpscope.pcapfile import Record, read_records
+    from carpscope.capture.reader import Record, read_records
     with open(path, "rb") as f:
         return [(r.linktype, r.data) for r in read_records(f) if isinstance(r, Record)]
 

@@ -19,7 +19,7 @@ import re
 
 import pytest
 
-from carpscope.capture import FileSource
+from carpscope.capture.reader import Record, read_records
 from carpscope.model import Advert, Malformed
 from carpscope.wire.frame import decode_frame
 from conftest import EXTERNAL, jsonl_records, run_cli
@@ -30,8 +30,9 @@ AUTHTYPES = {"none": 0, "simple": 1, "ah": 2}
 
 
 def decode_all(path) -> dict:
-    src = FileSource(str(path), all_frames=True)
-    return {n: decode_frame(lt, data, n, ts, "ext") for lt, n, ts, data in src.frames()}
+    with open(path, "rb") as f:
+        return {r.number: decode_frame(r.linktype, r.data, r.number, r.ts, "ext")
+                for r in read_records(f) if isinstance(r, Record)}
 
 
 def tcpdump_out(path) -> dict[int, str]:

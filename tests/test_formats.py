@@ -29,7 +29,7 @@ from rich.console import Console
 
 from carpscope import cli, policy
 from carpscope.model import Finding, Severity
-from carpscope.pcapfile import read_records
+from carpscope.capture.reader import read_records
 from carpscope.report import github, gitlab, junit, sarif, text
 from carpscope.rules import catalogue, lookup, page as rule_page
 from carpscope.wire.frame import decode_frame

@@ -102,7 +102,7 @@ def adverts(*args, stdin=None):
 def _batch(all_frames: bool):
     """One CLI run over every file in FILES (a subprocess per file would dominate the run time)."""
     names = [f for f in FILES if all_frames or f != "frelay.pcap"]
-    got, recs = adverts(*(DATA / f for f in names), *(["--all-frames"] if all_frames else []))
+    got, recs = adverts(*(DATA / f for f in names), *([] if all_frames else ["--numbering", "filtered"]))
     by_source = {str(DATA / f): [] for f in names}
     for a in got:
         by_source[a["source"]].append(a)
@@ -137,7 +137,7 @@ def check_advert(a: dict, name: str, frame: int, ts: float, link: dict, where: s
 
 @pytest.mark.parametrize("fname", list(FILES))
 def test_same_adverts_all_frames(fname):
-    """--all-frames: frame numbers are positions in the file (Wireshark's frame.number)."""
+    """By default frame numbers are positions in the file (Wireshark's frame.number)."""
     order, link = FILES[fname]
     got, src, summary = _batch(True)[fname]
     want = [(i + 1, n) for i, n in enumerate(order) if n != "tcp"]
@@ -150,12 +150,12 @@ def test_same_adverts_all_frames(fname):
 
 @pytest.mark.parametrize("fname", list(FILES))
 def test_same_adverts_filtered(fname):
-    """Default (libpcap BPF filter): background traffic is skipped and frames are numbered
-    among the matching ones; Frame Relay bypasses libpcap's filter (it misses Cisco framing)."""
+    """--numbering filtered (libpcap's BPF filter): frames are numbered among the matching ones;
+    Frame Relay has no usable filter (libpcap's misses Cisco framing): every frame counts."""
     order, link = FILES[fname]
     want = [n for n in order if n != "tcp"]
     if fname == "frelay.pcap":
-        got, recs = adverts(DATA / fname)
+        got, recs = adverts(DATA / fname, "--numbering", "filtered")
         assert recs[-1]["packet_numbering"] == "all" and recs[-1]["sources"][0]["filter"] is None
         frames = [i + 1 for i, n in enumerate(order) if n != "tcp"]
     else:
@@ -174,7 +174,8 @@ def test_all_files_decode_identically():
     for fname, (got, _src, _summary) in _batch(True).items():
         for a in got:
             key = (a["vhid"], a["protocol"])
-            core = {k: v for k, v in a.items() if k not in ("source", "segment", "eth_src", "eth_dst", "vlans", "frame", "ts")}
+            core = {k: v for k, v in a.items()
+                    if k not in ("source", "segment", "eth_src", "eth_dst", "vlans", "frame", "ts", "time")}
             ref.setdefault(key, (fname, core))
             assert core == ref[key][1], f"{fname} differs from {ref[key][0]} for {key}"
     assert len(ref) == 7
@@ -183,7 +184,7 @@ def test_all_files_decode_identically():
 def test_checksums_recomputed_independently():
     """The checksum values carpscope reports are the RFC 1071 values over the IP payload as
     built (CARP/VRRPv2 plain, VRRPv3 with or without the pseudo-header)."""
-    got, _ = adverts(DATA / "eth.pcap", "--all-frames")
+    got, _ = adverts(DATA / "eth.pcap")
     raw = (DATA / "eth.pcap").read_bytes()
     frames, off = [], 24
     while off < len(raw):
@@ -213,24 +214,24 @@ def test_checksums_recomputed_independently():
 def test_ipv6_extension_headers():
     """Hop-by-hop and destination options before CARP/VRRPv3: same adverts, the payload
     length excludes the extension headers."""
-    got, _ = adverts(DATA / "ipv6_exthdr.pcap", "--all-frames")
+    got, _ = adverts(DATA / "ipv6_exthdr.pcap")
     assert [(a["frame"], a["protocol"], a["vhid"]) for a in got] == [
         (1, "carp", 6), (2, "vrrp3", 9), (3, "carp", 6), (4, "vrrp3", 9)]
     for a in got:
         name = "carp6" if a["protocol"] == "carp" else "vrrp3_6"
         check_advert(a, name, a["frame"], T0 + (a["frame"] - 1) * 0.25, ETH, "ipv6_exthdr.pcap")
-    got_f, _ = adverts(DATA / "ipv6_exthdr.pcap")
+    got_f, _ = adverts(DATA / "ipv6_exthdr.pcap", "--numbering", "filtered")
     assert len(got_f) == 4, "the BPF filter (ip6 protochain 112) must pass extension headers"
 
 
 def test_unsupported_interface_in_pcapng():
     """USER0 frames interleaved with Ethernet: skipped but counted (Wireshark numbering)."""
-    got, recs = adverts(DATA / "unsupported_iface.pcapng", "--all-frames")
+    got, recs = adverts(DATA / "unsupported_iface.pcapng")
     want = [(i, n) for i, n in enumerate(FULL) if n != "tcp"]
     assert [a["frame"] for a in got] == [2 * i + 1 for i, _ in want]
     for a, (i, name) in zip(got, want):
         check_advert(a, name, 2 * i + 1, T0 + i * 0.25, ETH, "unsupported_iface.pcapng")
-    got_f, _ = adverts(DATA / "unsupported_iface.pcapng")
+    got_f, _ = adverts(DATA / "unsupported_iface.pcapng", "--numbering", "filtered")
     assert [a["vhid"] for a in got_f] == [EXPECTED[n]["vhid"] for _, n in want]
 
 
@@ -244,16 +245,16 @@ def test_libpcap_refuses_mixed_pcapng(fname):
             pass
 
 
-def test_mixed_late_continues_after_libpcap():
-    got, _ = adverts(DATA / "mixed_late.pcapng")
-    assert [a["frame"] for a in got] == list(range(1, 8)), "filtered numbering continues across the hand-over"
+def test_mixed_late_filtered_numbering_across_interfaces():
+    got, _ = adverts(DATA / "mixed_late.pcapng", "--numbering", "filtered")
+    assert [a["frame"] for a in got] == list(range(1, 8)), "filtered numbering continues across link types"
     assert [a["eth_dst"] is not None for a in got] == [True, True, True, False, False, False, False]
 
 
 def test_mixed_pcapng_link_types_per_frame():
     """libpcap refuses a pcapng whose interfaces differ; the exact reader decodes each frame
     with its own interface's link type (Ethernet, raw IP, SLL2 in turn)."""
-    got, _ = adverts(DATA / "mixed.pcapng", "--all-frames")
+    got, _ = adverts(DATA / "mixed.pcapng")
     for a in got:
         kind = (a["frame"] - 1) % 3
         if kind == 0:

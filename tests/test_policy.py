@@ -14,7 +14,7 @@ import pytest
 
 from carpscope import policy, synth
 from carpscope.model import Severity
-from carpscope.pcapfile import read_records
+from carpscope.capture.reader import read_records
 from carpscope.rules import lookup
 
 REPO = Path(__file__).resolve().parents[1]

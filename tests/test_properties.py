@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from carpscope import synth
 from carpscope.model import AddressHint, Advert, Malformed
-from carpscope.pcapfile import CaptureFormatError, Damage, Record, read_records
+from carpscope.capture.reader import CaptureFormatError, Damage, Record, read_records
 from carpscope.wire import checksum as ck
 from carpscope.wire import proto112
 from carpscope.wire.frame import decode_frame

@@ -15,10 +15,13 @@ import sys
 import pytest
 from rich.console import Console
 
-from carpscope import cli, live
-from carpscope.analysis import Analysis
+from carpscope import cli, policy
+from carpscope.capture import live as capture_live
+from carpscope.capture.filters import live_filter_texts
+from carpscope.commands import sniff as sniff_cmd
+from carpscope.engine import Engine as Analysis
 from carpscope.capture import FileSource
-from carpscope.keys import build_auth
+from carpscope.commands.keys import build_auth
 from carpscope.report import jsonreport
 from carpscope.report.dashboard import Dashboard, Rates, age_text
 from carpscope.synth import PcapWriter, carp_frame, garp_frame, vrrp_frame
@@ -56,18 +59,19 @@ class FakeSource:
         self.lose_at = lose_at
         self.handed = 0
 
-    def batch(self, n: int = 256):
+    def chunk(self, n: int = 256):
+        """Frames as the capture reader hands them over (number, time, link type, bytes, ...)."""
         out = []
         while self.frames and self.frames[0][0] <= self.clock.now and len(out) < n:
             ts, data = self.frames.pop(0)
             sec = int(ts)
-            out.append((sec, round((ts - sec) * 1e6), data))
-        self.handed += len(out)
+            self.handed += 1
+            out.append((self.handed, sec + round((ts - sec) * 1e6) * 1e-6, self.linktype, data, -1, len(data)))
         return out
 
     def check(self) -> None:
         if self.lose_at is not None and self.clock.now >= T0 + self.lose_at:
-            raise live.InterfaceLost("fake0: the interface went down during the capture")
+            raise capture_live.InterfaceLost("fake0: the interface went down during the capture")
 
     def stats(self):
         return (self.handed, 0, 0)
@@ -86,21 +90,23 @@ def make_args(tmp_path, *extra: str):
     keys = tmp_path / "keys"
     keys.write_text("one:secret-one\ntwo:secret-two\n")
     keys.chmod(0o600)
-    return cli.build_parser().parse_args(["sniff", "fake0", "--passphrase-file", str(keys),
+    args = cli.build_parser().parse_args(["sniff", "fake0", "--passphrase-file", str(keys),
                                           "--vip", f"7={VIP}", *extra])
+    cli.resolve_policy(args)
+    return args
 
 
 def sniff(tmp_path, frames, *, duration=None, count=None, lose_at=None, writer=None, dashboard=None,
           extra=()):
     clock = Clock()
     args = make_args(tmp_path, *extra)
-    verifier, vipinfer, auth_rules, intent, _ = build_auth(args)
-    analysis = Analysis(verifier, vipinfer, auth_rules, intent)
+    verifier, vipinfer, intent, _ = build_auth(args)
+    analysis = Analysis(verifier, vipinfer, intent)
     out = io.StringIO()
     src = FakeSource(clock, frames, lose_at)
-    s = live.Sniffer(analysis, src, emit=live.JsonLines(out, src.name), dashboard=dashboard, writer=writer,
+    s = sniff_cmd.Sniffer(analysis, src, emit=sniff_cmd.JsonLines(out, src.name), dashboard=dashboard, writer=writer,
                      duration=duration, count=count, clock=clock.time, mono=clock.mono, wait=clock.wait,
-                     policy=lambda fs: cli.apply_policy(fs, cli._split(args.select), cli._split(args.ignore)))
+                     policy=sniff_cmd.live_policy(args, ["fake0"]))
     s.run()
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     return s, analysis, events, clock
@@ -123,7 +129,7 @@ def test_healthy_master_events_and_no_findings(tmp_path):
     assert events[1]["ip"] == "10.0.0.2" and events[1]["kind"] == "initial" and events[1]["vhid"] == 7
     assert "split-brain" not in kinds and "finding-raised" not in kinds
     for e in events:
-        assert e["schema"] == live.SCHEMA and RFC3339.match(e["ts"]) and e["interface"] == "fake0"
+        assert e["schema"] == sniff_cmd.SCHEMA and RFC3339.match(e["ts"]) and e["interface"] == "fake0"
     report = analysis.finish()
     (g,) = report.groups
     assert g.master.ip == "10.0.0.2" and report.findings == []
@@ -145,7 +151,7 @@ def test_split_brain_raised_within_three_intervals(tmp_path):
     assert raised["cause"] == "passphrase" and raised["severity"] == "error"
     # announced once, not every second
     assert sum(1 for e in events if e["type"] == "finding-raised" and e["rule"] == "split-brain") == 1
-    assert cli.exit_status(analysis.finish().findings, "error") == cli.EXIT_FINDINGS
+    assert policy.exit_status(analysis.finish().findings, "error") == 1
 
 
 def test_failover_and_silent_master(tmp_path):
@@ -203,7 +209,7 @@ def test_finding_cleared_when_it_goes_away(tmp_path):
                     "segment": "s", "message": "m", "evidence": self.evidence}
 
     out = io.StringIO()
-    sn = live.Sniffer(Analysis(), FakeSource(Clock(), []), emit=live.JsonLines(out, "fake0"))
+    sn = sniff_cmd.Sniffer(Analysis(), FakeSource(Clock(), []), emit=sniff_cmd.JsonLines(out, "fake0"))
     batches = iter([[Fake("a", ["1"]), Fake("b", [{"ip": "2"}])], [Fake("b", [{"ip": "2"}])], []])
     sn.analysis.snapshot = lambda: type("R", (), {"findings": next(batches), "groups": []})()
     for _ in range(3):
@@ -223,7 +229,7 @@ def test_warnings_are_announced_once_they_hold():
             return {"rule": self.rule, "severity": "warning"}
 
     out = io.StringIO()
-    sn = live.Sniffer(Analysis(), FakeSource(Clock(), []), emit=live.JsonLines(out, "fake0"))
+    sn = sniff_cmd.Sniffer(Analysis(), FakeSource(Clock(), []), emit=sniff_cmd.JsonLines(out, "fake0"))
     seq = iter([[Fake()], [], [Fake()], [Fake()], [Fake()], [Fake()], [Fake()]])
     sn.analysis.snapshot = lambda: type("R", (), {"findings": next(seq), "groups": []})()
     times = []
@@ -237,15 +243,15 @@ def test_finding_key():
     class F:
         rule, segment, vhid = "r", "seg", 3
         evidence = {"speakers": [{"ip": "10.0.0.3"}, {"ip": "10.0.0.2"}]}
-    assert live.finding_key(F) == ("r", "seg", 3, ("10.0.0.2", "10.0.0.3"))
+    assert sniff_cmd.finding_key(F) == ("r", "seg", 3, ("10.0.0.2", "10.0.0.3"))
     F.evidence = {"speaker": "10.0.0.9"}
-    assert live.finding_key(F)[3] == ("10.0.0.9",)
+    assert sniff_cmd.finding_key(F)[3] == ("10.0.0.9",)
     F.evidence = {}
-    assert live.finding_key(F)[3] == ()
+    assert sniff_cmd.finding_key(F)[3] == ()
 
 
 def test_rfc3339():
-    assert live.rfc3339(0.5) == "1970-01-01T00:00:00.500000Z"
+    assert sniff_cmd.rfc3339(0.5) == "1970-01-01T00:00:00.500000Z"
 
 
 # ---------------------------------------------------------------------------- --write
@@ -274,8 +280,8 @@ def test_write_then_analyze_gives_the_same_report(tmp_path):
         s, analysis, _, _ = sniff(tmp_path, frames, duration=12.5, writer=PcapWriter(f))
     live_report = s.finish()
     args = make_args(tmp_path)
-    verifier, vipinfer, auth_rules, intent, _ = build_auth(args)
-    off = Analysis(verifier, vipinfer, auth_rules, intent)
+    verifier, vipinfer, intent, _ = build_auth(args)
+    off = Analysis(verifier, vipinfer, intent)
     src = FileSource(str(path))
     off.feed_source(src)
     off_report = off.finish()
@@ -361,16 +367,16 @@ def test_list_interfaces():
 
 
 def test_permission_message_wording():
-    msg = live.LiveSource._explain("eth0", -8, "eth0: You don't have permission to capture on that device")
+    msg = capture_live.LiveSource._explain("eth0", -8, "eth0: You don't have permission to capture on that device")
     assert "CAP_NET_RAW" in msg and "setcap cap_net_raw,cap_net_admin=eip $(readlink -f " in msg and "root" in msg
     assert "\n" not in msg
-    assert "--no-promisc" in live.LiveSource._explain("eth0", -11, None)
-    assert "is down" in live.LiveSource._explain("eth0", -9, None)
-    assert "no such interface" in live.LiveSource._explain("eth0", -5, None)
+    assert "--no-promisc" in capture_live.LiveSource._explain("eth0", -11, None)
+    assert "is down" in capture_live.LiveSource._explain("eth0", -9, None)
+    assert "no such interface" in capture_live.LiveSource._explain("eth0", -5, None)
 
 
 def test_live_filters_avoid_protochain():
-    fs = live.live_filters()
+    fs = live_filter_texts()
     assert "protochain" not in fs[0] and "vlan" in fs[0] and "arp" in fs[0]
     import pcapy
     # compiles for Ethernet, including after vlan (protochain does not)

@@ -184,7 +184,7 @@ def test_healthy_ucarp_pair(live, tmp_path):
 
 _LATENCY = """
 import json, select, sys, time
-from carpscope.live import LiveSource
+from carpscope.capture.live import LiveSource
 src = LiveSource(sys.argv[1])
 lat, end = [], time.monotonic() + float(sys.argv[2])
 while time.monotonic() < end and len(lat) < int(sys.argv[3]):

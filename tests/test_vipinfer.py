@@ -7,7 +7,7 @@ import struct
 
 from carpscope.auth import Keyring, Verifier
 from carpscope.model import AddressHint, Advert
-from carpscope.vipinfer import VIA_MASTER, VIA_VMAC, VipInference, virtual_mac_id
+from carpscope.auth.vipinfer import VIA_MASTER, VIA_VMAC, VipInference, virtual_mac_id
 
 REAL_A = "52:54:00:aa:00:01"
 REAL_B = "52:54:00:bb:00:02"

@@ -27,8 +27,8 @@ def speaker_json(g: Group, s: Speaker) -> dict:
     }
     if carp:
         d["auth"]["inferred_vips"] = s.auth_inferred
-        if s.auth_diagnosis:
-            d["auth"]["diagnosis"] = s.auth_diagnosis
+        if s.auth_diagnosis is not None and s.auth.get("fail"):
+            d["auth"]["diagnosis"] = s.auth_diagnosis.to_json()
     else:
         d["addresses"] = sorted({a for al in s.addresses for a in al})
         if g.protocol == "vrrp2" and s.vrrp_auth:
@@ -74,21 +74,3 @@ def report_json(report) -> dict:
 
 def dumps(obj) -> str:
     return json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
-
-
-def advert_json(a: Advert) -> dict:
-    d = {"type": "advert", "frame": a.frame, "ts": _r(a.ts), "source": a.source, "segment": a.segment,
-         "protocol": a.protocol, "family": a.family, "src": a.src, "dst": a.dst, "ttl": a.ttl,
-         "eth_src": a.eth_src, "eth_dst": a.eth_dst, "vlans": list(a.vlans), "vhid": a.vhid,
-         "version": a.version, "msgtype": a.type, "checksum": f"0x{a.checksum:04x}",
-         "checksum_ok": a.checksum_ok, "checksum_variant": a.checksum_variant, "length": a.payload_len}
-    if a.protocol == CARP:
-        d.update(advbase=a.advbase, advskew=a.advskew, authlen=a.authlen, demote=a.demote,
-                 counter=a.counter.hex(), hmac=a.md.hex())
-    else:
-        d.update(priority=a.priority, count=a.count, addresses=list(a.addresses), interval_cs=a.interval_cs)
-        if a.protocol == "vrrp2":
-            d.update(auth_type=a.auth_type)
-        else:
-            d.update(reserved=a.reserved)
-    return d

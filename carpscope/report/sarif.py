@@ -2,10 +2,11 @@
 as ``tool.driver.rules``, one result per finding.
 
 A capture is a binary artifact. A result is located at the capture file (URI relative to the
-root, ``uriBaseId`` ``%SRCROOT%``) with a region giving the byte offset and length of the
-frame's record in the file, the frame as a logical location (``frame 42``,
-``captures/lab1.pcap#frame=42``), and ``startLine: 1``, which GitHub code scanning requires of
-every region (sarif-sdk rule GH1003). Further frames of the finding are related locations.
+root, ``uriBaseId`` ``%SRCROOT%``), the frame as a logical location (``frame 42``,
+``captures/lab1.pcap#frame=42``: Wireshark's frame number unless the run asked for the filtered
+numbering), and ``startLine: 1``, which GitHub code scanning requires of every region (sarif-sdk
+rule GH1003). The capture is not read again to find byte offsets (it may be a pipe, or have
+changed): only the record where a damaged capture stopped carries its byte offset. Further frames of the finding are related locations.
 Configuration findings (``lint``) carry their real line. ``partialFingerprints`` holds the
 carpscope fingerprint (policy.py) under ``carpscope/v1``, so an alert keeps its identity when a
 capture is re-recorded. Severity overrides are reported as ``ruleConfigurationOverrides``;
@@ -61,35 +62,6 @@ def rule_descriptors() -> list[dict]:
     return out
 
 
-def frame_records(path: str, frames: set[int], filtered: bool) -> dict[int, tuple[int, int]]:
-    """frame number -> (byte offset, length) of its record in the file, numbering frames as
-    the capture reader did (through the capture filter unless ``filtered`` is false).
-    Best effort: an unreadable or damaged file yields what could be found."""
-    from carpscope.capture import CaptureError, Numbering
-    from carpscope.pcapfile import Damage, read_records
-
-    out: dict[int, tuple[int, int]] = {}
-    if not frames or path in ("-", "stdin"):
-        return out
-    want = max(frames)
-    numbering = Numbering(all_frames=not filtered)
-    try:
-        with open(path, "rb") as f:
-            for rec in read_records(f):
-                if isinstance(rec, Damage):
-                    break
-                n = numbering.number(rec)
-                if n is None:
-                    continue
-                if n in frames:
-                    out[n] = (rec.offset, rec.length)
-                if n >= want:
-                    break
-    except (OSError, ValueError, CaptureError):
-        pass
-    return out
-
-
 def _location(p: Placed, frame: int | None, where: dict, record: bool = False) -> dict:
     f = p.finding
     region: dict = {"startLine": f.line or 1}
@@ -137,15 +109,6 @@ def result(p: Placed, rule_index: dict[str, int], where: dict, baseline: bool) -
 def sarif_json(placed: list[Placed], ctx: Context) -> dict:
     rules = rule_descriptors()
     rule_index = {d["id"]: i for i, d in enumerate(rules)}
-    # byte regions: one pass per capture over the records up to the last frame needed
-    where: dict[str, dict] = {}
-    if ctx.kind == "capture":
-        wanted: dict[str, set[int]] = {}
-        for p in placed:
-            if p.file and p.finding.packets and not p.finding.line and not p.guessed:
-                wanted.setdefault(p.file, set()).update(p.finding.packets[:RELATED_MAX + 1])
-        for file, frames in wanted.items():
-            where[file] = frame_records(file, frames, ctx.filtered.get(file, True))
     files = [ctx.shown(x) for x in ctx.files] + [ctx.shown(x) for x, _ in ctx.errors]
     for p in placed:
         if p.path and p.path not in files:
@@ -160,7 +123,7 @@ def sarif_json(placed: list[Placed], ctx: Context) -> dict:
     art_index = {path: i for i, path in enumerate(files)}
     results = []
     for p in placed:
-        r = result(p, rule_index, where.get(p.file, {}), ctx.baseline)
+        r = result(p, rule_index, {}, ctx.baseline)
         for loc in r.get("locations", []) + r.get("relatedLocations", []):
             al = loc.get("physicalLocation", {}).get("artifactLocation")
             if al is not None and p.path in art_index:

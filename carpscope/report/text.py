@@ -140,21 +140,3 @@ def render_findings(findings, console: Console) -> None:
                 ev.append(f.source)
             if ev:
                 console.print("         " + "; ".join(ev), style="dim", highlight=False)
-
-
-def advert_line(a: Advert) -> str:
-    """One tcpdump-like line per advertisement."""
-    vl = f"vlan {'.'.join(map(str, a.vlans))} " if a.vlans else ""
-    ck = "ok" if a.checksum_ok else "BAD"
-    if a.checksum_variant not in ("plain", "bad"):
-        ck += f" ({a.checksum_variant})"
-    head = f"{ts_text(a.ts)} #{a.frame} {vl}{a.eth_src or ''} {a.src} > {a.dst} ttl {a.ttl}"
-    if a.protocol == CARP:
-        body = (f"CARPv{a.version}-advertise vhid {a.vhid} advbase {a.advbase} advskew {a.advskew} "
-                f"authlen {a.authlen} demote {a.demote} counter {int.from_bytes(a.counter, 'big')}")
-    else:
-        body = (f"{protocol_name(a.protocol)} vrid {a.vhid} prio {a.priority} "
-                f"intvl {(a.interval_cs or 0) / 100:g}s addrs {','.join(a.addresses)}")
-        if a.protocol == "vrrp2":
-            body += f" authtype {['none', 'simple', 'ah'][a.auth_type] if a.auth_type in (0, 1, 2) else a.auth_type}"
-    return f"{head}: {body}, cksum 0x{a.checksum:04x} {ck}"

@@ -27,9 +27,10 @@ DETECTORS = (
     "carpscope.rules.packet",
     "carpscope.rules.group",
     "carpscope.rules.splitbrain",
-    "carpscope.auth",
+    "carpscope.rules.auth",
     "carpscope.intent",
-    "carpscope.analysis",
+    "carpscope.repeats",
+    "carpscope.engine",
     "carpscope.config.lint",
 )
 PAGES = "pages"          # package directory of the rule pages, beside this module

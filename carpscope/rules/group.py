@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from carpscope.model import CARP, Finding, protocol_name
 from carpscope.rules import ERROR, WARNING, declare
@@ -26,8 +27,7 @@ MASTER_GAP = declare("master-gap", "CS402", WARNING,
 FLAPPING = declare("flapping", "CS403", WARNING,
                    "Mastership changes too often", __name__)
 
-FLAP_CHANGES = 4          # mastership changes ...
-FLAP_WINDOW = 60.0        # ... within this many seconds
+FLAP_CHANGES = 4          # mastership changes within track.FLAP_WINDOW
 
 
 def _where(g: Group) -> dict:
@@ -41,7 +41,7 @@ def _name(g: Group) -> str:
 def _timing(sp: Speaker, g: Group) -> str:
     if g.protocol == CARP:
         return f"advbase {sp.advbase} advskew {sp.advskew}"
-    return f"priority {sp.priority} interval {sp.interval_cs / 100:g}s"
+    return f"priority {sp.priority} interval {(sp.interval_cs or 0) / 100:g}s"
 
 
 def _frames(*sps: Speaker) -> list[int]:
@@ -71,7 +71,7 @@ def _consistency(g: Group) -> list[Finding]:
     if len(sps) < 2:
         return out
     # equal timing: the election then rests on a tie-break (CARP timing races, VRRP address)
-    by_timing = defaultdict(list)
+    by_timing: defaultdict[Any, list[Speaker]] = defaultdict(list)
     for s in sps:
         if g.protocol == CARP:
             by_timing[(s.advbase, s.advskew)].append(s)
@@ -146,25 +146,14 @@ def _timeline(g: Group) -> list[Finding]:
                                evidence={"seconds": round(secs, 3), "previous": prev_ip, "next": next_ip,
                                          "master_down": round(md, 3), "allowed": round(allowed, 3)},
                                first_seen=gap_from, last_seen=gap_to, **_where(g)))
-    changes = [c for c in g.changes if c[3] != "initial"]
-    best = _densest(changes)
-    if best and len(best) >= FLAP_CHANGES:
-        out.append(FLAPPING.finding(f"{_name(g)}: mastership changed {len(best)} times within "
+    best, n = g.flap_window(), g.flap_best_n
+    if best and n >= FLAP_CHANGES:
+        out.append(FLAPPING.finding(f"{_name(g)}: mastership changed {n} times within "
                            f"{best[-1][0] - best[0][0]:.1f} s ({g.n_changes} changes in all)",
                            evidence={"changes": [{"ts": c[0], "from": c[1], "to": c[2]} for c in best[:20]]},
                            first_seen=best[0][0], last_seen=best[-1][0], packets=[c[4] for c in best[:10]],
                            **_where(g)))
     return out
-
-
-def _densest(changes: list) -> list:
-    best, j = [], 0
-    for i in range(len(changes)):
-        while changes[i][0] - changes[j][0] > FLAP_WINDOW:
-            j += 1
-        if i - j + 1 > len(best):
-            best = changes[j:i + 1]
-    return best
 
 
 def _segment_conflicts(groups: list[Group]) -> list[Finding]:

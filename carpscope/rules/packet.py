@@ -5,9 +5,9 @@ line per cause with a count, the time span and a few packet numbers to open in W
 """
 from __future__ import annotations
 
-from collections import OrderedDict
+from typing import Callable
 
-from carpscope.model import CARP, Advert, Finding, Malformed, protocol_name
+from carpscope.model import CARP, VRRP2, VRRP3, Advert, Finding, Malformed, protocol_name
 from carpscope.rules import ERROR, INFO, WARNING, Rule, declare
 
 MALFORMED = declare("malformed", "CS101", WARNING,
@@ -26,14 +26,9 @@ BOW_OUT = declare("bow-out", "CS206", INFO,
                   "A master bowed out (advbase = advskew = 255)", __name__)
 DEMOTED = declare("demoted", "CS205", WARNING,
                   "A speaker advertises a demoted skew or demote count", __name__)
-COUNTER_REPLAY = declare("counter-replay", "CS404", WARNING,
-                         "An identical CARP advertisement (counter and HMAC) seen again", __name__)
 
 SAMPLE = 10
 MAX_KEYS = 4096
-REFLECTION_S = 0.05       # an identical advert this soon is a reflection (loop), not a resend
-RECENT = 8192             # (segment, vhid, counter, HMAC) remembered in all, the oldest dropped first
-SPEAKERS = 8192           # speakers whose last counter is remembered (constant-counter test)
 
 
 def _is_multicast(dst: str) -> bool:
@@ -61,7 +56,7 @@ def _odd_mac(a: Advert) -> bool:
     keepalived sends VRRP from the interface's real MAC unless use_vmac is set (its default), and
     FreeBSD unicast CARP does too: those are normal and not flagged.
     """
-    mac = a.eth_src.lower()
+    mac = a.eth_src or ""            # the decoder writes MACs in lower case
     if mac in expected_macs(a):
         return False
     if mac.startswith("00:00:5e:00:0"):
@@ -72,41 +67,20 @@ def _odd_mac(a: Advert) -> bool:
 class _Fold:
     __slots__ = ("finding", "count")
 
-    def __init__(self, f: Finding):
+    def __init__(self, f: Finding) -> None:
         self.finding, self.count = f, 0
 
 
 class PacketRules:
-    def __init__(self):
+    """Per-advert rules, folded into one finding per (rule, speaker, detail): bounded by
+    MAX_KEYS whatever the capture holds (a flood of spoofed sources or ids)."""
+
+    def __init__(self) -> None:
         self._folds: dict[tuple, _Fold] = {}
-        # group id + counter + HMAC -> (ts, frame, src): the last RECENT adverts in arrival
-        # order; speaker -> [last counter, still remembered]: a cell updated in place. Both
-        # bounded whatever the capture holds (a flood of spoofed sources or ids)
-        self._recent: OrderedDict = OrderedDict()
-        self._counter_seen: OrderedDict = OrderedDict()
-        self._gids: OrderedDict = OrderedDict()     # (segment, vhid) -> 8-byte id, never reused
-        self._next_gid = 0
         self.dropped = 0
+        self.hits = 0
 
-    def group_id(self, segment: str, vhid: int) -> bytes:
-        """The prefix of a (segment, vhid) in the replay memory's keys (bytes: the key of an
-        advert is one concatenation, no tuple). Ids are never reused, so a group forgotten
-        here (more than RECENT of them) cannot match another's adverts."""
-        k = (segment, vhid)
-        gid = self._gids.get(k)
-        if gid is None:
-            if len(self._gids) >= RECENT:
-                self._gids.popitem(last=False)
-            gid = self._gids[k] = self._next_gid.to_bytes(8, "big")
-            self._next_gid += 1
-        return gid
-
-    def counter_cell(self, spk: tuple) -> list | None:
-        return self._counter_seen.get(spk)
-
-    hits = 0
-
-    def _hit(self, rule: Rule, key: tuple, ts: float, frame: int, build) -> None:
+    def _hit(self, rule: Rule, key: tuple, ts: float, frame: int, build: Callable[[], Finding]) -> None:
         self.hits += 1
         k = (rule.slug,) + key
         fold = self._folds.get(k)
@@ -123,45 +97,66 @@ class PacketRules:
             f.packets.append(frame)
 
     def advert(self, a: Advert) -> bool:
-        """Judge one advert; True when no rule fired on it (what steady.py may then repeat)."""
+        """Judge one advert; True when no rule fired on it. (The checks are inline and each
+        finding is built in a method of its own: this runs for every advert, and a nested
+        function here would cost an allocation per advert.)"""
         before = self.hits
-        spk = (a.segment, a.protocol, a.vhid, a.src)
         if not a.checksum_ok:
-            self._hit(BAD_CHECKSUM, spk, a.ts, a.frame, lambda: BAD_CHECKSUM.finding(
-                f"{protocol_name(a.protocol)} {a.vhid} from {a.src}: checksum 0x{a.checksum:04x} does not "
-                "verify; every receiver drops these adverts", evidence={"speaker": a.src, "checksum": f"0x{a.checksum:04x}"},
-                cause="corruption", **_where(a)))
+            self._bad_checksum(a)
         if a.ttl != 255:
-            uni = not _is_multicast(a.dst)
-            note = (" Sent unicast: FreeBSD skips the TTL check for unicast peers, OpenBSD, ucarp and "
-                    "VRRP multicast receivers do not." if uni else
-                    " Receivers (FreeBSD, OpenBSD, ucarp, keepalived, RFC 3768/5798) drop it: the sender "
-                    "will not be heard and may be elected master beside the real one.")
-            self._hit(BAD_TTL, spk + (a.ttl,), a.ts, a.frame, lambda: BAD_TTL.finding(
-                f"{protocol_name(a.protocol)} {a.vhid} from {a.src} arrives with "
-                f"{'TTL' if a.family == 4 else 'hop limit'} {a.ttl}, not 255.{note} Likely a routed hop, "
-                "a relay or a NAT/firewall rewriting TTL.",
-                evidence={"speaker": a.src, "ttl": a.ttl, "destination": a.dst}, cause="ttl", **_where(a)))
-        if a.protocol == "vrrp3" and a.family == 4 and a.checksum_variant in ("none", "pseudo-224"):
-            how = ("without the IPv4 pseudo-header (RFC 9568 / Cisco / Juniper style)" if a.checksum_variant == "none"
-                   else "with 224.0.0.18 in the pseudo-header although sent unicast (keepalived <= 1.3.6)")
-            self._hit(VRRP3_LEGACY_CHECKSUM, spk + (a.checksum_variant,), a.ts, a.frame, lambda: VRRP3_LEGACY_CHECKSUM.finding(
-                f"VRRPv3 {a.vhid} from {a.src}: checksum computed {how}; peers using "
-                "the other convention drop these adverts (keepalived: v3_checksum_as_v2)",
-                evidence={"speaker": a.src, "variant": a.checksum_variant}, **_where(a)))
-        for field_, value, why in self._odd_fields(a):
-            self._hit(NONSTANDARD_FIELD, spk + (field_, value), a.ts, a.frame, lambda: NONSTANDARD_FIELD.finding(
-                f"{protocol_name(a.protocol)} {a.vhid} from {a.src}: {field_} = {value}: {why}",
-                evidence={"speaker": a.src, "field": field_, "value": value}, **_where(a)))
+            self._bad_ttl(a)
+        if a.protocol == VRRP3 and a.family == 4 and a.checksum_variant in ("none", "pseudo-224"):
+            self._legacy_checksum(a)
+        odd = self._odd_fields(a)
+        if odd:
+            self._nonstandard(a, odd)
         if a.eth_src and _is_multicast(a.dst) and _odd_mac(a):
-            exp = expected_macs(a)[0]
-            self._hit(UNEXPECTED_SOURCE_MAC, spk + (a.eth_src,), a.ts, a.frame, lambda: UNEXPECTED_SOURCE_MAC.finding(
-                f"{protocol_name(a.protocol)} {a.vhid} from {a.src} sent from MAC {a.eth_src}, not "
-                f"the virtual MAC {exp}" + self._mac_hint(a),
-                evidence={"speaker": a.src, "mac": a.eth_src, "expected": exp}, **_where(a)))
-        if a.protocol == CARP:
-            self._carp(a, spk)
+            self._source_mac(a)
+        if a.protocol == CARP and ((a.advbase == 255 and a.advskew == 255) or a.advskew == 240 or (a.demote or 0) > 0):
+            self._carp(a, (a.segment, a.protocol, a.vhid, a.src))
         return self.hits == before
+
+    def _bad_checksum(self, a: Advert) -> None:
+        self._hit(BAD_CHECKSUM, (a.segment, a.protocol, a.vhid, a.src), a.ts, a.frame, lambda: BAD_CHECKSUM.finding(
+            f"{protocol_name(a.protocol)} {a.vhid} from {a.src}: checksum 0x{a.checksum:04x} does not "
+            "verify; every receiver drops these adverts", evidence={"speaker": a.src, "checksum": f"0x{a.checksum:04x}"},
+            cause="corruption", **_where(a)))
+
+    def _bad_ttl(self, a: Advert) -> None:
+        uni = not _is_multicast(a.dst)
+        note = (" Sent unicast: FreeBSD skips the TTL check for unicast peers, OpenBSD, ucarp and "
+                "VRRP multicast receivers do not." if uni else
+                " Receivers (FreeBSD, OpenBSD, ucarp, keepalived, RFC 3768/5798) drop it: the sender "
+                "will not be heard and may be elected master beside the real one.")
+        self._hit(BAD_TTL, (a.segment, a.protocol, a.vhid, a.src, a.ttl), a.ts, a.frame, lambda: BAD_TTL.finding(
+            f"{protocol_name(a.protocol)} {a.vhid} from {a.src} arrives with "
+            f"{'TTL' if a.family == 4 else 'hop limit'} {a.ttl}, not 255.{note} Likely a routed hop, "
+            "a relay or a NAT/firewall rewriting TTL.",
+            evidence={"speaker": a.src, "ttl": a.ttl, "destination": a.dst}, cause="ttl", **_where(a)))
+
+    def _legacy_checksum(self, a: Advert) -> None:
+        how = ("without the IPv4 pseudo-header (RFC 9568 / Cisco / Juniper style)" if a.checksum_variant == "none"
+               else "with 224.0.0.18 in the pseudo-header although sent unicast (keepalived <= 1.3.6)")
+        self._hit(VRRP3_LEGACY_CHECKSUM, (a.segment, a.protocol, a.vhid, a.src, a.checksum_variant), a.ts, a.frame,
+                  lambda: VRRP3_LEGACY_CHECKSUM.finding(
+                      f"VRRPv3 {a.vhid} from {a.src}: checksum computed {how}; peers using "
+                      "the other convention drop these adverts (keepalived: v3_checksum_as_v2)",
+                      evidence={"speaker": a.src, "variant": a.checksum_variant}, **_where(a)))
+
+    def _nonstandard(self, a: Advert, odd: list[tuple[str, object, str]]) -> None:
+        for field_, value, why in odd:
+            self._hit(NONSTANDARD_FIELD, (a.segment, a.protocol, a.vhid, a.src, field_, value), a.ts, a.frame,
+                      lambda: NONSTANDARD_FIELD.finding(
+                          f"{protocol_name(a.protocol)} {a.vhid} from {a.src}: {field_} = {value}: {why}",
+                          evidence={"speaker": a.src, "field": field_, "value": value}, **_where(a)))
+
+    def _source_mac(self, a: Advert) -> None:
+        exp = expected_macs(a)[0]
+        self._hit(UNEXPECTED_SOURCE_MAC, (a.segment, a.protocol, a.vhid, a.src, a.eth_src), a.ts, a.frame,
+                  lambda: UNEXPECTED_SOURCE_MAC.finding(
+                      f"{protocol_name(a.protocol)} {a.vhid} from {a.src} sent from MAC {a.eth_src}, not "
+                      f"the virtual MAC {exp}" + self._mac_hint(a),
+                      evidence={"speaker": a.src, "mac": a.eth_src, "expected": exp}, **_where(a)))
 
     @staticmethod
     def _mac_hint(a: Advert) -> str:
@@ -171,34 +166,36 @@ class PacketRules:
                 "is not in use (unicast mode, use_vmac off) or the frame was rewritten on the way")
 
     @staticmethod
-    def _odd_fields(a: Advert):
+    def _odd_fields(a: Advert) -> list[tuple[str, object, str]]:
+        out: list[tuple[str, object, str]] = []
         if a.type != 1:
-            yield "type", a.type, "only 1 (advertisement) is defined; RFC 3768/5798 receivers discard other types"
+            out.append(("type", a.type, "only 1 (advertisement) is defined; RFC 3768/5798 receivers discard other types"))
         if a.vhid == 0:
-            yield "vhid", 0, "0 is not a valid VHID/VRID (FreeBSD uses it only for loop detection)"
+            out.append(("vhid", 0, "0 is not a valid VHID/VRID (FreeBSD uses it only for loop detection)"))
         if a.trailing > 0:
-            yield "trailing bytes", a.trailing, "the payload is longer than the header and addresses"
+            out.append(("trailing bytes", a.trailing, "the payload is longer than the header and addresses"))
         if a.protocol == CARP:
             if a.authlen != 7:
-                yield "authlen", a.authlen, "CARP senders always put 7; receivers ignore it"
+                out.append(("authlen", a.authlen, "CARP senders always put 7; receivers ignore it"))
             if a.advbase == 0 and a.advskew == 0:
-                yield "advbase/advskew", "0/0", "OpenBSD then advertises every 1/256 s"
-        elif a.protocol == "vrrp2":
+                out.append(("advbase/advskew", "0/0", "OpenBSD then advertises every 1/256 s"))
+        elif a.protocol == VRRP2:
             if a.auth_type not in (0, 1, 2):
-                yield "auth type", a.auth_type, "RFC 3768 knows 0 (and 1, 2 from RFC 2338)"
+                out.append(("auth type", a.auth_type, "RFC 3768 knows 0 (and 1, 2 from RFC 2338)"))
             if a.count == 0:
-                yield "address count", 0, "an advert without addresses"
+                out.append(("address count", 0, "an advert without addresses"))
             if a.interval_cs == 0:
-                yield "advertisement interval", 0, "0 s interval"
+                out.append(("advertisement interval", 0, "0 s interval"))
         else:
             if a.reserved:
-                yield "reserved bits", a.reserved, "must be zero on transmit (RFC 5798 §5.2.5)"
+                out.append(("reserved bits", a.reserved, "must be zero on transmit (RFC 5798 §5.2.5)"))
             if a.interval_cs == 0:
-                yield "max advertisement interval", 0, "must be non-zero (RFC 9568 erratum 8301)"
+                out.append(("max advertisement interval", 0, "must be non-zero (RFC 9568 erratum 8301)"))
             if a.count == 0:
-                yield "address count", 0, "an advert without addresses (RFC 9568 erratum 8299: ignored)"
+                out.append(("address count", 0, "an advert without addresses (RFC 9568 erratum 8299: ignored)"))
             if a.family == 6 and a.addresses and not a.addresses[0].lower().startswith("fe80"):
-                yield "first address", a.addresses[0], "RFC 5798 §5.2.9: for IPv6 the first address must be the link-local"
+                out.append(("first address", a.addresses[0], "RFC 5798 §5.2.9: for IPv6 the first address must be the link-local"))
+        return out
 
     def _carp(self, a: Advert, spk: tuple) -> None:
         if a.advbase == 255 and a.advskew == 255:
@@ -213,38 +210,6 @@ class PacketRules:
                 f"CARP {a.vhid}: {a.src} advertises {what}: it is demoted (net.inet.carp.demotion > 0, "
                 "an interface or pfsync problem, or maintenance mode) and will lose the election to any peer",
                 evidence={"speaker": a.src, "advskew": a.advskew, "demote": a.demote}, cause="demotion", **_where(a)))
-        # identical counter and HMAC seen again
-        key = self.group_id(a.segment, a.vhid) + a.counter + a.md
-        recent = self._recent
-        prev = recent.get(key)
-        seen = self._counter_seen
-        cell = seen.get(spk)
-        last_counter = cell[0] if cell is not None else None
-        if cell is None:
-            if len(seen) >= SPEAKERS:
-                seen.popitem(last=False)[1][1] = False
-            seen[spk] = [a.counter, True]
-        else:
-            cell[0] = a.counter
-        if prev is not None:
-            pts, pframe, psrc = prev
-            # a copy coming back before the sender's next advert could be due; OpenBSD with
-            # advbase 0 repeats its constant counter every 1/256 s, which is no reflection
-            if a.ts - pts <= min(REFLECTION_S, (a.interval_s or 1 / 256) / 2):
-                kind, msg = "reflection", "within milliseconds: a switch loop or a hypervisor reflecting adverts"
-            elif last_counter == a.counter and psrc == a.src:
-                kind = None   # constant counter: OpenBSD's fixed cookie, by design
-            else:
-                kind, msg = "replay", "after other counters: a replayed advertisement"
-            if kind:
-                self._hit(COUNTER_REPLAY, spk + (kind,), a.ts, a.frame, lambda: COUNTER_REPLAY.finding(
-                    f"CARP {a.vhid}: advert from {a.src} identical (counter and HMAC) to frame "
-                    f"{pframe} {msg}", evidence={"speaker": a.src, "kind": kind, "first": pframe,
-                                                 "counter": a.counter.hex()}, cause=kind, **_where(a)))
-        if prev is None and len(recent) >= RECENT:
-            # the oldest first: O(1), where next(iter(dict)) walks the deleted entries in front
-            recent.popitem(last=False)
-        recent[key] = (a.ts, a.frame, a.src)
 
     def malformed(self, m: Malformed) -> None:
         key = (m.segment, m.src, m.reason.split(":")[0].split("(")[0])

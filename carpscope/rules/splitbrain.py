@@ -55,10 +55,10 @@ def _auth_cause(g: Group, a: Speaker, b: Speaker) -> tuple[str, str] | None:
     if "fail" in (sa, sb):
         bad = [s for s in (a, b) if s.auth_status() == "fail"]
         good = [s for s in (a, b) if s.auth_status() == "ok"]
-        diag = [s.auth_diagnosis for s in bad if s.auth_diagnosis]
-        kinds = {d.get("kind") for d in diag}
+        diag = [s.auth_diagnosis for s in bad if s.auth_diagnosis is not None]
+        kinds = {d.kind for d in diag}
         if "vip-set" in kinds:
-            return "vip-set", "; ".join(d.get("message", "") for d in diag)
+            return "vip-set", "; ".join(d.message for d in diag)
         if good and "passphrase" in kinds:
             return "passphrase", (f"{', '.join(s.ip for s in bad)} verifies with no known passphrase while "
                                   f"{good[0].ip} verifies with '{good[0].auth_key}'")
@@ -90,8 +90,8 @@ def diagnose(g: Group, a: Speaker, b: Speaker) -> tuple[str, str]:
         if r:
             return r
     if g.protocol == "vrrp2" and a.interval_cs != b.interval_cs:
-        return "advbase", (f"advertisement intervals differ ({a.ip}: {a.interval_cs / 100:g} s, "
-                           f"{b.ip}: {b.interval_cs / 100:g} s): VRRPv2 receivers discard adverts "
+        return "advbase", (f"advertisement intervals differ ({a.ip}: {(a.interval_cs or 0) / 100:g} s, "
+                           f"{b.ip}: {(b.interval_cs or 0) / 100:g} s): VRRPv2 receivers discard adverts "
                            "with another interval")
     if g.protocol == CARP and "unchecked" in (a.auth_status(), b.auth_status()):
         return "unknown", "authentication not checked (no passphrase known)"

@@ -1,44 +1,57 @@
 """From a captured frame to a pipeline record: Advert, Malformed, AddressHint or None.
 
-IP framing is parsed here with struct (the hot path: dense captures reach hundreds of
-thousands of adverts a second); the payload is bounded by the IPv4 total length or the IPv6
-payload length, so Ethernet padding never leaks into an advertisement.
+``relevant`` says, from the bytes of a frame lying anywhere in a buffer, whether ``decode_frame``
+could make a record of it (protocol 112 over IPv4 or IPv6, ARP, an IPv6 neighbour
+advertisement): the capture reader asks it about every record so that the frames of a large
+capture that carry nothing of interest are never cut out of the read buffer. Both walk the link
+and IP headers with the same functions (``link.locate``, ``ip6_upper``), so they cannot disagree
+about where a payload is.
+
+The payload is bounded by the IPv4 total length or the IPv6 payload length, so Ethernet
+padding never leaks into an advertisement.
 """
 from __future__ import annotations
 
-import struct
 from socket import AF_INET, AF_INET6, inet_ntop
+from typing import Final
 
 from carpscope.model import AddressHint, Advert, Malformed
 from carpscope.wire import proto112
-from carpscope.wire.link import ETH_ARP, ETH_IP4, ETH_IP6, Link, mac, parse_link
+from carpscope.wire.link import ETH_ARP, ETH_IP4, ETH_IP6, Link, locate, mac, parse_link
 
-PROTO = 112
+PROTO: Final = 112
+_ICMP6: Final = 58
+_NA: Final = 136
+_AH: Final = 51
+_FRAG: Final = 44
 # IPv6 extension headers walked to reach the upper layer (fragment handled apart)
-_EXT = {0, 43, 60, 135, 139, 140}
-_AH = 51
-_FRAG = 44
+_EXT: Final = frozenset((0, 43, 60, 135, 139, 140))
+FRAGMENT: Final = -2      # ip6_upper: a non-first fragment, or a first one: see its note
+UNKNOWN: Final = -1
+
+
+def point_name(source: str, link: Link) -> str:
+    """Capture point plus VLAN tags."""
+    if not link.vlans:
+        return source
+    return source + "/vlan" + ".".join([str(v) for v in link.vlans])
 
 
 def segment_name(source: str, link: Link) -> str:
-    """Capture point plus VLAN tags (and the SLL2 interface: `-i any` sees a frame per port)."""
-    if not link.vlans and link.ifindex is None:
-        return source
-    seg = source
-    if link.vlans:
-        seg += "/vlan" + ".".join(str(v) for v in link.vlans)
-    if link.ifindex is not None:
-        seg += f"/if{link.ifindex}"
-    return seg
+    """Capture point plus VLAN tags and the SLL2 interface (`-i any` records a frame on every
+    interface it crosses: repeats.py recognises those copies, the segment keeps the first)."""
+    if link.ifindex is None:
+        return point_name(source, link)
+    return point_name(source, link) + f"/if{link.ifindex}"
 
 
 # packed address -> text: a capture holds few distinct addresses, and inet_ntop per advert
 # was a tenth of decoding. Emptied when full.
-_ADDRS: dict[bytes, str] = {}
-_MAX_ADDRS = 8192
+_ADDRS: Final[dict[bytes, str]] = {}
+_MAX_ADDRS: Final = 8192
 
 
-def _ntop(packed: bytes) -> str:
+def ntop(packed: bytes) -> str:
     text = _ADDRS.get(packed)
     if text is None:
         if len(_ADDRS) >= _MAX_ADDRS:
@@ -47,123 +60,227 @@ def _ntop(packed: bytes) -> str:
     return text
 
 
-def decode_frame(linktype: int, data: bytes, frame: int, ts: float, source: str):
-    """Decode one frame. Never raises on frame bytes: bad input becomes a Malformed record."""
-    link = parse_link(linktype, data)
-    if link is None:
-        return None
-    et, off = link.ethertype, link.offset
-    if et == ETH_IP4:
-        return _ip4(data, off, link, frame, ts, source)
-    if et == ETH_IP6:
-        return _ip6(data, off, link, frame, ts, source)
-    if et == ETH_ARP:
-        return _arp(data, off, link, frame, ts, source)
-    return None
-
-
-def _malformed(reason, link, frame, ts, source, family=None, src=None, dst=None, payload=b""):
-    return Malformed(frame, ts, source, segment_name(source, link), reason, family, src, dst,
-                     link.eth_src, link.vlans,
-                     payload[1] if len(payload) > 1 else None,
-                     payload[0] >> 4 if payload else None)
-
-
-def _ip4(data, off, link, frame, ts, source):
-    n = len(data)
-    if n < off + 20:
-        if n >= off + 10 and data[off + 9] == PROTO:
-            return _malformed("IPv4 header truncated", link, frame, ts, source, 4)
-        return None
-    vihl = data[off]
-    proto = data[off + 9]
-    if proto != PROTO:
-        return None
-    ihl = (vihl & 0x0F) * 4
-    total = (data[off + 2] << 8) | data[off + 3]
-    ttl = data[off + 8]
-    s, d = data[off + 12:off + 16], data[off + 16:off + 20]
-    src, dst = _ntop(s), _ntop(d)
-    if vihl >> 4 != 4:
-        return _malformed(f"IPv4 ethertype but IP version {vihl >> 4}", link, frame, ts, source, 4, src, dst)
-    if ihl < 20 or total < ihl:
-        return _malformed(f"bad IPv4 header (IHL {ihl}, total length {total})", link, frame, ts, source, 4, src, dst)
-    frag = (data[off + 6] << 8) | data[off + 7]
-    if frag & 0x3FFF:
-        return _malformed("IPv4 fragment (adverts are never fragmented)", link, frame, ts, source, 4, src, dst)
-    end = off + total
-    if end > n:
-        return _malformed(f"truncated: IPv4 length {total} but {n - off} bytes captured",
-                          link, frame, ts, source, 4, src, dst, data[off + ihl:n])
-    return _advert(data[off + ihl:end], 4, s, d, src, dst, ttl, link, frame, ts, source)
-
-
-def _ip6(data, off, link, frame, ts, source):
-    n = len(data)
-    if n < off + 40 or data[off] >> 4 != 6:
-        return None
-    plen = (data[off + 4] << 8) | data[off + 5]
-    nxt = data[off + 6]
-    hlim = data[off + 7]
-    s, d = data[off + 8:off + 24], data[off + 24:off + 40]
-    pos, end = off + 40, off + 40 + plen
-    while nxt != PROTO:
+def ip6_upper(data: bytes, pos: int, end: int, nxt: int) -> tuple[int, int]:
+    """Walk IPv6 extension headers from ``pos`` (the first one's type ``nxt``) to the upper
+    layer: (protocol, its offset); (UNKNOWN, pos) when a header does not fit or is not one we
+    walk; (FRAGMENT, pos of the fragment header) for a fragment other than an unfragmented
+    one (offset 0 without more fragments is walked through)."""
+    while nxt != PROTO and nxt != _ICMP6:
         if nxt in _EXT or nxt == _AH:
-            if pos + 2 > min(end, n):
-                return None
+            if pos + 2 > end:
+                return UNKNOWN, pos
             hlen = (data[pos + 1] + 2) * 4 if nxt == _AH else (data[pos + 1] + 1) * 8
             nxt, pos = data[pos], pos + hlen
         elif nxt == _FRAG:
-            if pos + 8 > n:
-                return None
-            if nxt == _FRAG and (((data[pos + 2] << 8) | data[pos + 3]) & 0xFFF9):
-                if data[pos] == PROTO:
-                    return _malformed("IPv6 fragment (adverts are never fragmented)", link, frame, ts,
-                                      source, 6, inet_ntop(AF_INET6, s), inet_ntop(AF_INET6, d))
-                return None
+            if pos + 8 > end:
+                return UNKNOWN, pos
+            if ((data[pos + 2] << 8) | data[pos + 3]) & 0xFFF9:
+                return FRAGMENT, pos
             nxt, pos = data[pos], pos + 8
-        elif nxt == 58:
-            return _na(data, pos, min(end, n), s, link, frame, ts, source)
         else:
+            return UNKNOWN, pos
+    return nxt, pos
+
+
+def relevant(linktype: int, data: bytes, start: int, end: int) -> bool:
+    """Whether ``decode_frame`` could make a record of the frame ``data[start:end]`` (a
+    necessary condition, cheap: no object is built)."""
+    et, off = locate(linktype, data, start, end)
+    if et == ETH_IP4:
+        return end >= off + 10 and data[off + 9] == PROTO
+    if et == ETH_IP6:
+        if end < off + 40 or data[off] >> 4 != 6:
+            return False
+        nxt, pos = ip6_upper(data, off + 40, end, data[off + 6])
+        if nxt == PROTO:
+            return True
+        if nxt == FRAGMENT:
+            return data[pos] == PROTO
+        return nxt == _ICMP6 and pos < end and data[pos] == _NA
+    if et == ETH_ARP:
+        if end < off + 28:
+            return False
+        # replies, and requests whose sender is also the target (gratuitous)
+        return data[off + 7] == 2 or data[off + 14:off + 18] == data[off + 24:off + 28]
+    return False
+
+
+class Flow:
+    """The frames of one sender to one destination on one link: the same link header (MACs,
+    VLAN tags, interface) and the same IP addresses. What they share is worked out once — the
+    address texts, segment and capture point — and the engine keeps its own per-flow record in
+    ``state`` (the group and speaker, the recent packets), so that an advert of a known flow
+    costs one lookup instead of one per stage."""
+
+    link: Link
+    segment: str
+    point: str
+    src: str
+    dst: str
+    ifindex: int
+    state: object
+
+    def __init__(self, link: Link, base: str, src: str, dst: str) -> None:
+        self.link = link
+        self.point = point_name(base, link)
+        self.segment = segment_name(base, link)
+        self.src, self.dst = src, dst
+        self.ifindex = -1 if link.ifindex is None else link.ifindex
+        self.state = None
+
+
+class Decoder:
+    """Decodes the frames of one source (``source``: its name in records; ``point``: the
+    capture point its segments are named after, by default the source). Never raises on frame
+    bytes: bad input becomes a Malformed record."""
+
+    MAX_FLOWS = 8192      # flows kept (emptied when full: the cache only saves work)
+
+    def __init__(self, source: str, point: str | None = None) -> None:
+        self.source = source
+        self.base = point or source
+        self.flows: dict[bytes, Flow] = {}
+
+    def decode(self, linktype: int, data: bytes, frame: int, ts: float) -> Advert | Malformed | AddressHint | None:
+        n = len(data)
+        et, off = locate(linktype, data, 0, n)
+        if et == ETH_IP4:
+            return self._ip4(linktype, data, off, frame, ts)
+        if et == ETH_IP6:
+            return self._ip6(linktype, data, off, frame, ts)
+        if et == ETH_ARP:
+            link = parse_link(linktype, data)
+            return _arp(data, off, link, frame, ts, self.source, self.base) if link is not None else None
+        return None
+
+    def _flow(self, linktype: int, data: bytes, off: int, addrs: bytes) -> Flow:
+        """The flow of a frame whose network header is at ``off``, ``addrs`` its source and
+        destination addresses (the key: link header and addresses)."""
+        key = data[:off] + addrs
+        flows = self.flows
+        fl = flows.get(key)
+        if fl is None:
+            link = parse_link(linktype, data)
+            assert link is not None          # locate() found the network layer
+            if len(flows) >= self.MAX_FLOWS:
+                flows.clear()
+            half = len(addrs) // 2
+            fl = flows[key] = Flow(link, self.base, ntop(addrs[:half]), ntop(addrs[half:]))
+        return fl
+
+    def _malformed(self, reason: str, link: Link, frame: int, ts: float, family: int | None = None,
+                   src: str | None = None, dst: str | None = None, payload: bytes = b"") -> Malformed:
+        return Malformed(frame, ts, self.source, segment_name(self.base, link), reason, family, src, dst,
+                         link.eth_src, link.vlans,
+                         payload[1] if len(payload) > 1 else None,
+                         payload[0] >> 4 if payload else None)
+
+    def _ip4(self, lt: int, data: bytes, off: int, frame: int, ts: float) -> Advert | Malformed | None:
+        n = len(data)
+        if n < off + 20:
+            if n >= off + 10 and data[off + 9] == PROTO:
+                link = parse_link(lt, data)
+                return self._malformed("IPv4 header truncated", link, frame, ts, 4) if link is not None else None
             return None
-    src, dst = _ntop(s), _ntop(d)
-    if pos > end:
-        return _malformed("IPv6 extension headers longer than the payload", link, frame, ts, source, 6, src, dst)
-    if end > n:
-        return _malformed(f"truncated: IPv6 payload length {plen} but {n - off - 40} bytes captured",
-                          link, frame, ts, source, 6, src, dst, data[pos:n])
-    return _advert(data[pos:end], 6, s, d, src, dst, hlim, link, frame, ts, source)
+        if data[off + 9] != PROTO:
+            return None
+        vihl = data[off]
+        ihl = (vihl & 0x0F) * 4
+        total = (data[off + 2] << 8) | data[off + 3]
+        addrs = data[off + 12:off + 20]
+        fl = self._flow(lt, data, off, addrs)
+        if vihl >> 4 != 4:
+            return self._malformed(f"IPv4 ethertype but IP version {vihl >> 4}", fl.link, frame, ts, 4, fl.src, fl.dst)
+        if ihl < 20 or total < ihl:
+            return self._malformed(f"bad IPv4 header (IHL {ihl}, total length {total})", fl.link, frame, ts, 4,
+                                   fl.src, fl.dst)
+        frag = (data[off + 6] << 8) | data[off + 7]
+        if frag & 0x3FFF:
+            return self._malformed("IPv4 fragment (adverts are never fragmented)", fl.link, frame, ts, 4,
+                                   fl.src, fl.dst)
+        end = off + total
+        if end > n:
+            return self._malformed(f"truncated: IPv4 length {total} but {n - off} bytes captured",
+                                   fl.link, frame, ts, 4, fl.src, fl.dst, data[off + ihl:n])
+        link = fl.link
+        a = Advert(frame, ts, self.source, fl.segment, 4, fl.src, fl.dst, data[off + 8],
+                   eth_src=link.eth_src, eth_dst=link.eth_dst, vlans=link.vlans, point=fl.point,
+                   ifindex=fl.ifindex, packet=data[off:end],
+                   ip_id=(data[off + 4] << 8) | data[off + 5], tos=data[off + 1], df=bool(frag & 0x4000))
+        a.flow = fl
+        return self._payload(data[off + ihl:end], 4, addrs, a, link)
+
+    def _ip6(self, lt: int, data: bytes, off: int, frame: int, ts: float) -> Advert | Malformed | AddressHint | None:
+        n = len(data)
+        if n < off + 40 or data[off] >> 4 != 6:
+            return None
+        plen = (data[off + 4] << 8) | data[off + 5]
+        hlim = data[off + 7]
+        end = off + 40 + plen
+        nxt, pos = ip6_upper(data, off + 40, min(end, n), data[off + 6])
+        if nxt == FRAGMENT:
+            if data[pos] == PROTO:
+                link = parse_link(lt, data)
+                if link is not None:
+                    return self._malformed("IPv6 fragment (adverts are never fragmented)", link, frame, ts, 6,
+                                           ntop(data[off + 8:off + 24]), ntop(data[off + 24:off + 40]))
+            return None
+        if nxt == _ICMP6:
+            link = parse_link(lt, data)
+            return _na(data, pos, min(end, n), link, frame, ts, self.source, self.base) if link is not None else None
+        if nxt != PROTO:
+            return None
+        addrs = data[off + 8:off + 40]
+        fl = self._flow(lt, data, off, addrs)
+        if pos > end:
+            return self._malformed("IPv6 extension headers longer than the payload", fl.link, frame, ts, 6,
+                                   fl.src, fl.dst)
+        if end > n:
+            return self._malformed(f"truncated: IPv6 payload length {plen} but {n - off - 40} bytes captured",
+                                   fl.link, frame, ts, 6, fl.src, fl.dst, data[pos:n])
+        tclass = ((data[off] & 0x0F) << 4) | (data[off + 1] >> 4)
+        link = fl.link
+        a = Advert(frame, ts, self.source, fl.segment, 6, fl.src, fl.dst, hlim,
+                   eth_src=link.eth_src, eth_dst=link.eth_dst, vlans=link.vlans, point=fl.point,
+                   ifindex=fl.ifindex, packet=data[off:end], tos=tclass)
+        a.flow = fl
+        return self._payload(data[pos:end], 6, addrs, a, link)
+
+    def _payload(self, payload: bytes, family: int, addrs: bytes, a: Advert, link: Link) -> Advert | Malformed:
+        why = proto112.decode_into(payload, family, addrs, a)
+        if why is not None:
+            return self._malformed(why, link, a.frame, a.ts, family, a.src, a.dst, payload)
+        return a
 
 
-def _advert(payload, family, s, d, src, dst, ttl, link, frame, ts, source):
-    r = proto112.decode(payload, family, s, d)
-    if isinstance(r, str):
-        return _malformed(r, link, frame, ts, source, family, src, dst, payload)
-    return Advert(frame, ts, source, segment_name(source, link), r.protocol, family, src, dst, ttl,
-                  r.vhid, r.version, r.type, r.checksum, r.checksum_ok, r.checksum_variant,
-                  len(payload), r.trailing, link.eth_src, link.eth_dst, link.vlans,
-                  r.advbase, r.advskew, r.authlen, r.demote, r.counter, r.md,
-                  r.priority, r.count, r.addresses, r.auth_type, r.auth_data, r.interval_cs, r.reserved)
+def decode_frame(linktype: int, data: bytes, frame: int, ts: float,
+                 source: str) -> Advert | Malformed | AddressHint | None:
+    """Decode one frame on its own (tests, tools): a Decoder for this one frame."""
+    return Decoder(source).decode(linktype, data, frame, ts)
 
 
-def _arp(data, off, link, frame, ts, source):
+def _arp(data: bytes, off: int, link: Link, frame: int, ts: float, source: str, base: str) -> AddressHint | None:
     """ARP replies and gratuitous ARPs (sender IP == target IP) announce who holds an address."""
     if len(data) < off + 28:
         return None
-    htype, ptype, hlen, plen, op = struct.unpack_from("!HHBBH", data, off)
+    htype = (data[off] << 8) | data[off + 1]
+    ptype = (data[off + 2] << 8) | data[off + 3]
+    hlen, plen = data[off + 4], data[off + 5]
+    op = (data[off + 6] << 8) | data[off + 7]
     if htype != 1 or ptype != 0x0800 or hlen != 6 or plen != 4:
         return None
     sha, spa = data[off + 8:off + 14], data[off + 14:off + 18]
     tpa = data[off + 24:off + 28]
     if not (op == 2 or spa == tpa) or spa == b"\0\0\0\0":
         return None
-    return AddressHint(frame, ts, source, segment_name(source, link), 4, inet_ntop(AF_INET, spa),
+    return AddressHint(frame, ts, source, segment_name(base, link), 4, inet_ntop(AF_INET, spa),
                        link.eth_src or mac(sha), mac(sha))
 
 
-def _na(data, pos, end, s, link, frame, ts, source):
+def _na(data: bytes, pos: int, end: int, link: Link, frame: int, ts: float, source: str,
+        base: str) -> AddressHint | None:
     """IPv6 neighbour advertisement: target address and its target link-layer option."""
-    if end < pos + 24 or data[pos] != 136:
+    if end < pos + 24 or data[pos] != _NA:
         return None
     target = data[pos + 8:pos + 24]
     lladdr = None
@@ -178,10 +295,5 @@ def _na(data, pos, end, s, link, frame, ts, source):
     eth = link.eth_src or lladdr
     if eth is None:
         return None
-    return AddressHint(frame, ts, source, segment_name(source, link), 6, inet_ntop(AF_INET6, target),
+    return AddressHint(frame, ts, source, segment_name(base, link), 6, inet_ntop(AF_INET6, target),
                        eth, lladdr or eth)
-
-
-def ip_offset(linktype: int, data: bytes) -> int:
-    """Where the IP header of a frame that decoded to an advert starts."""
-    return parse_link(linktype, data).offset

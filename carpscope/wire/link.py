@@ -4,30 +4,38 @@ Supported (LINKTYPE values as in pcap files; DLT aliases as libpcap reports them
 Ethernet with 802.1Q / 802.1ad / QinQ tags, Linux cooked v1 (SLL) and v2 (SLL2), raw IP,
 IPv4, IPv6, BSD null (host byte order) and loopback (network byte order), Frame Relay
 (RFC 2427 NLPID/SNAP and Cisco encapsulation).
+
+``locate`` walks a link header (and its VLAN tags) to the network layer without building
+anything, on a frame anywhere inside a buffer: the capture reader asks it about every record
+of a large capture before cutting a frame out. ``parse_link`` builds the ``Link`` (MACs,
+VLANs, interface) of a frame that is worth decoding.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
-ETH_IP4, ETH_IP6, ETH_ARP = 0x0800, 0x86DD, 0x0806
-VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
+ETH_IP4: Final = 0x0800
+ETH_IP6: Final = 0x86DD
+ETH_ARP: Final = 0x0806
+VLAN_TPIDS: Final = (0x8100, 0x88A8, 0x9100)
 
-LINKTYPES = {
+LINKTYPES: Final = {
     0: "NULL", 1: "EN10MB", 12: "RAW", 14: "RAW", 101: "RAW", 107: "FRELAY", 108: "LOOP",
     113: "LINUX_SLL", 228: "IPV4", 229: "IPV6", 276: "LINUX_SLL2",
 }
 # every name libpcap/pcap files use for link types we do not decode, for a clear error
-OTHER_LINKTYPES = {
+OTHER_LINKTYPES: Final = {
     6: "IEEE802_5", 9: "PPP", 10: "FDDI", 50: "PPP_HDLC", 104: "C_HDLC", 105: "IEEE802_11",
     117: "PFLOG", 119: "PRISM_HEADER", 127: "IEEE802_11_RADIO", 192: "PPI",
     143: "DOCSIS", 147: "USER0", 220: "USB_LINUX_MMAPPED", 249: "NETLINK", 253: "NETANALYZER",
 }
 # BSD null/loop address families that mean IPv6 on the various systems that write them
-AF_INET6 = (10, 24, 28, 30)
+AF_INET6: Final = (10, 24, 28, 30)
 
 
 class UnsupportedLinkType(ValueError):
-    def __init__(self, linktype: int):
+    def __init__(self, linktype: int) -> None:
         name = LINKTYPES.get(linktype) or OTHER_LINKTYPES.get(linktype) or "unknown"
         super().__init__(f"unsupported link type {linktype} ({name}); readable: Ethernet, Linux cooked, "
                          "raw IP, BSD null/loopback, Frame Relay")
@@ -59,115 +67,124 @@ class Link:
     ifindex: int | None   # SLL2 only: the interface the frame was captured on
 
 
-def _ethertype_chain(data: bytes, off: int, ethertype: int) -> tuple[int, int, tuple[int, ...]]:
-    vlans = []
-    n = len(data)
-    while ethertype in VLAN_TPIDS and off + 4 <= n:
-        vlans.append(((data[off] << 8) | data[off + 1]) & 0x0FFF)
-        ethertype = (data[off + 2] << 8) | data[off + 3]
-        off += 4
-    return ethertype, off, tuple(vlans)
-
-
-def _ip_by_version(data: bytes, off: int) -> int:
-    if len(data) <= off:
+def _ip_version(data: bytes, off: int, end: int) -> int:
+    if end <= off:
         return 0
     v = data[off] >> 4
     return ETH_IP4 if v == 4 else ETH_IP6 if v == 6 else 0
 
 
-# Link types whose header (plus VLAN tags) fully determines the Link: (header length, offset
-# of the ethertype). A capture holds few distinct headers, so their Links are kept, keyed by
-# the header bytes: building the MAC strings for every frame was most of parse_link's cost.
-_TAGGED = {1: (14, 12), 113: (16, 14), 276: (20, 0)}
-_LINKS: dict[int, dict[bytes, Link]] = {lt: {} for lt in _TAGGED}
-_MAX_LINKS = 4096        # per link type; the cache is emptied when full
-_RAW = {et: Link(et, 0, None, None, (), None) for et in (ETH_IP4, ETH_IP6, 0)}
-_BSD = {et: Link(et, 4, None, None, (), None) for et in (ETH_IP4, ETH_IP6, 0)}
+def locate(linktype: int, data: bytes, start: int, end: int) -> tuple[int, int]:
+    """(ethertype, offset of the network header) of the frame ``data[start:end]``, offsets
+    absolute in ``data``; ethertype -1 when the frame is too short for its link header, 0 when
+    the link layer does not say (raw frames whose first nibble is no IP version)."""
+    if linktype == 1 or linktype == 113 or linktype == 276:
+        if linktype == 1:
+            off, at = start + 14, start + 12
+        elif linktype == 113:
+            off, at = start + 16, start + 14
+        else:
+            off, at = start + 20, start
+        if end < off:
+            return -1, 0
+        et = (data[at] << 8) | data[at + 1]
+        while (et == 0x8100 or et == 0x88A8 or et == 0x9100) and off + 4 <= end:
+            et = (data[off + 2] << 8) | data[off + 3]
+            off += 4
+        return et, off
+    if linktype == 12 or linktype == 14 or linktype == 101:
+        return _ip_version(data, start, end), start
+    if linktype == 228:
+        return ETH_IP4, start
+    if linktype == 229:
+        return ETH_IP6, start
+    if linktype == 0 or linktype == 108:
+        if end - start < 4:
+            return -1, 0
+        if linktype == 108:
+            af = int.from_bytes(data[start:start + 4], "big")
+        else:  # host byte order of the capturing machine: accept either
+            af = int.from_bytes(data[start:start + 4], "little")
+            if af > 0xFFFF:
+                af = int.from_bytes(data[start:start + 4], "big")
+        return (ETH_IP4 if af == 2 else ETH_IP6 if af in AF_INET6 else 0), start + 4
+    if linktype == 107:
+        return _frelay(data, start, end)
+    raise UnsupportedLinkType(linktype)
+
+
+# Link types whose header (plus VLAN tags) fully determines the Link. A capture holds few
+# distinct headers, so their Links are kept, keyed by the header bytes: building the MAC
+# strings for every frame was most of parse_link's cost.
+_LINKS: Final[dict[int, dict[bytes, Link]]] = {1: {}, 113: {}, 276: {}}
+_MAX_LINKS: Final = 4096        # per link type; the cache is emptied when full
+_RAW: Final = {et: Link(et, 0, None, None, (), None) for et in (ETH_IP4, ETH_IP6, 0)}
+_BSD: Final = {et: Link(et, 4, None, None, (), None) for et in (ETH_IP4, ETH_IP6, 0)}
 
 
 def parse_link(linktype: int, data: bytes) -> Link | None:
-    """Locate the network layer; None when the frame is too short for its link header."""
-    hdr = _TAGGED.get(linktype)
-    if hdr is not None:
-        n = len(data)
-        off, at = hdr
-        if n < off:
-            return None
-        et = (data[at] << 8) | data[at + 1]
-        while et in VLAN_TPIDS and off + 4 <= n:     # where the tag walk stops, as in _build
-            et = (data[off + 2] << 8) | data[off + 3]
-            off += 4
+    """Locate the network layer of a whole frame; None when it is too short for its link header."""
+    et, off = locate(linktype, data, 0, len(data))
+    if et < 0:
+        return None
+    cache = _LINKS.get(linktype)
+    if cache is not None:
         head = data[:off]
-        cache = _LINKS[linktype]
         link = cache.get(head)
         if link is None:
             if len(cache) >= _MAX_LINKS:
                 cache.clear()
-            link = cache[head] = _build(linktype, data)
+            link = cache[head] = _build(linktype, data, et, off)
         return link
-    if linktype in (12, 14, 101):
-        return _RAW[_ip_by_version(data, 0)]
-    if linktype == 228:
-        return _RAW[ETH_IP4]
-    if linktype == 229:
-        return _RAW[ETH_IP6]
-    if linktype in (0, 108):
-        if len(data) < 4:
-            return None
-        if linktype == 108:
-            af = int.from_bytes(data[:4], "big")
-        else:  # host byte order of the capturing machine: accept either
-            af = int.from_bytes(data[:4], "little")
-            if af > 0xFFFF:
-                af = int.from_bytes(data[:4], "big")
-        return _BSD[ETH_IP4 if af == 2 else ETH_IP6 if af in AF_INET6 else 0]
+    if linktype == 0 or linktype == 108:
+        return _BSD.get(et) or Link(et, 4, None, None, (), None)
     if linktype == 107:
-        return _frelay(data)
-    raise UnsupportedLinkType(linktype)
+        return Link(et, off, None, None, (), None)
+    return _RAW.get(et) or Link(et, 0, None, None, (), None)
 
 
-def _build(linktype: int, data: bytes) -> Link:
+def _vlans(data: bytes, first: int, off: int) -> tuple[int, ...]:
+    """The VLAN ids of the tags between ``first`` and ``off`` (4 bytes each, TCI first)."""
+    return tuple(((data[p] << 8) | data[p + 1]) & 0x0FFF for p in range(first, off, 4))
+
+
+def _build(linktype: int, data: bytes, et: int, off: int) -> Link:
     """The Link of an Ethernet or Linux cooked frame (long enough for its fixed header)."""
     if linktype == 1:
-        et, off, vlans = _ethertype_chain(data, 14, (data[12] << 8) | data[13])
-        return Link(et, off, mac(data[6:12]), mac(data[0:6]), vlans, None)
+        return Link(et, off, mac(data[6:12]), mac(data[0:6]), _vlans(data, 14, off), None)
     if linktype == 113:  # Linux cooked v1: pkttype, hatype, halen, addr[8], protocol
         halen = min((data[4] << 8) | data[5], 8)
         src = mac(data[6:6 + halen]) if halen == 6 else None
-        et, off, vlans = _ethertype_chain(data, 16, (data[14] << 8) | data[15])
-        return Link(et, off, src, None, vlans, None)
+        return Link(et, off, src, None, _vlans(data, 16, off), None)
     # Linux cooked v2: protocol, reserved, ifindex, hatype, pkttype, halen, addr[8]
     halen = min(data[11], 8)
     src = mac(data[12:12 + halen]) if halen == 6 else None
     ifindex = int.from_bytes(data[4:8], "big")
-    et, off, vlans = _ethertype_chain(data, 20, (data[0] << 8) | data[1])
-    return Link(et, off, src, None, vlans, ifindex)
+    return Link(et, off, src, None, _vlans(data, 20, off), ifindex)
 
 
-_NLPID = {0xCC: ETH_IP4, 0x8E: ETH_IP6}
+_NLPID: Final = {0xCC: ETH_IP4, 0x8E: ETH_IP6}
 
 
-def _frelay(data: bytes) -> Link | None:
+def _frelay(data: bytes, start: int, end: int) -> tuple[int, int]:
     """Q.922 address (2-4 bytes, EA bit ends it), then RFC 2427 (UI 0x03, optional 0x00 pad,
     NLPID; SNAP 0x80 carries an ethertype) or Cisco encapsulation (an ethertype directly)."""
-    n = len(data)
     i = 0
-    while i < 4 and i < n and not data[i] & 1:
+    while i < 4 and start + i < end and not data[start + i] & 1:
         i += 1
-    p = i + 1
-    if i >= 4 or p < 2 or p + 2 > n:
-        return None
+    p = start + i + 1
+    if i >= 4 or i < 1 or p + 2 > end:
+        return -1, 0
     if data[p] == 0x03:
         p += 1
         if data[p] == 0x00:
             p += 1
-            if p >= n:
-                return None
+            if p >= end:
+                return -1, 0
         nlpid = data[p]
         if nlpid == 0x80:
-            if p + 6 > n:
-                return None
-            return Link((data[p + 4] << 8) | data[p + 5], p + 6, None, None, (), None)
-        return Link(_NLPID.get(nlpid, 0), p + 1, None, None, (), None)
-    return Link((data[p] << 8) | data[p + 1], p + 2, None, None, (), None)
+            if p + 6 > end:
+                return -1, 0
+            return (data[p + 4] << 8) | data[p + 5], p + 6
+        return _NLPID.get(nlpid, 0), p + 1
+    return (data[p] << 8) | data[p + 1], p + 2

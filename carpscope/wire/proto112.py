@@ -19,100 +19,112 @@ from __future__ import annotations
 
 import struct
 from socket import AF_INET, AF_INET6, inet_ntop
+from typing import Final
 
+from carpscope.model import CARP, VRRP2, VRRP3, Advert
 from carpscope.wire import checksum as ck
 
-CARP_LEN = 36
+CARP_LEN: Final = 36
 _CARP_HDR = struct.Struct("!BBBBBBH8s20s")
 _vrrp_hdr = struct.Struct("!BBBBBBH")
 
 
-class Decoded:
-    """Fields of a decoded payload, filled by ``decode``; a field it does not set reads as the
-    class default (an instance starts empty, which is cheap: one is built per advert)."""
-    protocol = version = type = vhid = checksum = checksum_ok = checksum_variant = None
-    advbase = advskew = authlen = demote = counter = md = None
-    priority = count = auth_type = auth_data = interval_cs = reserved = None
-    trailing = 0
-    addresses: tuple = ()
+def _carp(p: bytes, a: Advert) -> None:
+    vt = p[0]
+    a.protocol, a.version, a.type = CARP, vt >> 4, vt & 0x0F
+    a.vhid, a.advskew, a.authlen, a.demote, a.advbase = p[1], p[2], p[3], p[4], p[5]
+    a.checksum = (p[6] << 8) | p[7]
+    a.counter, a.md = p[8:16], p[16:36]
+    a.trailing = len(p) - CARP_LEN
+    a.checksum_ok = ck.verifies(p if len(p) == CARP_LEN else p[:CARP_LEN])
+    a.checksum_variant = "plain" if a.checksum_ok else "bad"
 
 
-def _carp(p: bytes, d: Decoded) -> Decoded:
-    vt, d.vhid, d.advskew, d.authlen, d.demote, d.advbase, d.checksum, d.counter, d.md = _CARP_HDR.unpack_from(p)
-    d.protocol, d.version, d.type = "carp", vt >> 4, vt & 0x0F
-    d.trailing = len(p) - CARP_LEN
-    d.checksum_ok = ck.verifies(p[:CARP_LEN])
-    d.checksum_variant = "plain" if d.checksum_ok else "bad"
-    return d
+def decode(p: bytes, family: int, src: bytes, dst: bytes) -> Advert | str:
+    """Decode a payload on its own (tests, tools): the fields in a blank Advert, or the reason
+    it is malformed."""
+    a = Advert(0, 0.0, "", "", family, "", "", 255)
+    why = decode_into(p, family, src + dst, a)
+    return a if why is None else why
 
 
-def decode(p: bytes, family: int, src: bytes, dst: bytes) -> Decoded | str:
-    """Decode a protocol-112 payload; returns the fields, or a string saying why it is malformed.
+def decode_into(p: bytes, family: int, addrs: bytes, a: Advert) -> str | None:
+    """Decode a protocol-112 payload into ``a`` (whose frame and IP facts are set); returns
+    None, or a string saying why it is malformed.
 
-    ``src``/``dst`` are the packed IP addresses (for VRRPv3 pseudo-header checksums).
+    ``addrs`` are the packed source and destination IP addresses, as in the IP header (for
+    VRRPv3 pseudo-header checksums).
     """
     n = len(p)
     if n < 8:
         return f"payload too short ({n} bytes, a header needs 8)"
     version = p[0] >> 4
-    d = Decoded()
+    a.payload_len = n
     if version == 2:
         if family == 6:
             if n < CARP_LEN:
                 return f"CARP over IPv6 truncated ({n} of 36 bytes)"
-            return _carp(p, d)
+            _carp(p, a)
+            return None
         count = p[3]
         if n == CARP_LEN and count == 7:
-            return _carp(p, d)
-        if n == 16 + 4 * count:
-            return _vrrp2(p, d)
-        if n > CARP_LEN and count == 7:
-            return _carp(p, d)
-        if n == 8 + 4 * count:
-            return _vrrp2(p, d)
-        return (f"version 2 payload of {n} bytes fits neither CARP (36 bytes, authlen 7) nor "
-                f"VRRPv2 with {count} addresses ({16 + 4 * count} bytes)")
+            _carp(p, a)
+        elif n == 16 + 4 * count:
+            _vrrp2(p, a)
+        elif n > CARP_LEN and count == 7:
+            _carp(p, a)
+        elif n == 8 + 4 * count:
+            _vrrp2(p, a)
+        else:
+            return (f"version 2 payload of {n} bytes fits neither CARP (36 bytes, authlen 7) nor "
+                    f"VRRPv2 with {count} addresses ({16 + 4 * count} bytes)")
+        return None
     if version == 3:
-        return _vrrp3(p, d, family, src, dst)
+        return _vrrp3(p, a, family, addrs)
     return f"unknown version {version} (CARP is 2, VRRP 2 or 3)"
 
 
-def _vrrp2(p: bytes, d: Decoded) -> Decoded:
-    vt, d.vhid, d.priority, d.count, d.auth_type, adv, d.checksum = _vrrp_hdr.unpack_from(p)
-    d.protocol, d.version, d.type = "vrrp2", vt >> 4, vt & 0x0F
-    end = 8 + 4 * d.count
-    d.addresses = tuple(inet_ntop(AF_INET, p[i:i + 4]) for i in range(8, end, 4))
-    d.auth_data = p[end:end + 8]        # b"" when the sender left the 8 bytes out
-    d.interval_cs = adv * 100
-    d.checksum_ok = ck.verifies(p)
-    d.checksum_variant = "plain" if d.checksum_ok else "bad"
-    return d
+def _vrrp2(p: bytes, a: Advert) -> None:
+    vt = p[0]
+    a.protocol, a.version, a.type = VRRP2, vt >> 4, vt & 0x0F
+    a.vhid, a.priority, a.count, a.auth_type = p[1], p[2], p[3], p[4]
+    a.checksum = (p[6] << 8) | p[7]
+    end = 8 + 4 * p[3]
+    a.addresses = tuple([inet_ntop(AF_INET, p[i:i + 4]) for i in range(8, end, 4)])
+    a.auth_data = p[end:end + 8]        # b"" when the sender left the 8 bytes out
+    a.interval_cs = p[5] * 100
+    a.checksum_ok = ck.verifies(p)
+    a.checksum_variant = "plain" if a.checksum_ok else "bad"
 
 
-def _vrrp3(p: bytes, d: Decoded, family: int, src: bytes, dst: bytes) -> Decoded | str:
-    vt, d.vhid, d.priority, d.count, b4, b5, d.checksum = _vrrp_hdr.unpack_from(p)
-    d.protocol, d.version, d.type = "vrrp3", vt >> 4, vt & 0x0F
-    d.reserved = b4 >> 4
-    d.interval_cs = ((b4 & 0x0F) << 8) | b5
+def _vrrp3(p: bytes, a: Advert, family: int, addrs: bytes) -> str | None:
+    vt = p[0]
+    a.protocol, a.version, a.type = VRRP3, vt >> 4, vt & 0x0F
+    a.vhid, a.priority, a.count = p[1], p[2], p[3]
+    a.checksum = (p[6] << 8) | p[7]
+    a.reserved = p[4] >> 4
+    a.interval_cs = ((p[4] & 0x0F) << 8) | p[5]
     alen = 4 if family == 4 else 16
-    end = 8 + alen * d.count
-    if len(p) < end:
-        return f"VRRPv3 truncated: {d.count} addresses need {end} bytes, payload has {len(p)}"
-    af = AF_INET if family == 4 else AF_INET6
-    d.addresses = tuple(inet_ntop(af, p[i:i + alen]) for i in range(8, end, alen))
-    d.trailing = len(p) - end
+    end = 8 + alen * p[3]
     n = len(p)
+    if n < end:
+        return f"VRRPv3 truncated: {p[3]} addresses need {end} bytes, payload has {n}"
+    af = AF_INET if family == 4 else AF_INET6
+    a.addresses = tuple([inet_ntop(af, p[i:i + alen]) for i in range(8, end, alen)])
+    a.trailing = n - end
+    half = len(addrs) // 2
+    src, dst = addrs[:half], addrs[half:]
     if family == 6:
-        d.checksum_ok = ck.verifies(p, ck.pseudo6(src, dst, n))
-        d.checksum_variant = "pseudo" if d.checksum_ok else "bad"
-        return d
+        a.checksum_ok = ck.verifies(p, ck.pseudo6(src, dst, n))
+        a.checksum_variant = "pseudo" if a.checksum_ok else "bad"
+        return None
     for variant, start in (("pseudo", ck.pseudo4(src, dst, n)), ("none", 0),
                            ("pseudo-224", ck.pseudo4(src, ck.VRRP_GROUP4, n))):
         if ck.verifies(p, start):
-            d.checksum_ok, d.checksum_variant = True, variant
-            return d
-    d.checksum_ok, d.checksum_variant = False, "bad"
-    return d
+            a.checksum_ok, a.checksum_variant = True, variant
+            return None
+    a.checksum_ok, a.checksum_variant = False, "bad"
+    return None
 
 
 # ------------------------------------------------------------------ encode (tests, demos, bench)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 
 from carpscope import auth
-from carpscope.vipinfer import VipInference
+from carpscope.auth.vipinfer import VipInference
+from carpscope.files import display_name
 
 
 class KeyError_(ValueError):
@@ -18,8 +19,12 @@ def build_keyring(args, warnings: list[str]) -> auth.Keyring:
     for path in args.passphrase_file:
         try:
             _, w = auth.load_passphrase_file(path, ring)
+        except FileNotFoundError:
+            # the name is not echoed: a passphrase typed where its file belongs must not be printed
+            raise KeyError_(f"--passphrase-file #{args.passphrase_file.index(path) + 1}: no such file "
+                            "(its name is not shown, in case it is a passphrase typed by mistake)") from None
         except OSError as e:
-            raise KeyError_(f"{path}: {e.strerror or e}") from None
+            raise KeyError_(f"--passphrase-file {display_name(path)}: {e.strerror or e}") from None
         warnings += w
     if os.environ.get(auth.ENV_PASSPHRASES):
         try:
@@ -42,7 +47,7 @@ def build_keyring(args, warnings: list[str]) -> auth.Keyring:
 
 
 def build_auth(args):
-    """Returns (verifier, vipinfer, auth_rules, intent, warnings)."""
+    """Returns (verifier, vipinfer, intent, warnings)."""
     warnings: list[str] = []
     ring = build_keyring(args, warnings)
     intent = None
@@ -51,4 +56,4 @@ def build_auth(args):
         from carpscope.intent import load_intent
         intent = load_intent(configs, ring, warnings)
     verifier = auth.Verifier(ring, try_weak=not getattr(args, "no_weak_check", False))
-    return verifier, VipInference(ring), auth.AuthFindings(), intent, warnings
+    return verifier, VipInference(ring), intent, warnings

@@ -129,7 +129,7 @@ class VipInference:
         seg = advert.segment
         srcs = self._speakers.get(seg)
         groups = self._masters.get(seg)
-        if srcs is None:     # (not setdefault: that would build an empty set and dict per advert)
+        if srcs is None or groups is None:     # (not setdefault: an empty set and dict per advert)
             srcs = self._speakers[seg] = set()
             groups = self._masters[seg] = {}
         if len(srcs) < self.MAX_SPEAKERS:

@@ -1,0 +1,67 @@
+"""What checking an advert concludes: a result (ok, fail, unchecked, none) and, when it does
+not verify, the diagnosis of why. Results never contain a secret, only key labels."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """Why an advert does not verify, computed once per speaker.
+
+    kind: ``vip-set`` (a known key verifies with another VIP set: ``key``, ``vips``),
+    ``passphrase`` (no known key verifies with any known VIP set or the cheap variants tried),
+    ``unknown-vips`` (no VIP set known for the vhid), ``no-keys`` (no key to try at all).
+    """
+
+    kind: str
+    message: str
+    vhid: int
+    key: str | None = None
+    vips: tuple[str, ...] = ()
+    flavour: str | None = None
+    weak: bool = False
+    weak_index: int | None = None
+    known_vips: tuple[tuple[str, ...], ...] = ()
+    keys_tried: int = 0
+    sets_tried: int = 0
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "message": self.message, "key": self.key,
+                "vips": list(self.vips), "flavour": self.flavour, "weak": self.weak,
+                "known_vips": [list(v) for v in self.known_vips],
+                "keys_tried": self.keys_tried, "sets_tried": self.sets_tried}
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """Outcome of checking one advert. Results are shared between adverts: do not mutate.
+
+    status: ``ok`` | ``fail`` | ``unchecked`` (no key has a VIP set to try) | ``none`` (not a
+    CARP advert). ``key`` is a label; ``vips`` the known VIP set that matched, as a tuple (a JSON
+    list; with an openbsd flavour its link-locals were not hashed); ``weak_index`` the bundled
+    weak list entry when the key is a weak one (0 = empty passphrase); ``lladdr`` the MAC hashed
+    by ``openbsd-lladdr``; ``diagnosis`` set for ``fail`` and ``unchecked``.
+    """
+
+    status: str
+    key: str | None = None
+    vips: tuple[str, ...] = ()
+    flavour: str | None = None
+    flavours: tuple[str, ...] = ()
+    inferred_vips: bool = False
+    weak: bool = False
+    weak_index: int | None = None
+    lladdr: str | None = None
+    reason: str | None = None
+    diagnosis: Diagnosis | None = None
+
+    def to_json(self) -> dict:
+        """The ``auth`` object of the JSON report (design.md)."""
+        return {"status": self.status, "key": self.key, "vips": list(self.vips),
+                "flavour": self.flavour}
+
+
+NOT_CARP = AuthResult("none", reason="not a CARP advertisement")
+# an advert whose HMAC is judged again once the VIP set being inferred is known (engine.py)
+PENDING = AuthResult("pending", reason="VIP set only inferred so far: judged again once it is known")

@@ -1,0 +1,445 @@
+"""The capture reader: pcap and pcapng from any binary stream, read once, in order, exactly.
+
+One reader serves every offline input — a regular file, a pipe, a FIFO, a process
+substitution, standard input — so each is opened once and read once, front to back, in 1 MiB
+reads. It numbers every record as Wireshark does (frame N is the N-th packet record of the
+file), knows each record's byte offset, reads pcapng sections whose interfaces have different
+link types and different byte orders, and when the data is damaged or ends in the middle of a
+record it says which record, at which byte offset, and why — after handing over every record
+before it.
+
+Every length the file announces is checked against a sane maximum before anything is
+allocated for it (``MAX_RECORD``, ``MAX_BLOCK``), and a record that does not arrive in one read
+is gathered from pieces joined once, so reading any input, damaged or not, is linear in its
+size and bounded in memory by one record plus one read.
+
+``Reader.chunks`` is the fast path: per read it hands over the *relevant* records only (those
+``wire.frame.relevant`` says the decoder can use; the others are counted and skipped without
+being cut out of the buffer). ``read_records`` gives every record as a ``Record``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Final, Iterator
+
+from carpscope.wire.frame import relevant
+from carpscope.wire.link import LINKTYPES
+
+PCAP_MAGICS: Final = {
+    b"\xd4\xc3\xb2\xa1": (True, 1e-6), b"\xa1\xb2\xc3\xd4": (False, 1e-6),
+    b"\x4d\x3c\xb2\xa1": (True, 1e-9), b"\xa1\xb2\x3c\x4d": (False, 1e-9),
+}
+PCAPNG_SHB: Final = b"\x0a\x0d\x0d\x0a"
+CHUNK: Final = 1 << 20            # bytes per read
+MAX_RECORD: Final = 1 << 24       # a pcap record or a packet's captured length (16 MiB)
+MAX_BLOCK: Final = 1 << 24        # a pcapng block, section headers included (16 MiB)
+MAX_INTERFACES: Final = 1 << 16   # interface descriptions in one pcapng section
+
+# fixed fields before the options/packet data of each block type (a shorter body is damage)
+_MIN_BODY: Final = {1: 8, 2: 20, 3: 4, 6: 20}
+_BLOCK_NAMES: Final = {1: "interface description", 2: "packet", 3: "simple packet", 6: "enhanced packet"}
+
+
+class CaptureFormatError(ValueError):
+    """The stream is not a capture carpscope can read (nothing was read)."""
+
+
+@dataclass(slots=True)
+class Record:
+    number: int        # 1-based record number in the file (Wireshark's frame number)
+    offset: int        # byte offset of the record header
+    length: int        # bytes the record occupies in the file
+    linktype: int
+    ts: float
+    data: bytes
+    orig_len: int
+    little: bool = True  # the file's (pcapng: the section's) byte order
+
+
+@dataclass(slots=True)
+class Damage:
+    number: int        # the record that could not be read
+    offset: int
+    reason: str
+
+
+def sniff_format(head: bytes) -> str:
+    """Name the format of a file from its first bytes, for clear errors."""
+    if head[:4] in PCAP_MAGICS:
+        return "pcap"
+    if head[:4] == PCAPNG_SHB:
+        return "pcapng"
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:3] == b"BZh":
+        return "bzip2"
+    if head[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    if not head:
+        return "empty"
+    if all(32 <= c < 127 or c in (9, 10, 13) for c in head[:64]):
+        return "text"
+    return "unknown"
+
+
+def describe_non_capture(kind: str) -> str:
+    return {
+        "gzip": "a gzip-compressed file: decompress it first (gunzip -k FILE) or pipe it: zcat FILE | carpscope analyze -",
+        "bzip2": "a bzip2-compressed file: decompress it first (bunzip2 -k FILE)",
+        "xz": "an xz-compressed file: decompress it first (unxz -k FILE)",
+        "zstd": "a zstd-compressed file: decompress it first (unzstd FILE)",
+        "empty": "an empty file (0 bytes), not a capture",
+        "text": "a text file, not a pcap or pcapng capture",
+    }.get(kind, "not a pcap or pcapng capture (unknown file format)")
+
+
+def _u16(b: bytes, p: int, little: bool) -> int:
+    return (b[p] | (b[p + 1] << 8)) if little else ((b[p] << 8) | b[p + 1])
+
+
+def _u32(b: bytes, p: int, little: bool) -> int:
+    if little:
+        return b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)
+    return (b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]
+
+
+def _seconds(units: int, per_s: int) -> float:
+    """A pcapng timestamp in seconds, the seconds taken modulo 2**32 as libpcap's callers see
+    them (a 32-bit time_t field): a fuzzed 64-bit timestamp with if_tsresol 10^0 (years past
+    5e11) stays a date, and the same file read by libpcap (the test oracle) agrees."""
+    sec, frac = divmod(units, per_s)
+    return (sec & 0xFFFFFFFF) + frac / per_s
+
+
+def _tsresol(opts: bytes, little: bool) -> int:
+    """Timestamp units per second of an interface (if_tsresol; 10**6 without it)."""
+    i = 0
+    n = len(opts)
+    while i + 4 <= n:
+        code, olen = _u16(opts, i, little), _u16(opts, i + 2, little)
+        if code == 0:
+            break
+        if code == 9 and olen >= 1 and i + 4 < n:
+            v = opts[i + 4]
+            return 1 << (v & 0x7F) if v & 0x80 else 10 ** min(v, 30)
+        i += 4 + olen + (-olen % 4)
+    return 10 ** 6
+
+
+# a kept record: (number, ts, linktype, data, byte offset, record length)
+Frame = tuple[int, float, int, bytes, int, int]
+
+
+class Reader:
+    """Reads one pcap/pcapng stream (any object with ``read(n)``; a raw, unbuffered file is
+    best: reads return what is there, so frames stream out of a live pipe).
+
+    ``start()`` reads the file header and raises ``CaptureFormatError`` when the stream is no
+    capture. ``chunks()`` then yields, per read of the stream, the records kept (only those
+    ``relevant`` to the decoder unless ``keep_all``) as ``Frame`` tuples. After the last chunk,
+    ``records`` is the number of packet records read and ``damage`` says where and why reading
+    stopped early (None when the stream ended cleanly).
+    """
+
+    def __init__(self, raw: BinaryIO, keep_all: bool = False,
+                 bpf: Callable[[int, bytes, bool], bool] | None = None) -> None:
+        self.raw = raw
+        self.keep_all = keep_all
+        # the filtered numbering (capture/filters.py): frame N is the N-th record that passes
+        # the capture filter, and only those are handed over
+        self.bpf = bpf
+        self.numbered = 0
+        self.buf = b""
+        self.pos = 0
+        self.base = 0               # stream offset of buf[0]
+        self.eof = False
+        self.records = 0
+        self.damage: Damage | None = None
+        self.kind = ""
+        self.linktype = -1          # pcap: the file's; pcapng: the first interface's (-1: none yet)
+        self.little = True
+        self.nano = False
+        self.snaplen = 0
+        self.stop = False           # set from outside (a signal): end after the current chunk
+
+    # -------------------------------------------------------------- the stream
+    def _read(self, n: int) -> bytes:
+        if self.eof:
+            return b""
+        more = self.raw.read(n)
+        if not more:
+            self.eof = True
+            return b""
+        return more
+
+    def _need(self, n: int) -> bool:
+        """At least ``n`` bytes from ``pos`` in ``buf``; False when the stream ends first
+        (``buf`` then holds what there was). Pieces are joined once: linear in ``n``."""
+        have = len(self.buf) - self.pos
+        if have >= n:
+            return True
+        parts = [self.buf[self.pos:]]
+        while have < n:
+            more = self._read(max(CHUNK, n - have))
+            if not more:
+                break
+            parts.append(more)
+            have += len(more)
+        self.base += self.pos
+        self.buf = b"".join(parts)
+        self.pos = 0
+        return have >= n
+
+    def _fill(self) -> bool:
+        """Read once more (CHUNK) after what is left in ``buf``; False at the end of the stream."""
+        more = self._read(CHUNK)
+        if not more:
+            return False
+        self.base += self.pos
+        self.buf = self.buf[self.pos:] + more
+        self.pos = 0
+        return True
+
+    @property
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    # -------------------------------------------------------------- start
+    def start(self) -> str:
+        """Read the file header; returns "pcap" or "pcapng"."""
+        self._need(64)
+        head = self.buf[self.pos:self.pos + 64]
+        kind = sniff_format(head)
+        if kind not in ("pcap", "pcapng"):
+            raise CaptureFormatError(describe_non_capture(kind))
+        self.kind = kind
+        if kind == "pcap":
+            little, res = PCAP_MAGICS[head[:4]]
+            self.little, self.nano = little, res < 1e-6
+            if len(head) < 24:
+                raise CaptureFormatError(f"truncated file header ({len(head)} of 24 bytes)")
+            self.snaplen = _u32(head, 16, little)
+            self.linktype = _u32(head, 20, little) & 0x0FFFFFFF
+            self.pos += 24
+        else:
+            if len(head) < 12:
+                raise CaptureFormatError(f"truncated section header ({len(head)} of at least 28 bytes)")
+            bom = head[8:12]
+            if bom not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+                raise CaptureFormatError("bad pcapng byte-order magic")
+            little = bom == b"\x4d\x3c\x2b\x1a"
+            blen = _u32(head, 4, little)
+            if blen < 28 or blen % 4 or blen > MAX_BLOCK:
+                raise CaptureFormatError(f"bad section header length {blen}")
+            if not self._need(blen):
+                raise CaptureFormatError(f"truncated section header ({len(self.buf) - self.pos} of {blen} bytes)")
+            self.linktype = self._first_linktype()
+        return kind
+
+    def _first_linktype(self) -> int:
+        """The link type of the first interface of a pcapng, when it comes before the first
+        packet within what is already read (-1 otherwise); reads nothing more."""
+        p, little, end = self.pos, self.little, len(self.buf)
+        while p + 12 <= end:
+            if self.buf[p:p + 4] == PCAPNG_SHB:
+                little = self.buf[p + 8:p + 12] == b"\x4d\x3c\x2b\x1a"
+            btype, blen = _u32(self.buf, p, little), _u32(self.buf, p + 4, little)
+            if btype == 1:
+                return _u16(self.buf, p + 8, little)
+            if btype in (2, 3, 6) or blen < 12 or blen % 4:
+                return -1
+            p += blen
+        return -1
+
+    # -------------------------------------------------------------- records
+    def chunks(self) -> Iterator[list[Frame]]:
+        """The kept records, one list per read of the stream (see the class doc)."""
+        if not self.kind:
+            self.start()
+        if self.kind == "pcap":
+            yield from self._pcap()
+        else:
+            yield from self._pcapng()
+
+    def _hurt(self, offset: int, reason: str) -> None:
+        self.damage = Damage(self.records + 1, offset, reason)
+
+    def _pcap(self) -> Iterator[list[Frame]]:
+        little, res, snaplen, lt = self.little, 1e-9 if self.nano else 1e-6, self.snaplen, self.linktype
+        decodable = lt in LINKTYPES
+        limit = min(max(snaplen, 262144), MAX_RECORD) if snaplen else MAX_RECORD
+        cut = snaplen if snaplen else MAX_RECORD      # libpcap hands over at most snaplen bytes
+        keep_all, bpf = self.keep_all, self.bpf
+        while not self.stop:
+            out: list[Frame] = []
+            buf, p, end = self.buf, self.pos, len(self.buf)
+            while p + 16 <= end:
+                incl = _u32(buf, p + 8, little)
+                if incl > limit:
+                    self.pos = p
+                    self._hurt(self.offset, f"bogus record length {incl} (snaplen {snaplen})")
+                    if out:
+                        yield out
+                    return
+                q = p + 16 + incl
+                if q > end:
+                    if out:
+                        break                 # hand over the records that are whole first
+                    self.pos = p
+                    if not self._need(16 + incl):
+                        left = len(self.buf) - self.pos
+                        self._hurt(self.offset, f"truncated record: {incl} bytes announced, {left - 16} present")
+                        if out:
+                            yield out
+                        return
+                    buf, p, end = self.buf, 0, len(self.buf)
+                    q = 16 + incl
+                self.records += 1
+                stop = q if incl <= cut else p + 16 + cut
+                if bpf is not None:
+                    keep = bpf(lt, buf[p + 16:stop], little)
+                    if keep:
+                        self.numbered += 1
+                else:
+                    keep = keep_all or (decodable and relevant(lt, buf, p + 16, stop))
+                if keep:
+                    ts = _u32(buf, p, little) + _u32(buf, p + 4, little) * res
+                    n = self.numbered if bpf is not None else self.records
+                    out.append((n, ts, lt, buf[p + 16:stop], self.base + p, 16 + incl))
+                p = q
+            self.pos = p
+            if out:
+                yield out
+            if self._fill():
+                continue
+            # the end of the stream: clean, or in the middle of a record header
+            left = len(self.buf) - self.pos
+            if left:
+                self._hurt(self.offset, f"truncated record header ({left} of 16 bytes)")
+            return
+
+    def _keep(self, lt: int, buf: bytes, start: int, stop: int, little: bool) -> int:
+        """The number a packet record is handed over with, 0 when it is not kept."""
+        if self.bpf is not None:
+            if lt not in LINKTYPES or not self.bpf(lt, buf[start:stop], little):
+                return 0
+            self.numbered += 1
+            return self.numbered
+        if self.keep_all or (lt in LINKTYPES and relevant(lt, buf, start, stop)):
+            return self.records
+        return 0
+
+    def _pcapng(self) -> Iterator[list[Frame]]:
+        little = self.little
+        ifaces: list[tuple[int, int]] = []     # (link type, timestamp units per second)
+        while not self.stop:
+            out: list[Frame] = []
+            while True:
+                off = self.offset
+                if (out and len(self.buf) - self.pos < 8) or self.stop:
+                    break                     # hand over the records of this read first
+                if not self._need(8):
+                    left = len(self.buf) - self.pos
+                    if left:
+                        self._hurt(off, f"truncated block header ({left} of 8 bytes)")
+                    if out:
+                        yield out
+                    return
+                buf, p = self.buf, self.pos
+                if buf[p:p + 4] == PCAPNG_SHB:
+                    if not self._need(12):
+                        self._hurt(off, "truncated section header")
+                        break
+                    buf = self.buf
+                    bom = buf[p + 8:p + 12]
+                    if bom not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+                        self._hurt(off, "bad pcapng byte-order magic")
+                        break
+                    little = bom == b"\x4d\x3c\x2b\x1a"
+                    blen = _u32(buf, p + 4, little)
+                    if blen < 28 or blen % 4 or blen > MAX_BLOCK:
+                        self._hurt(off, f"bad section header length {blen}")
+                        break
+                    ifaces = []
+                    btype = 0x0A0D0D0A
+                else:
+                    btype, blen = _u32(buf, p, little), _u32(buf, p + 4, little)
+                    if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                        self._hurt(off, f"bogus block length {blen}")
+                        break
+                if out and len(self.buf) - self.pos < blen:
+                    break                     # hand over the records of this read first
+                if not self._need(blen):
+                    self._hurt(off, f"truncated block: {blen} bytes announced, {len(self.buf) - self.pos} present")
+                    break
+                buf, p = self.buf, self.pos
+                body, bend = p + 8, p + blen - 4          # the body without the trailing length
+                need = _MIN_BODY.get(btype, 0)
+                if bend - body < need:
+                    self._hurt(off, f"{_BLOCK_NAMES[btype]} block too short: {bend - body} bytes of "
+                                    f"body, its fixed fields need {need}")
+                    break
+                self.pos = p + blen
+                if btype == 1:  # interface description
+                    if len(ifaces) >= MAX_INTERFACES:
+                        self._hurt(off, f"more than {MAX_INTERFACES} interfaces in one section")
+                        break
+                    ifaces.append((_u16(buf, body, little), _tsresol(buf[body + 8:bend], little)))
+                    if self.linktype < 0:
+                        self.linktype = ifaces[-1][0]
+                elif btype == 6 or btype == 2:  # enhanced / obsolete packet block
+                    if btype == 6:
+                        iface = _u32(buf, body, little)
+                    else:
+                        iface = _u16(buf, body, little)
+                    hi, lo = _u32(buf, body + 4, little), _u32(buf, body + 8, little)
+                    cap = _u32(buf, body + 12, little)
+                    if iface >= len(ifaces):
+                        self._hurt(off, f"packet on undeclared interface {iface}")
+                        break
+                    if body + 20 + cap > bend:
+                        self._hurt(off, f"packet block too short for its captured length {cap}")
+                        break
+                    self.records += 1
+                    lt, per_s = ifaces[iface]
+                    n = self._keep(lt, buf, body + 20, body + 20 + cap, little)
+                    if n:
+                        out.append((n, _seconds((hi << 32) | lo, per_s), lt, buf[body + 20:body + 20 + cap],
+                                    off, blen))
+                elif btype == 3:  # simple packet block: interface 0, no timestamp
+                    if not ifaces:
+                        self._hurt(off, "simple packet block before any interface")
+                        break
+                    self.records += 1
+                    orig = _u32(buf, body, little)
+                    lt = ifaces[0][0]
+                    stop = min(body + 4 + orig, bend)
+                    n = self._keep(lt, buf, body + 4, stop, little)
+                    if n:
+                        out.append((n, 0.0, lt, buf[body + 4:stop], off, blen))
+            if out:
+                yield out
+            if self.damage is not None:
+                return
+
+
+def read_records(f: BinaryIO) -> Iterator[Record | Damage]:
+    """Every record of a stream as a ``Record``; the last item is a ``Damage`` when the stream
+    ends in the middle of one. Raises CaptureFormatError when the stream is no capture."""
+    r = Reader(f, keep_all=True)
+    try:
+        r.start()
+    except CaptureFormatError as e:
+        text = str(e)
+        if text.startswith(("truncated", "bad ")):
+            yield Damage(1, 0, text)
+            return
+        raise
+    little = r.little
+    for chunk in r.chunks():
+        for n, ts, lt, data, off, length in chunk:
+            yield Record(n, off, length, lt, ts, data, len(data), little)
+    if r.damage is not None:
+        yield r.damage
