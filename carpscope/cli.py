@@ -14,7 +14,7 @@ from carpscope.model import Severity
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 FAIL_ON = {"error": 3, "warning": 2, "info": 1, "never": 99}
-FORMATS = ["text", "json", "jsonl", "sarif", "junit", "github", "gitlab"]
+FORMATS = ["text", "json", "jsonl", "html", "sarif", "junit", "github", "gitlab"]
 CI_FORMATS = ("sarif", "junit", "github", "gitlab")
 
 
@@ -30,7 +30,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="a passphrase on the command line (visible to other users: prefer --passphrase-file)")
     k.add_argument("--vip", action="append", default=[], metavar="VHID=ADDR[,ADDR...]",
                    help="the virtual addresses of a VHID (they are inside the CARP HMAC)")
-    k.add_argument("--inventory", action="append", default=[], metavar="FILE.toml")
+    k.add_argument("--inventory", action="append", default=[], metavar="FILE.toml",
+                   help="the intended groups, hosts and keys (docs/inventory.md): host names in the "
+                        "report, and the unexpected-master, unknown-speaker and missing-group checks")
     k.add_argument("--rc-conf", action="append", default=[], metavar="FILE",
                    help="FreeBSD rc.conf of a member (repeat per host)")
     k.add_argument("--config", action="append", default=[], metavar="FILE",
@@ -39,6 +41,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     o = p.add_argument_group("output and policy")
     _policy_options(o)
     o.add_argument("--color", default="auto", choices=["auto", "always", "never"])
+    o.add_argument("--tz", default="utc", choices=["utc", "local"],
+                   help="time zone of the times people read (text, html): utc (default) or local; "
+                        "JSON keeps epoch seconds")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     o.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
 
@@ -46,8 +51,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _policy_options(o) -> None:
     """Report format and policy, shared by analyze, sniff and lint (see policy.py)."""
     o.add_argument("-f", "--format", default="text", choices=FORMATS,
-                   help="text, json (the contract), jsonl, sarif (2.1.0), junit (XML), github (workflow "
-                        "commands), gitlab (Code Quality)")
+                   help="text, json (the contract), jsonl, html (one self-contained page: timelines, "
+                        "events, findings), sarif (2.1.0), junit (XML), github (workflow commands), "
+                        "gitlab (Code Quality)")
     o.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (text summary still on the terminal)")
     o.add_argument("--fail-on", default=None, choices=list(FAIL_ON),
                    help="exit 1 when a finding is at least this severe (default: error, or the settings file's)")
@@ -70,11 +76,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"carpscope {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     a = sub.add_parser("analyze", help="analyze capture files (pcap, pcapng; - for stdin)")
-    a.add_argument("captures", nargs="+", metavar="CAPTURE")
+    a.add_argument("captures", nargs="+", metavar="CAPTURE",
+                   help="pcap or pcapng files, globs (quoted) or - for standard input")
     a.add_argument("--adverts", action="store_true", help="print one line per advertisement")
     a.add_argument("--all-frames", action="store_true",
                    help="no capture filter: number frames as Wireshark does (slower on large captures)")
-    a.add_argument("--no-timeline", action="store_true")
+    a.add_argument("--no-timeline", action="store_true",
+                   help="text report without the timeline drawings (the event lists stay)")
     a.add_argument("--segment", metavar="NAME",
                    help="treat all captures as one capture point NAME (rotated files of one capture); "
                         "by default each file is its own segment")
@@ -91,7 +99,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     li.add_argument("--debug", action="store_true")
     inv = sub.add_parser("inventory", help="convert configurations into an inventory (TOML, secrets left as references)")
     inv.add_argument("configs", nargs="+", metavar="CONFIG")
-    inv.add_argument("-o", "--output", metavar="FILE")
+    inv.add_argument("-o", "--output", metavar="FILE", help="write the inventory to FILE (default: standard output)")
     inv.add_argument("--debug", action="store_true")
     r = sub.add_parser("rules", help="list the rules, or show one rule's page")
     r.add_argument("rule", nargs="?", metavar="SLUG|CODE")
@@ -129,10 +137,8 @@ def exit_status(findings, fail_on: str) -> int:
 def _console(args, stderr=False):
     from rich.console import Console
     force = {"always": True, "never": False}.get(args.color)
-    c = Console(stderr=stderr, force_terminal=force, no_color=args.color == "never", highlight=False)
-    if not c.is_terminal and "COLUMNS" not in os.environ:
-        c.width = 160   # piped or redirected: wide enough for the group table, no wrapping mid-row
-    return c
+    # piped or redirected: plain text, no colour; the text report then lays out without a width
+    return Console(stderr=stderr, force_terminal=force, no_color=args.color == "never", highlight=False)
 
 
 def cmd_rules(args) -> int:
@@ -199,7 +205,7 @@ def cmd_analyze(args) -> int:
     placed, ctx = run_policy(args, report.findings, names, errors,
                              filtered={n: n in report.filters for n in names})
     report.findings = [p.finding for p in placed]
-    render_report(args, report, placed, ctx)
+    render_report(args, report, placed, ctx, intent)
     return _final_status(args, status, report.findings)
 
 
@@ -322,10 +328,21 @@ def _body(args, placed, ctx, json_doc=None, jsonl_head=(), jsonl_tail=None) -> s
         if jsonl_tail is not None:
             lines.append(json.dumps(jsonl_tail))
         return "".join(line + "\n" for line in lines)
+    if fmt == "html":
+        from carpscope.report import html
+        return html.render(json_doc, _clock(args))
+    if fmt == "junit":
+        from carpscope.report import junit
+        return junit.render(placed, ctx, doc=json_doc, fail_on=getattr(args, "fail_on", None) or "error")
     if fmt in CI_FORMATS:
         import importlib
         return importlib.import_module(f"carpscope.report.{fmt}").render(placed, ctx)
     return None
+
+
+def _clock(args):
+    from carpscope.report.view import Clock
+    return Clock(getattr(args, "tz", None) or "utc")
 
 
 def _open_output(args):
@@ -357,7 +374,9 @@ def _step_summary(args, placed, ctx) -> None:
         say(f"carpscope: warning: $GITHUB_STEP_SUMMARY {path}: {e.strerror or e}")
 
 
-def render_report(args, report, placed=None, ctx=None) -> None:
+def render_report(args, report, placed=None, ctx=None, intent=None, summary: bool = True) -> None:
+    """The report in the chosen format, to stdout or --output; with --output also the text
+    report on the terminal (``summary`` False: not, when stdout carries JSON lines)."""
     from carpscope.report import jsonreport
     if placed is None:      # a caller that did not run the policy (sniff): fingerprints only
         from pathlib import Path
@@ -368,10 +387,11 @@ def render_report(args, report, placed=None, ctx=None) -> None:
         placed = policy.place(report.findings, names, root)
         ctx = policy.Context(files=names, root=root or Path.cwd(),
                              filtered={n: n in report.filters for n in names})
-    doc = jsonreport.report_json(report) if args.format in ("json", "jsonl") else None
-    tail = {"type": "summary", **{k: v for k, v in doc.items() if k != "findings"}} if doc else None
+    doc = jsonreport.report_json(report, intent)
+    tail = {"type": "summary", **{k: v for k, v in doc.items() if k != "findings"}} if args.format == "jsonl" else None
     body = _body(args, placed, ctx, json_doc=doc, jsonl_tail=tail)
     show_timeline = not getattr(args, "no_timeline", False)
+    clock = _clock(args)
     if args.output or body is None:
         from carpscope.report import text    # rich: only for the text report
         console = _console(args)
@@ -380,16 +400,17 @@ def render_report(args, report, placed=None, ctx=None) -> None:
             from rich.console import Console
             try:
                 with open(args.output, "w") as f:
-                    text.render(report, Console(file=f, width=120, no_color=True, highlight=False), show_timeline)
+                    text.render(doc, Console(file=f, no_color=True, highlight=False), show_timeline, clock, width=None)
             except OSError as e:
                 raise UsageError(f"--output {args.output}: {e.strerror or e}") from None
         else:
             _write(args, body)
-        text.render(report, console, show_timeline)
+        if summary:
+            text.render(doc, console, show_timeline, clock)
     elif body is not None:
         sys.stdout.write(body)
     else:
-        text.render(report, console, show_timeline)
+        text.render(doc, console, show_timeline, clock)
     _step_summary(args, placed, ctx)
 
 
@@ -412,12 +433,12 @@ def cmd_lint(args) -> int:
     if body is None and args.output:
         from rich.console import Console
         with _open_output(args) as f:
-            c = Console(file=f, width=120, no_color=True, highlight=False)
+            c = Console(file=f, no_color=True, highlight=False)
             c.print(f"{len(args.configs)} file(s), {len(groups)} group(s)", highlight=False)
-            text.render_findings(findings, c)
+            text.render_findings(findings, c, _clock(args))
     if body is None or args.output:
         _console(args).print(f"{len(args.configs)} file(s), {len(groups)} group(s)", highlight=False)
-        text.render_findings(findings, _console(args))
+        text.render_findings(findings, _console(args), _clock(args))
     _step_summary(args, placed, ctx)
     return _final_status(args, EXIT_OK, findings)
 

@@ -400,13 +400,14 @@ def preload() -> None:
         for src in ("192.0.2.1", "192.0.2.2"):
             a.record(decode_frame(1, carp_frame(src, 1, counter=i), i + 1, 1e9 + i, "preload"))
     report = a.finish()
+    doc = jsonreport.report_json(report)
     for color in (True, False):
         c = Console(file=io.StringIO(), force_terminal=color, width=120)
-        text.render(report, c)
+        text.render(doc, c)
         d = Dashboard(c, "preload")
         d.update(report.groups, report.findings, 1e9 + 9)
         c.print(d.renderable())
-    json.dumps(jsonreport.report_json(report), default=str)
+    json.dumps(doc, default=str)
     rfc3339(0.0)
 
 
@@ -745,6 +746,8 @@ def _sniff(args, source, writer, verifier, vipinfer, auth_rules, intent) -> int:
         events_out = args.output_stream = cli._open_output(args) if args.output else sys.stdout
     elif args.format == "text" and not sys.stdout.isatty():
         events_out = sys.stdout
+        if not args.output:
+            args.format = "jsonl"   # piped: JSON lines from start to end, the final report too
     dash_console = None
     if not args.quiet and events_out is not sys.stdout:
         for stderr in (False, True):     # the report replaces it at the end: stdout if a terminal
@@ -797,5 +800,5 @@ def _sniff(args, source, writer, verifier, vipinfer, auth_rules, intent) -> int:
              f"{sniffer.info.adverts} adverts ({why})")
     if dropped:
         _err(f"warning: {source.name}: the kernel dropped {dropped} frames (the report may miss adverts)")
-    cli.render_report(args, report, placed, ctx)
+    cli.render_report(args, report, placed, ctx, analysis.intent, summary=events_out is not sys.stdout)
     return cli._final_status(args, cli.EXIT_ERROR if sniffer.lost else cli.EXIT_OK, report.findings)
