@@ -760,7 +760,8 @@ def _sniff(args, source, writer, verifier, vipinfer, auth_rules, intent) -> int:
     if dash_console is not None:
         from carpscope.report.dashboard import Dashboard
         dashboard = Dashboard(dash_console, source.name, source.linktype_name, source.promisc,
-                              source.filter, writing=args.write)
+                              source.filter, writing=args.write, clock=cli._clock(args),
+                              hosts=intent.addr_host if intent is not None else None)
     analysis = Analysis(verifier, vipinfer, auth_rules, intent)
     sniffer = Sniffer(analysis, source, emit=emit, dashboard=dashboard, policy=live_policy(args, [source.name]),
                       writer=writer, duration=args.duration, count=args.count)
