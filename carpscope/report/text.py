@@ -11,7 +11,6 @@ out its groups with the same code (``group_rows``, ``layout``).
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 
@@ -20,7 +19,7 @@ from rich.text import Text
 
 from carpscope.model import CARP, Advert, protocol_name
 from carpscope.report.view import (Clock, annotate, group_events, group_findings, group_name, group_vips,
-                                   host_roles, intent_lines, left_out, named, packets_total)
+                                   host_roles, intent_lines, left_out, named, packets_total, ticks)
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": ""}
@@ -249,8 +248,6 @@ def group_rows(g: dict, hosts: dict[str, str], clock: Clock, *, dated: bool = Fa
 
 # ---------------------------------------------------------------------------- timeline
 
-TICKS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
-         43200, 86400, 172800, 604800]
 MARK = {"split": ("!", "bold red"), "overlap": ("x", "yellow"), "gap": ("·", "yellow")}
 
 
@@ -326,25 +323,13 @@ def axis_lines(t0: float, t1: float, n: int, pre: int, clock: Clock) -> list[Tex
     """A ruler under the lanes: ┬ at round times, their clock time below (no two labels touch)."""
     span = max(t1 - t0, 1e-3)
     cs = span / n
-    step = TICKS[-1]
-    for s in TICKS:
-        digits = 1 if s < 1 else 0
-        lab = 8 + (2 if digits else 0)
-        if s / cs >= lab + 2:
-            step = s
-            break
-    digits = 1 if step < 1 else 0
-    off = clock.offset(t0)
-    t = math.ceil((t0 + off) / step - 1e-9) * step - off
     rule = ["─"] * n
     labels = [" "] * (n + 12)
-    while t <= t1 + 1e-9:
+    for t, lab in ticks(t0, t1, cs * 12, clock):
         i = min(n - 1, int(round((t - t0) / cs)))
         rule[i] = "┬"
-        lab = clock.clock(t, digits) if step < 86400 else clock.day(t)
         if i + len(lab) <= n + 2 and all(c == " " for c in labels[max(0, i - 1):i + len(lab) + 1]):
             labels[i:i + len(lab)] = list(lab)
-        t += step
     return [Text(" " * pre + "".join(rule), style="dim"), Text(" " * pre + "".join(labels).rstrip(), style="dim")]
 
 

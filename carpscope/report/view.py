@@ -7,6 +7,7 @@ live dashboard all read the same document through these helpers, so they say the
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -61,6 +62,28 @@ class Clock:
         """Seconds east of UTC at ``ts`` (0 for UTC): ticks fall on round local times."""
         off = self.at(ts).utcoffset()
         return off.total_seconds() if off else 0.0
+
+
+TICKS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
+         43200, 86400, 172800, 604800]
+
+
+def ticks(t0: float, t1: float, min_step: float, clock: Clock) -> list[tuple[float, str]]:
+    """Round times between t0 and t1 at least ``min_step`` seconds apart, with their labels
+    (clock time; tenths when the step is under a second; dates from a day up). The timelines of
+    the text and HTML reports use the same ticks."""
+    step = next((s for s in TICKS if s >= min_step), TICKS[-1])
+    digits = 1 if step < 1 else 0
+    off = clock.offset(t0)
+    k = math.ceil((t0 + off) / step - 1e-9)
+    out = []
+    while True:
+        t = k * step - off
+        if t > t1 + 1e-9:
+            break
+        out.append((t, clock.clock(t, digits) if step < 86400 else clock.day(t)))
+        k += 1
+    return out
 
 
 def named(addr: str | None, hosts: dict[str, str]) -> str:
