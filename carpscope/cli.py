@@ -102,7 +102,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     inv.add_argument("-o", "--output", metavar="FILE", help="write the inventory to FILE (default: standard output)")
     inv.add_argument("--debug", action="store_true")
     r = sub.add_parser("rules", help="list the rules, or show one rule's page")
-    r.add_argument("rule", nargs="?", metavar="SLUG|CODE")
+    r.add_argument("rule", nargs="?", metavar="SLUG|CODE", help="a rule's slug (split-brain) or code (CS401)")
+    c = sub.add_parser("completion", help="print a shell completion script (bash, zsh)")
+    c.add_argument("shell", choices=["bash", "zsh"], help="e.g. carpscope completion bash > /etc/bash_completion.d/carpscope")
+    p.subcommands = sub.choices       # main() reports an unknown option with its command's usage
     return p
 
 
@@ -465,13 +468,22 @@ def cmd_sniff(args) -> int:
     return live.run(args)
 
 
+def cmd_completion(args) -> int:
+    from carpscope import completion
+    parser = build_parser()        # every command with all its options (sniff's too)
+    sys.stdout.write(getattr(completion, args.shell)(parser, dict(parser.subcommands)))
+    return EXIT_OK
+
+
 COMMANDS = {"analyze": cmd_analyze, "rules": cmd_rules, "sniff": cmd_sniff, "lint": cmd_lint,
-            "inventory": cmd_inventory}
+            "inventory": cmd_inventory, "completion": cmd_completion}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:    # the command's own usage, not the top level's (exits 2)
+        parser.subcommands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not args.command:
         parser.print_help()
         return EXIT_ERROR
