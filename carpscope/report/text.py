@@ -328,7 +328,7 @@ def axis_lines(t0: float, t1: float, n: int, pre: int, clock: Clock) -> list[Tex
     for t, lab in ticks(t0, t1, cs * 12, clock):
         i = min(n - 1, int(round((t - t0) / cs)))
         rule[i] = "┬"
-        if i + len(lab) <= n + 2 and all(c == " " for c in labels[max(0, i - 1):i + len(lab) + 1]):
+        if i + len(lab) <= n + 1 and all(c == " " for c in labels[max(0, i - 1):i + len(lab) + 1]):
             labels[i:i + len(lab)] = list(lab)
     return [Text(" " * pre + "".join(rule), style="dim"), Text(" " * pre + "".join(labels).rstrip(), style="dim")]
 
