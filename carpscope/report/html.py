@@ -273,12 +273,15 @@ def timeline_svg(g: dict, findings: list[dict], t0: float, t1: float, clock: Clo
             continue
         for w in (f.get("evidence") or {}).get("windows") or []:
             for ip in (f.get("evidence") or {}).get("speakers") or []:
-                if ip in lane_y:
-                    o.append(f'<rect class="run-split" data-speaker="{esc(ip)}" data-from="{w["from"]!r}" '
-                             f'data-to="{w["to"]!r}" x="{_num(x(w["from"]))}" y="{lane_y[ip] + 3}" '
-                             f'width="{_num(max(x(w["to"]) - x(w["from"]), 1.5))}" height="{LANE_H - 6}" rx="2">'
+                for r in (r for r in runs if r["ip"] == ip and ip in lane_y):
+                    a, b = max(w["from"], r["from"]), min(w["to"], r["to"])
+                    if b < a:
+                        continue
+                    o.append(f'<rect class="run-split" data-speaker="{esc(ip)}" data-from="{a!r}" '
+                             f'data-to="{b!r}" x="{_num(x(a))}" y="{lane_y[ip] + 3}" '
+                             f'width="{_num(max(x(b) - x(a), 1.5))}" height="{LANE_H - 6}" rx="2">'
                              f"<title>{esc(named(ip, hosts))} master during the split brain\n"
-                             f"{esc(clock.iso(w['from']))} to {esc(clock.iso(w['to']))}</title></rect>")
+                             f"{esc(clock.iso(a))} to {esc(clock.iso(b))}</title></rect>")
     o += _markers(g, findings, x, clock, hosts)
     o.append(f'<line class="axis" x1="{x0}" y1="{_num(ybot)}" x2="{x1}" y2="{_num(ybot)}"/>')
     o += marks
