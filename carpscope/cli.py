@@ -40,7 +40,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     k.add_argument("--no-weak-check", action="store_true", help="do not try the bundled default passphrases")
     o = p.add_argument_group("output and policy")
     _policy_options(o)
-    o.add_argument("--color", default="auto", choices=["auto", "always", "never"])
+    o.add_argument("--color", default="auto", choices=["auto", "always", "never"],
+                   help="colour in the text report (auto: on a terminal, unless NO_COLOR is set)")
     o.add_argument("--tz", default="utc", choices=["utc", "local"],
                    help="time zone of the times people read (text, html): utc (default) or local; "
                         "JSON keeps epoch seconds")
@@ -93,14 +94,16 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         live.add_arguments(s)
         _common(s)
     li = sub.add_parser("lint", help="check configurations (rc.conf, keepalived.conf, ucarp, inventory) without a capture")
-    li.add_argument("configs", nargs="+", metavar="CONFIG")
+    li.add_argument("configs", nargs="+", metavar="CONFIG",
+                    help="rc.conf, keepalived.conf, ucarp command lines or units, sysctl.conf, inventory TOML")
     _policy_options(li)
-    li.add_argument("--color", default="auto", choices=["auto", "always", "never"])
-    li.add_argument("--debug", action="store_true")
+    li.add_argument("--color", default="auto", choices=["auto", "always", "never"], help="colour in the text report")
+    li.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
     inv = sub.add_parser("inventory", help="convert configurations into an inventory (TOML, secrets left as references)")
-    inv.add_argument("configs", nargs="+", metavar="CONFIG")
+    inv.add_argument("configs", nargs="+", metavar="CONFIG",
+                     help="rc.conf, keepalived.conf, ucarp command lines or units of the members")
     inv.add_argument("-o", "--output", metavar="FILE", help="write the inventory to FILE (default: standard output)")
-    inv.add_argument("--debug", action="store_true")
+    inv.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
     r = sub.add_parser("rules", help="list the rules, or show one rule's page")
     r.add_argument("rule", nargs="?", metavar="SLUG|CODE", help="a rule's slug (split-brain) or code (CS401)")
     c = sub.add_parser("completion", help="print a shell completion script (bash, zsh)")
