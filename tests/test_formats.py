@@ -41,7 +41,7 @@ CAPTURES = REPO / "captures"
 SCHEMA = name2schema("sarif-2.1.0")
 _CLS = jsonschema.validators.validator_for(SCHEMA)
 VALIDATOR = _CLS(SCHEMA, format_checker=_CLS.FORMAT_CHECKER)
-FORMATS = ["text", "json", "jsonl", "sarif", "junit", "github", "gitlab"]
+FORMATS = ["text", "json", "jsonl", "html", "sarif", "junit", "github", "gitlab"]
 LAB = "captures/lab1.pcap"
 CONF = "configs/fw1.rc.conf"
 
