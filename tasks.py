@@ -18,9 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
-APT_PACKAGES = ["ucarp", "keepalived", "tcpdump", "tshark", "nftables", "iproute2", "tmux"]
+# chromium: the HTML report tests (headless); jq: `sniff | jq` in the live tests
+APT_PACKAGES = ["ucarp", "keepalived", "tcpdump", "tshark", "nftables", "iproute2", "tmux", "chromium", "jq"]
 APT_COMMANDS = {"ucarp": "ucarp", "keepalived": "keepalived", "tcpdump": "tcpdump", "tshark": "tshark",
-                "nftables": "nft", "iproute2": "ip", "tmux": "tmux"}
+                "nftables": "nft", "iproute2": "ip", "tmux": "tmux", "chromium": "chromium", "jq": "jq"}
 
 
 def run(cmd: list[str], **kw) -> None:

@@ -7,7 +7,8 @@ check that every rule in `expect.findings_present` is reported and none of
 `expect.findings_absent`, that the exit status follows --fail-on error (1 exactly when an
 error-level result is present), that the SARIF validates against the bundled SARIF 2.1.0
 schema (when jsonschema is installed) and that the JUnit report has one failing case per
-SARIF result (or one passing case). One PASS/FAIL line per capture; then the whole recipe
+error-level SARIF result (the others and each group as passing cases), its failures count agreeing
+with the exit status. One PASS/FAIL line per capture; then the whole recipe
 command once over 'captures/**/*.pcap*'. Exit 0 when all pass, 1 otherwise.
 
     python .ci/check_captures.py [CAPTURE...]     # with the Python carpscope is installed in
@@ -81,10 +82,18 @@ def check_one(sidecar: Path, tmp: Path, schema) -> list[str]:
     suite = ET.parse(junit_path).getroot().find("testsuite")
     cases = suite.findall("testcase") if suite is not None else []
     failing = [c for c in cases if c.find("failure") is not None]
+    names = [c.get("name") for c in cases]
     if suite is None or suite.get("name") != cap:
         problems.append("JUnit: no testsuite for the capture")
-    elif len(failing) != len(results) or (not results and [c.get("name") for c in cases] != ["No errors found"]):
-        problems.append(f"JUnit: {len(failing)} failing case(s) for {len(results)} finding(s)")
+    else:
+        # --fail-on error: the error-level results fail, the others pass; one case per group too
+        if len(failing) != sum(1 for r in results if r["level"] == "error"):
+            problems.append(f"JUnit: {len(failing)} failing case(s) for "
+                            f"{sum(1 for r in results if r['level'] == 'error')} error-level finding(s)")
+        if (int(suite.get("failures")) > 0) != (j.returncode == 1):
+            problems.append(f"JUnit: failures={suite.get('failures')} but exit {j.returncode}")
+        if len(cases) < len(results) or len(set(names)) != len(names):
+            problems.append("JUnit: a finding without its case, or two cases of one name")
     return problems
 
 

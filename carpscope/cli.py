@@ -16,7 +16,7 @@ from carpscope.commands import EXIT_ERROR, EXIT_OK, UsageError, say
 from carpscope.commands.output import FORMATS
 from carpscope.policy import FAIL_ON
 
-COMMANDS = ("analyze", "sniff", "lint", "inventory", "rules")
+COMMANDS = ("analyze", "sniff", "lint", "inventory", "rules", "completion")
 
 
 def _positive_float(text: str) -> float:
@@ -48,7 +48,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     k.add_argument("--vip", action="append", default=[], metavar="VHID=ADDR[,ADDR...]",
                    help="the virtual addresses of a VHID (they are inside the CARP HMAC)")
     k.add_argument("--inventory", action="append", default=[], metavar="FILE.toml",
-                   help="the intended groups, members, primaries and keys (docs/inventory.md)")
+                   help="the intended groups, hosts and keys (docs/inventory.md): host names in the "
+                        "report, and the unexpected-master, unknown-speaker and missing-group checks")
     k.add_argument("--rc-conf", action="append", default=[], metavar="FILE",
                    help="FreeBSD rc.conf of a member (repeat per host)")
     k.add_argument("--config", action="append", default=[], metavar="FILE",
@@ -56,8 +57,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     k.add_argument("--no-weak-check", action="store_true", help="do not try the bundled default passphrases")
     o = p.add_argument_group("output and policy")
     _policy_options(o)
-    o.add_argument("--color", default="auto", choices=["auto", "always", "never"])
-    o.add_argument("--tz", default="utc", choices=["utc", "local"], help="times in UTC (default) or local time")
+    o.add_argument("--color", default="auto", choices=["auto", "always", "never"],
+                   help="colour in the text report (auto: on a terminal, unless NO_COLOR is set)")
+    o.add_argument("--tz", default="utc", choices=["utc", "local"],
+                   help="time zone of the times people read (text, html, --adverts): utc (default) or "
+                        "local; JSON keeps epoch seconds")
     o.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     o.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
 
@@ -65,8 +69,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _policy_options(o) -> None:
     """Report format and policy, shared by analyze, sniff and lint (see policy.py)."""
     o.add_argument("-f", "--format", default="text", choices=FORMATS,
-                   help="text, json (the contract), jsonl, sarif (2.1.0), junit (XML), github (workflow "
-                        "commands), gitlab (Code Quality)")
+                   help="text, json (the contract), jsonl, html (one self-contained page: timelines, "
+                        "events, findings), sarif (2.1.0), junit (XML), github (workflow commands), "
+                        "gitlab (Code Quality)")
     o.add_argument("-o", "--output", metavar="FILE",
                    help="write the report to FILE, whole or not at all (text summary still on the terminal)")
     o.add_argument("--fail-on", default=None, choices=list(FAIL_ON),
@@ -104,13 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     a = sub.add_parser("analyze", help="analyze capture files (pcap, pcapng; - for stdin)")
     a.add_argument("captures", nargs="+", metavar="CAPTURE",
-                   help="pcap or pcapng files, pipes or FIFOs; - reads standard input")
+                   help="pcap or pcapng files, pipes or FIFOs, globs (quoted); - reads standard input")
     a.add_argument("--adverts", action="store_true", help="print one line per advertisement (with its HMAC verdict)")
     a.add_argument("--numbering", default="all", choices=["all", "filtered"],
                    help="frame numbers as Wireshark shows them on the capture (all, default), or the n-th "
                         "frame passing the capture filter (filtered: what tcpdump -w OUT FILTER writes)")
     a.add_argument("--all-frames", action="store_const", const="all", dest="numbering", help=argparse.SUPPRESS)
-    a.add_argument("--no-timeline", action="store_true", help="leave the mastership timeline out of the text report")
+    a.add_argument("--no-timeline", action="store_true",
+                   help="text report without the timeline drawings (the event lists stay)")
     a.add_argument("--segment", metavar="NAME",
                    help="treat all captures as one capture point NAME (rotated files of one capture); "
                         "by default each file is its own segment")
@@ -119,16 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
     _sniff_arguments(s)
     _common(s)
     li = sub.add_parser("lint", help="check configurations (rc.conf, keepalived.conf, ucarp, inventory) without a capture")
-    li.add_argument("configs", nargs="+", metavar="CONFIG")
+    li.add_argument("configs", nargs="+", metavar="CONFIG",
+                    help="rc.conf, keepalived.conf, ucarp command lines or units, sysctl.conf, inventory TOML")
     _policy_options(li)
-    li.add_argument("--color", default="auto", choices=["auto", "always", "never"])
-    li.add_argument("--debug", action="store_true")
+    li.add_argument("--color", default="auto", choices=["auto", "always", "never"], help="colour in the text report")
+    li.add_argument("--tz", default="utc", choices=["utc", "local"], help=argparse.SUPPRESS)
+    li.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
     inv = sub.add_parser("inventory", help="convert configurations into an inventory (TOML, secrets left as references)")
-    inv.add_argument("configs", nargs="+", metavar="CONFIG")
-    inv.add_argument("-o", "--output", metavar="FILE", help="write the inventory to FILE instead of stdout")
-    inv.add_argument("--debug", action="store_true")
+    inv.add_argument("configs", nargs="+", metavar="CONFIG",
+                     help="rc.conf, keepalived.conf, ucarp command lines or units of the members")
+    inv.add_argument("-o", "--output", metavar="FILE", help="write the inventory to FILE (default: standard output)")
+    inv.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
     r = sub.add_parser("rules", help="list the rules, or show one rule's page")
-    r.add_argument("rule", nargs="?", metavar="SLUG|CODE")
+    r.add_argument("rule", nargs="?", metavar="SLUG|CODE", help="a rule's slug (split-brain) or code (CS401)")
+    c = sub.add_parser("completion", help="print a shell completion script (bash, zsh)")
+    c.add_argument("shell", choices=["bash", "zsh"], help="e.g. carpscope completion bash > /etc/bash_completion.d/carpscope")
+    p.subcommands = sub.choices       # type: ignore[attr-defined]  # main() reports an unknown option with its command's usage
     return p
 
 
@@ -161,7 +173,9 @@ def resolve_policy(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:    # the command's own usage, not the top level's (exits 2)
+        parser.subcommands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not args.command:
         parser.print_help()
         return EXIT_ERROR

@@ -72,6 +72,10 @@ class Intent:
         advert, RFC 5798 §5.1.2.1) are rarely listed, so they are unknown, not foreign."""
         return ip in self.addr_host or not _link_local(ip)
 
+    def intended_groups(self, tg: TGroup) -> list:
+        """The inventory groups a captured group is (for reports: names, VIPs, members)."""
+        return [ig for ig in self.inv.groups if self._matches(ig, tg)]
+
     def _matches(self, ig, tg: TGroup) -> bool:
         if ig.protocol != tg.protocol or ig.id != tg.vhid:
             return False

@@ -23,16 +23,21 @@ SHARED = REPO.parent / "shared"
 EXTERNAL = SHARED / "captures" / "external"
 VECTORS = SHARED / "docs" / "vectors.json"
 TSHARK = shutil.which("tshark")
+CHROMIUM = shutil.which("chromium")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def pytest_runtest_setup(item):
-    """tshark tests skip without tshark, except in CI where a missing tshark is a failure."""
+    """tshark (chromium) tests skip without tshark (chromium), except in CI where it is a failure."""
     if item.get_closest_marker("tshark") and TSHARK is None:
         if IN_CI:
             pytest.fail("tshark is not installed but CI=true: the tshark differential tests must run in CI",
                         pytrace=False)
         pytest.skip("tshark not installed (apt-get install tshark); the differential tests need it")
+    if item.get_closest_marker("chromium") and CHROMIUM is None:
+        if IN_CI:
+            pytest.fail("chromium is not installed but CI=true: the HTML report tests must run in CI", pytrace=False)
+        pytest.skip("chromium not installed (apt-get install chromium); the HTML report tests need it")
 
 
 # ------------------------------------------------------------------ paths

@@ -41,7 +41,7 @@ CAPTURES = REPO / "captures"
 SCHEMA = name2schema("sarif-2.1.0")
 _CLS = jsonschema.validators.validator_for(SCHEMA)
 VALIDATOR = _CLS(SCHEMA, format_checker=_CLS.FORMAT_CHECKER)
-FORMATS = ["text", "json", "jsonl", "sarif", "junit", "github", "gitlab"]
+FORMATS = ["text", "json", "jsonl", "html", "sarif", "junit", "github", "gitlab"]
 LAB = "captures/lab1.pcap"
 CONF = "configs/fw1.rc.conf"
 
@@ -265,26 +265,37 @@ def test_sarif_segment_of_several_files_has_no_frame_location():
 
 # ------------------------------------------------------------------ JUnit
 
-def test_junit_every_rule(placed, ctx):
-    root = ET.fromstring(junit.render(placed, ctx))
+@pytest.mark.parametrize("fail_on", ["error", "warning", "info", "never"])
+def test_junit_every_rule(placed, ctx, fail_on):
+    """A case per finding, failing only at or above --fail-on (the others pass with their
+    text); names unique in their suite; counts agree."""
+    limit = policy.FAIL_ON[fail_on]
+    root = ET.fromstring(junit.render(placed, ctx, fail_on=fail_on))
     assert root.tag == "testsuites"
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     assert set(suites) == {LAB, CONF}
     n_lab = sum(1 for p in placed if p.path == LAB)
-    assert suites[LAB].get("tests") == suites[LAB].get("failures") == str(n_lab)
-    assert root.get("failures") == str(len(placed)) == root.get("tests")
+    failing = [p for p in placed if p.finding.severity.rank >= limit]
+    assert suites[LAB].get("tests") == str(n_lab)
+    assert suites[LAB].get("failures") == str(sum(1 for p in failing if p.path == LAB))
+    assert root.get("failures") == str(len(failing)) and root.get("tests") == str(len(placed))
     cases = [c for s in suites.values() for c in s.findall("testcase")]
-    assert sorted(c.get("name") for c in cases) == sorted(f"carpscope.{p.finding.code}" for p in placed)
+    for s in suites.values():
+        names = [c.get("name") for c in s.findall("testcase")]
+        assert len(names) == len(set(names))
     for c in suites[LAB].findall("testcase"):
         assert c.get("classname") == "captures/lab1" and c.get("file") == LAB
-        fail = c.find("failure")
-        assert fail is not None and fail.get("type") in ("error", "warning", "info")
-    # escaping survives the round trip (newlines in attributes too)
-    by_code = {c.get("name"): c for c in cases}
+    # each finding's case: by its code, failing (message = the finding's one line) or passing
+    # with that line in system-out; escaping survives the round trip (newlines too)
     for p in placed:
-        fail = by_code[f"carpscope.{p.finding.code}"].find("failure")
-        assert fail.get("message") == policy.finding_text(p.finding)
-        assert p.fingerprint in fail.text
+        c = next(c for c in cases if c.get("name").startswith(f"{p.finding.code} {p.finding.rule}"))
+        fail = c.find("failure")
+        if p.finding.severity.rank >= limit:
+            assert fail is not None and fail.get("type") == p.finding.severity.value
+            assert fail.get("message") == policy.finding_text(p.finding)
+            assert p.fingerprint in fail.text
+        else:
+            assert fail is None and policy.finding_text(p.finding) in c.find("system-out").text
 
 
 def test_junit_clean_capture_passes_and_unreadable_errors(tmp_path):
@@ -295,8 +306,9 @@ def test_junit_clean_capture_passes_and_unreadable_errors(tmp_path):
     root = ET.fromstring(out.read_text())
     suites = root.findall("testsuite")
     assert [s.get("name") for s in suites][0] == "captures/keepalived-vrrp3.pcap"
-    clean = suites[0].findall("testcase")
-    assert len(clean) == 1 and clean[0].get("name") == "No errors found" and not list(clean[0])
+    clean = suites[0].findall("testcase")        # no finding: the group's passing case
+    assert [c.get("name") for c in clean] == ["VRRPv3 1 on captures/keepalived-vrrp3.pcap"]
+    assert clean[0].find("failure") is None and "master at the end: 192.168.1.4" in clean[0].find("system-out").text
     assert suites[0].get("tests") == "1" and suites[0].get("failures") == "0"
     bad = suites[1]
     assert bad.get("errors") == "1" and bad.find("testcase/error") is not None
@@ -308,7 +320,10 @@ def test_junit_drops_characters_xml_cannot_carry(ctx):
     f = lookup("malformed").finding("bad \x01\x1b byte", segment=LAB, packets=[3])
     out = junit.render(policy.place([f], [LAB]), ctx)
     root = ET.fromstring(out)
-    assert root.find("testsuite/testcase/failure").get("message") == "packet 3: bad  byte"
+    assert root.find("testsuite/testcase/failure") is None        # a warning: below --fail-on error
+    assert "packet 3: bad  byte" in root.find("testsuite/testcase/system-out").text
+    out = junit.render(policy.place([f], [LAB]), ctx, fail_on="warning")
+    assert ET.fromstring(out).find("testsuite/testcase/failure").get("message") == "packet 3: bad  byte"
 
 
 # ------------------------------------------------------------------ GitHub

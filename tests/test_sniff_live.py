@@ -339,19 +339,37 @@ def test_sigterm_and_sigint_end_with_the_report(live, tmp_path):
             assert "Traceback" not in sn.stderr
 
 
-def test_not_a_terminal_prints_event_lines_then_the_report(live, tmp_path):
+def test_not_a_terminal_prints_json_lines_from_start_to_end(live, tmp_path):
+    """Piped with the default format: JSON lines throughout, the final report too (as the README
+    promises), so `| jq` reads every line."""
     with Lab([Host("a", "10.78.6.2/24")]) as lab:
         lab.start(Ucarp("a", 8, "pipe-pass", "10.78.6.1"))
         lab.wait_state("a", "carp:8", "MASTER", MASTER_WAIT)
         sn = Sniff(lab, "--count", "3")             # default --format text, stdout is a pipe
         rc = sn.wait(15)
     assert rc == 0, sn.stderr
-    events = sn.events()
-    assert [e["type"] for e in events][:3] == ["start", "speaker", "master"]
-    assert events[-1]["type"] == "end" and events[-1]["reason"] == "count" and events[-1]["adverts"] == 3
-    text = "".join(line for _, line in sn.lines)
-    assert "br0: 3 frames read, 3 adverts" in text or "3 adverts" in text
-    assert "segment br0" in text and "10.78.6.2" in text
+    records = [json.loads(line) for _, line in sn.lines if line.strip()]   # every line is JSON
+    assert [e["type"] for e in records][:3] == ["start", "speaker", "master"]
+    end = next(e for e in records if e["type"] == "end")
+    assert end["reason"] == "count" and end["adverts"] == 3
+    assert records[-1]["type"] == "summary" and records[-1]["groups"][0]["speakers"][0]["ip"] == "10.78.6.2"
+
+
+def test_sniff_piped_into_jq(live, tmp_path):
+    """The issue's check: `carpscope sniff IFACE --duration 5 | jq -c .` succeeds on a live run."""
+    require_root(("ip", "ucarp", "jq"))
+    with Lab([Host("a", "10.78.8.2/24"), Host("b", "10.78.8.3/24")]) as lab:
+        lab.start(Ucarp("a", 9, "jq-pass", "10.78.8.1"))
+        lab.wait_state("a", "carp:9", "MASTER", MASTER_WAIT)
+        lab.start(Ucarp("b", 9, "jq-pass", "10.78.8.1", advskew=100))
+        cmd = (f"set -o pipefail; PYTHONPATH={shlex.quote(str(REPO))} {shlex.quote(sys.executable)} -m carpscope "
+               f"sniff {shlex.quote(lab.bridge)} --duration 5 | {shlex.quote(tool('jq'))} -c .")
+        p = subprocess.run([tool("ip"), "netns", "exec", lab.switch_netns, "bash", "-c", cmd], capture_output=True,
+                           text=True, timeout=30, stdin=subprocess.DEVNULL, cwd=REPO)
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(line) for line in p.stdout.splitlines()]
+    assert lines[0]["type"] == "start" and lines[-1]["type"] == "summary"
+    assert any(e["type"] == "master" and e["ip"] == "10.78.8.2" for e in lines)
 
 
 # ---------------------------------------------------------------------------- the dashboard in a terminal
@@ -380,7 +398,7 @@ def test_dashboard_in_tmux(live, tmp_path):
                 time.sleep(0.5)
                 screens.append(subprocess.run([*tmux, "capture-pane", "-p", "-t", "dash"], capture_output=True,
                                               text=True, timeout=10).stdout)
-                if "10.78.7.2 *" in screens[-1] and "ok dash" in screens[-1] and "base 1 skew 100" in screens[-1]:
+                if "master" in screens[-1] and "ok dash" in screens[-1] and "base 1 skew 100" in screens[-1]:
                     break
             shot = screens[-1]
             # Ctrl-C in the terminal: the dashboard gives way to the final report
@@ -399,10 +417,10 @@ def test_dashboard_in_tmux(live, tmp_path):
             subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=10)
     assert "carpscope sniff br0" in shot, shot
     rows = [ln for ln in shot.splitlines() if "CARP" in ln]
-    assert rows and " 13 " in rows[0] and "10.78.7.2" in rows[0], shot
-    assert "10.78.7.2 *" in shot and "ok dash" in shot and "active findings (0)" in shot, shot
+    assert rows and " 13 " in rows[0] and "10.78.7.2" in rows[0] and " master " in rows[0], shot
+    assert "ok dash" in shot and "active findings (0)" in shot, shot
     # redrawn in place: one header on the screen, whatever the number of refreshes
     assert all(s.count("carpscope sniff br0") <= 1 for s in screens)
     # Ctrl-C: the dashboard gives way to the analyze report
-    assert "mastership timeline" in final and "no findings" in final, final
+    assert "mastership and events" in final and "no findings" in final, final
     assert "carpscope sniff br0  " not in final and "interrupted" in final

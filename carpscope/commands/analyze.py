@@ -114,7 +114,7 @@ def run(args) -> int:
     placed, ctx = run_policy(args, report.findings, names, errors,
                              filtered={n: report.numberings.get(n) == "filtered" for n in names})
     report.findings = [p.finding for p in placed]
-    render_report(args, report, placed, ctx)
+    render_report(args, report, placed, ctx, intent)
     return final_status(args, status, report.findings, engine.interrupted)
 
 

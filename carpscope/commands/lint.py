@@ -6,7 +6,7 @@ import os
 
 from carpscope import __version__
 from carpscope.commands import EXIT_OK, UsageError, say
-from carpscope.commands.output import body, console, final_status, prepare_outputs, run_policy, step_summary, write
+from carpscope.commands.output import body, clock, console, final_status, prepare_outputs, run_policy, step_summary, write
 from carpscope.files import display_name
 
 
@@ -29,9 +29,9 @@ def run(args) -> int:
     if out is None and args.output_file is not None:
         from rich.console import Console
         buf = io.StringIO()
-        c = Console(file=buf, width=120, no_color=True, highlight=False)
+        c = Console(file=buf, no_color=True, highlight=False)
         c.print(head, highlight=False)
-        text.render_findings(findings, c)
+        text.render_findings(findings, c, clock(args))
         out = buf.getvalue()
         write(args, out)
         out = None
@@ -40,6 +40,6 @@ def run(args) -> int:
     if out is None or args.output_file is not None:
         c = console(args)
         c.print(head, highlight=False)
-        text.render_findings(findings, c)
+        text.render_findings(findings, c, clock(args))
     step_summary(args, placed, ctx)
     return final_status(args, EXIT_OK, findings)

@@ -10,7 +10,7 @@ from carpscope import __version__
 from carpscope.commands import EXIT_ERROR, EXIT_OK, EXIT_SIGNAL, UsageError, say
 from carpscope.files import Output, OutputError
 
-FORMATS = ["text", "json", "jsonl", "sarif", "junit", "github", "gitlab"]
+FORMATS = ["text", "json", "jsonl", "html", "sarif", "junit", "github", "gitlab"]
 CI_FORMATS = ("sarif", "junit", "github", "gitlab")
 
 
@@ -86,10 +86,22 @@ def body(args, placed, ctx, json_doc=None, jsonl_tail=None) -> str | None:
         if jsonl_tail is not None:
             lines.append(json.dumps(jsonl_tail))
         return "".join(line + "\n" for line in lines)
+    if fmt == "html":
+        from carpscope.report import html
+        return html.render(json_doc, clock(args))
+    if fmt == "junit":
+        from carpscope.report import junit
+        return junit.render(placed, ctx, doc=json_doc, fail_on=args.policy.fail_on)
     if fmt in CI_FORMATS:
         import importlib
         return importlib.import_module(f"carpscope.report.{fmt}").render(placed, ctx)
     return None
+
+
+def clock(args):
+    """How the times people read are written (report/view.py): UTC or local (--tz)."""
+    from carpscope.report.view import Clock
+    return Clock(getattr(args, "tz", None) or "utc")
 
 
 def write(args, text: str) -> None:
@@ -150,9 +162,9 @@ def step_summary(args, placed, ctx) -> None:
         say(f"carpscope: warning: $GITHUB_STEP_SUMMARY {path}: {e.strerror or e}")
 
 
-def render_report(args, report, placed=None, ctx=None) -> None:
+def render_report(args, report, placed=None, ctx=None, intent=None, summary: bool = True) -> None:
     """The analysis report in the format asked for; with --output, the text summary still goes
-    to the terminal."""
+    to the terminal (``summary`` False: not, when stdout carries JSON lines)."""
     from carpscope.report import jsonreport
     if placed is None:      # a caller that did not run the policy: fingerprints only
         from carpscope import policy
@@ -161,10 +173,11 @@ def render_report(args, report, placed=None, ctx=None) -> None:
         placed = policy.place(report.findings, names, root)
         ctx = policy.Context(files=names, root=root or Path.cwd(),
                              filtered={n: n in report.filters for n in names})
-    doc = jsonreport.report_json(report) if args.format in ("json", "jsonl") else None
-    tail = {"type": "summary", **{k: v for k, v in doc.items() if k != "findings"}} if doc else None
+    doc = jsonreport.report_json(report, intent)
+    tail = {"type": "summary", **{k: v for k, v in doc.items() if k != "findings"}} if args.format == "jsonl" else None
     text_body = body(args, placed, ctx, json_doc=doc, jsonl_tail=tail)
     show_timeline = not getattr(args, "no_timeline", False)
+    when = clock(args)
     if text_body is None:
         from carpscope.report import text    # rich: only for the text report
         if args.output_file is not None:
@@ -172,12 +185,12 @@ def render_report(args, report, placed=None, ctx=None) -> None:
 
             from rich.console import Console
             buf = io.StringIO()
-            text.render(report, Console(file=buf, width=120, no_color=True, highlight=False), show_timeline)
+            text.render(doc, Console(file=buf, no_color=True, highlight=False), show_timeline, when, width=None)
             write(args, buf.getvalue())
-        text.render(report, console(args), show_timeline)
+        text.render(doc, console(args), show_timeline, when)
     else:
         write(args, text_body)
-        if args.output_file is not None and not getattr(args, "quiet", False):
+        if args.output_file is not None and summary:
             from carpscope.report import text
-            text.render(report, console(args), show_timeline)
+            text.render(doc, console(args), show_timeline, when)
     step_summary(args, placed, ctx)

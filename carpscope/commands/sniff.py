@@ -32,7 +32,7 @@ import time
 from carpscope.capture.live import InterfaceLost, LiveError, LiveSource, check_interface, list_interfaces
 from carpscope.commands import EXIT_ERROR, EXIT_OK, UsageError, say
 from carpscope.commands.keys import build_auth
-from carpscope.commands.output import console, final_status, prepare_outputs, render_report, run_policy
+from carpscope.commands.output import clock, console, final_status, prepare_outputs, render_report, run_policy
 from carpscope.engine import Engine
 from carpscope.files import Output, OutputError
 from carpscope.model import SourceInfo
@@ -94,13 +94,14 @@ def preload() -> None:
         for src in ("192.0.2.1", "192.0.2.2"):
             e.frame(1, i + 1, 1e9 + i, carp_frame(src, 1, counter=i), "preload", SourceInfo("preload"))
     report = e.finish()
+    doc = jsonreport.report_json(report)
     for color in (True, False):
         c = Console(file=io.StringIO(), force_terminal=color, width=120)
-        text.render(report, c)
+        text.render(doc, c)
         d = Dashboard(c, "preload")
         d.update(report.groups, report.findings, 1e9 + 9)
         c.print(d.renderable())
-    json.dumps(jsonreport.report_json(report), default=str)
+    json.dumps(doc, default=str)
     rfc3339(0.0)
 
 
@@ -430,6 +431,8 @@ def _sniff(args, source, writer, verifier, vipinfer, intent) -> int:
         events_out = stream(args)
     elif args.format == "text" and not sys.stdout.isatty():
         events_out = sys.stdout
+        if not args.output:
+            args.format = "jsonl"   # piped: JSON lines from start to end, the final report too
     dash_console = None
     if not args.quiet and events_out is not sys.stdout:
         for stderr in (False, True):     # the report replaces it at the end: stdout if a terminal
@@ -442,7 +445,8 @@ def _sniff(args, source, writer, verifier, vipinfer, intent) -> int:
     if dash_console is not None:
         from carpscope.report.dashboard import Dashboard
         dashboard = Dashboard(dash_console, source.name, source.linktype_name, source.promisc,
-                              source.filter, writing=args.write)
+                              source.filter, writing=args.write, clock=clock(args),
+                              hosts=intent.addr_host if intent is not None else None)
     analysis = Engine(verifier, vipinfer, intent)
     sniffer = Sniffer(analysis, source, emit=emit, dashboard=dashboard, policy=live_policy(args, [source.name]),
                       writer=writer, duration=args.duration, count=args.count)
@@ -482,11 +486,5 @@ def _sniff(args, source, writer, verifier, vipinfer, intent) -> int:
              f"{sniffer.info.adverts} adverts ({why})")
     if dropped:
         _err(f"warning: {source.name}: the kernel dropped {dropped} frames (the report may miss adverts)")
-    if args.format == "text" and events_out is sys.stdout:
-        # piped: stdout holds JSON lines only; the text report goes to a terminal on stderr
-        if console(args, stderr=True).is_terminal:
-            from carpscope.report import text
-            text.render(report, console(args, stderr=True), not getattr(args, "no_timeline", False))
-    else:
-        render_report(args, report, placed, ctx)
+    render_report(args, report, placed, ctx, analysis.intent, summary=events_out is not sys.stdout)
     return final_status(args, EXIT_ERROR if sniffer.lost else EXIT_OK, report.findings)

@@ -11,19 +11,19 @@ import contextlib
 import datetime as dt
 from collections import deque
 
-from rich import box
 from rich.console import Console, Group as RGroup
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
 from carpscope.model import protocol_name
-from carpscope.report.text import SEV_STYLE, auth_text, timing, ts_text
+from carpscope.report import text
+from carpscope.report.jsonreport import group_json
+from carpscope.report.view import Clock, annotate
 
 MAX_CHANGES = 8        # recent mastership changes shown
 MAX_FINDINGS = 12      # active findings shown (the rest counted)
 RATE_WINDOW = 10.0     # seconds over which adverts/s is measured
-WIDE = 130             # columns from which the table shows MACs, periods and advert counts
+COLUMNS = ["proto", "id", "speaker", "role", "mac", "timing", "period", "adv/s", "auth", "adverts", "last seen"]
 
 _CHANGE_TYPES = ("master", "silent", "gap", "split-brain", "split-brain-end")
 
@@ -38,10 +38,10 @@ def age_text(seconds: float) -> str:
     return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m ago"
 
 
-def change_text(ev: dict) -> Text:
+def change_text(ev: dict, clock: Clock | None = None) -> Text:
     """One line for a tracker event in the 'recent mastership changes' list."""
     who = f"{protocol_name(ev['protocol'])} {ev['vhid']}"
-    t = Text.assemble((ts_text(ev["ts"]), "dim"), "  ", (f"{who:10}", "bold"), " ")
+    t = Text.assemble(((clock or Clock()).clock(ev["ts"]), "dim"), "  ", (f"{who:10}", "bold"), " ")
     kind = ev["type"]
     if kind == "master":
         prev = ev.get("previous")
@@ -87,8 +87,11 @@ class Rates:
 
 class Dashboard:
     def __init__(self, console: Console, interface: str, linktype: str | None = None,
-                 promisc: bool = True, bpf: str | None = None, writing: str | None = None):
+                 promisc: bool = True, bpf: str | None = None, writing: str | None = None,
+                 hosts: dict[str, str] | None = None, clock: Clock | None = None):
         self.console = console
+        self.hosts = hosts or {}
+        self.clock = clock or Clock()
         self.interface, self.linktype, self.promisc, self.bpf, self.writing = interface, linktype, promisc, bpf, writing
         self.changes: deque = deque(maxlen=MAX_CHANGES)
         self.groups: list = []
@@ -138,65 +141,42 @@ class Dashboard:
         t.append("   Ctrl-C: stop and report", style="dim italic")
         return t
 
-    def group_table(self, segment: str, groups: list) -> Table:
-        wide = self.console.width >= WIDE
-        cols = ["proto", "id", "master", "speaker", "mac", "timing", "period", "adv/s", "auth", "adverts",
-                "last seen"]
-        if not wide:     # a narrow terminal keeps what tells who is master and whether all is well
-            cols = [c for c in cols if c not in ("mac", "period", "adverts")]
-        t = Table(title=f"segment {segment}", title_justify="left", expand=False,
-                  box=None if not wide else box.HEAVY_HEAD, padding=(0, 1))
-        ipw = max([9] + [len(s.ip) + 2 for g in groups for s in g.speakers.values()])
-        for col in cols:
-            t.add_column(col, no_wrap=True, justify="right" if col in ("id", "adv/s", "adverts") else "left",
-                         min_width=ipw if col in ("master", "speaker") else None)
+    def group_table(self, segment: str, groups: list):
+        """The groups of a segment, laid out by the text report's code (a table, or one block
+        per group when the terminal is too narrow), from each group's JSON document plus what
+        only a live view knows: who advertises now, adverts per second, how long ago."""
         now = self.now or 0.0
+        rows = []
         for g in groups:
-            first = True
+            doc = group_json(g)
             # a speaker that advertises acts as master (backups are silent): two at once = split brain
-            acting = sorted((s for s in g.speakers.values() if s.run_start is not None), key=lambda s: s.run_start)
-            if len(acting) > 1:
-                master = Text(" + ".join(s.ip for s in acting), style="bold red")
-            elif acting:
-                master = Text(acting[0].ip, style="bold green")
-            else:
-                master = Text("none", style="bold yellow")
-            for key, s in sorted(g.speakers.items(), key=lambda kv: (kv[1].first, kv[1].ip)):
-                active = s.run_start is not None
-                is_master = active
-                ps = s.period_stats()
+            acting = [s.ip for s in sorted((s for s in g.speakers.values() if s.run_start is not None),
+                                           key=lambda s: s.run_start)]
+            extra = {}
+            for key, s in g.speakers.items():
                 rate = self._rate.get((g.key, key))
-                cells = {
-                    "proto": protocol_name(g.protocol) if first else "",
-                    "id": str(g.vhid) if first else "",
-                    "master": master if first else "",
-                    "speaker": Text(s.ip + (" *" if is_master else ""), style="bold" if active else "dim"),
-                    "mac": s.mac or "-",
-                    "timing": timing(g, s),
-                    "period": f"{ps['mean']:.2f}±{ps['jitter']:.2f}s" if ps else "-",
-                    "adv/s": "-" if rate is None else f"{rate:.2f}",
-                    "auth": auth_text(g, s),
-                    "adverts": str(s.adverts),
-                    "last seen": Text(age_text(now - s.last), style="" if active else "dim"),
-                }
-                t.add_row(*[cells[c] for c in cols])
-                first = False
-        return t
+                extra[s.ip] = {"adv/s": Text("-" if rate is None else f"{rate:.2f}"),
+                               "last seen": Text(age_text(now - s.last), style="" if s.run_start is not None else "dim")}
+                if s.run_start is None:
+                    extra[s.ip]["role"] = Text("silent", style="dim")
+            rows.append(text.group_rows(doc, self.hosts, self.clock, masters=acting, extra=extra))
+        lines = [Text(f"segment {segment}", style="bold")] + text.layout(rows, COLUMNS, self.console.width)
+        return RGroup(*lines)
 
     def changes_block(self):
         if not self.changes:
             return Text("no mastership change yet", style="dim")
-        return RGroup(*[change_text(ev) for ev in reversed(self.changes)])
+        return RGroup(*[change_text(ev, self.clock) for ev in reversed(self.changes)])
 
     def findings_block(self):
         if not self.findings:
             return Text("no active findings", style="green")
         lines = []
         for f in self.findings[:MAX_FINDINGS]:
-            line = Text.assemble((f"{f.severity.value.upper():7} ", SEV_STYLE[f.severity]),
-                                 (f"{f.code} ", "bold"), (f"{f.rule}", "bold"), "  ", f.message)
-            line.no_wrap, line.overflow = True, "ellipsis"
-            lines.append(line)
+            sev = f.severity.value
+            line = Text.assemble((f"{sev.upper():7} ", text.SEV_STYLE[sev]), (f"{f.code} ", "bold"),
+                                 (f"{f.rule}", "bold"), "  ", annotate(f.message, self.hosts))
+            lines += text.prose(line, self.console.width, 0, 8)     # wrapped, never cut
         if len(self.findings) > MAX_FINDINGS:
             lines.append(Text(f"… and {len(self.findings) - MAX_FINDINGS} more", style="dim"))
         return RGroup(*lines)

@@ -1,4 +1,10 @@
-"""The JSON report (a contract: see docs/json.md) and JSON lines."""
+"""The JSON report (a contract: see docs/report.md and the design notes) and JSON lines.
+
+Every other report (text, HTML, JUnit) is rendered from this document, never from the engine's
+objects: what a renderer needs is in here. Keys are only ever added (name and type of an
+existing key never change); the keys added after the first contract are listed in
+docs/report.md.
+"""
 from __future__ import annotations
 
 import json
@@ -12,7 +18,7 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 6)
 
 
-def speaker_json(g: Group, s: Speaker) -> dict:
+def speaker_json(g: Group, s: Speaker, names: dict[str, str] | None = None) -> dict:
     carp = g.protocol == CARP
     d = {
         "ip": s.ip, "mac": s.mac, "adverts": s.adverts,
@@ -24,10 +30,13 @@ def speaker_json(g: Group, s: Speaker) -> dict:
         "demote": s.demote if carp else None,
         "ttl_min": s.ttl_min,
         "period": s.period_stats(),
+        "host": (names or {}).get(s.ip),
+        "frames": list(s.frames),
     }
     if carp:
         d["auth"]["inferred_vips"] = s.auth_inferred
-        if s.auth_diagnosis is not None and s.auth.get("fail"):
+        d["auth"]["weak"] = s.auth_weak
+        if s.auth_diagnosis is not None and s.auth_fail:
             d["auth"]["diagnosis"] = s.auth_diagnosis.to_json()
     else:
         d["addresses"] = sorted({a for al in s.addresses for a in al})
@@ -47,19 +56,46 @@ def masters_at_end(g: Group) -> list[str]:
     return sorted(s.ip for s in g.speakers.values() if end - s.last <= 1.5 * s.interval + 0.1)
 
 
-def group_json(g: Group) -> dict:
+def group_json(g: Group, intent=None) -> dict:
+    names = intent.addr_host if intent is not None else None
     return {
         "segment": g.segment, "protocol": g.protocol, "family": g.family, "vhid": g.vhid,
-        "speakers": [speaker_json(g, s) for s in sorted(g.speakers.values(), key=lambda s: (s.first, s.ip))],
+        "speakers": [speaker_json(g, s, names) for s in sorted(g.speakers.values(), key=lambda s: (s.first, s.ip))],
         "masters": [{"ip": r.ip, "from": _r(r.start), "to": _r(r.end), "adverts": r.adverts,
                      "first_packet": r.first_frame, "last_packet": r.last_frame} for r in g.timeline()],
         "master": g.master.ip if g.master else None,
         "masters_at_end": masters_at_end(g),
-        "changes": [{"ts": _r(c[0]), "from": c[1], "to": c[2], "kind": c[3]} for c in g.changes],
+        "changes": [{"ts": _r(c[0]), "from": c[1], "to": c[2], "kind": c[3], "packet": c[4]} for c in g.changes],
+        "runs_dropped": g.runs_dropped,
+        "intent": intent_json(intent, g) if intent is not None else None,
     }
 
 
-def report_json(report) -> dict:
+def intent_json(intent, g: Group) -> dict | None:
+    """What the inventory or configs intend for this captured group: its name, VIPs, intended
+    primary and members (host, addresses, role, whether the capture heard it)."""
+    matched = intent.intended_groups(g)
+    if not matched:
+        return None
+    ig = matched[0]
+    heard = {intent.host_of(s.ip) for s in g.speakers.values()} - {None}
+    primary = ig.intended_primary()
+    members = []
+    for m in ig.members:
+        host = intent.inv.host(m.host)
+        addrs = [a.split("/")[0] for a in (host.addresses if host else ())]
+        if m.source and m.source not in addrs:
+            addrs.append(m.source)
+        members.append({"host": m.host, "addresses": addrs,
+                        "role": "primary" if m.host == primary else "backup" if primary else "member",
+                        "heard": m.host in heard})
+    return {"group": ig.name, "segment": ig.segment, "vips": list(ig.vips or ()), "primary": primary,
+            "members": members}
+
+
+def report_json(report, intent=None) -> dict:
+    """The document. ``intent`` (intent.Intent, from an inventory or configs) adds host names
+    and each group's intended members; without it those keys are empty or null."""
     return {
         "carpscope": __version__,
         "packet_numbering": report.numbering,
@@ -67,8 +103,9 @@ def report_json(report) -> dict:
                      "linktype": s.linktype, "error": s.error, "filter": report.filters.get(s.name),
                      "packet_numbering": report.numberings.get(s.name, report.numbering)}
                     for s in report.sources],
-        "groups": [group_json(g) for g in report.groups],
+        "groups": [group_json(g, intent) for g in report.groups],
         "findings": [f.to_json() for f in report.findings],
+        "hosts": dict(sorted(intent.addr_host.items())) if intent is not None else {},
     }
 
 

@@ -58,6 +58,8 @@ def rule_descriptors() -> list[dict]:
              "properties": {"tags": ["carp", "vrrp", *tags]}}
         if page:
             d["help"] = {"text": page, "markdown": page}
+        # the page's place in the repository declared as the project URL (no web site of its own)
+        d["helpUri"] = rule.help_uri
         out.append(d)
     return out
 
