@@ -69,7 +69,13 @@ def test_handbook_has_no_error_and_reports_preempt_as_info():
     r = run(sorted(HANDBOOK.glob("*.rc.conf")))
     assert not r.errors
     assert all(f.severity != Severity.ERROR for f in r.findings)
-    assert sorted(rules(r)) == ["config-preempt", "config-preempt"]
+    # the handbook's example passphrase is the first entry of the bundled list of defaults
+    assert sorted(rules(r)) == ["config-preempt"] * 2 + ["config-weak-passphrase"] * 4
+    weak = only(r, "config-weak-passphrase")
+    assert [(Path(f.source).name, f.line, f.vhid, f.code, f.severity) for f in weak] == [
+        ("hosta.rc.conf", 3, 1, "CS510", Severity.WARNING), ("hostb.rc.conf", 3, 2, "CS510", Severity.WARNING),
+        ("hostc.rc.conf", 3, 1, "CS510", Severity.WARNING), ("hostc.rc.conf", 4, 2, "CS510", Severity.WARNING)]
+    assert all("bundled list entry 1" in f.message and "testpass" not in f.message for f in weak)
     pre = only(r, "config-preempt")
     assert all(f.severity == Severity.INFO and f.code == "CS509" for f in pre)
     assert [(Path(f.source).name, f.line, f.vhid) for f in pre] == [("hosta.rc.conf", 3, 1), ("hostb.rc.conf", 3, 2)]
@@ -116,7 +122,7 @@ def test_handbook_with_preempt_on(tmp_path):
     p = handbook_copy(tmp_path)
     sysctl = [write(tmp_path, f"{h}.sysctl.conf", "net.inet.carp.preempt=1\n") for h in ("hosta", "hostb")]
     r = run([*p.values(), *sysctl])
-    assert r.findings == []
+    assert set(rules(r)) == {"config-weak-passphrase"}
 
 
 # -- config-pass-mismatch ----------------------------------------------------------------------------
