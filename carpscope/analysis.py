@@ -41,6 +41,7 @@ class Report:
     numbering: str = "filtered"          # "filtered", "all", or "mixed" (see sources)
     filters: dict = field(default_factory=dict)
     numberings: dict = field(default_factory=dict)
+    hosts: dict = field(default_factory=dict)   # speaker address -> host name, from --config/--inventory
 
 
 class Analysis:
@@ -241,4 +242,7 @@ class Analysis:
         findings.sort(key=lambda f: (-f.severity.rank, f.segment or "", f.vhid or 0, f.code, f.first_seen or 0))
         kinds = set(self.numberings.values()) or {"filtered"}
         numbering = kinds.pop() if len(kinds) == 1 else "mixed"
-        return Report(self.sources, groups, findings, numbering, self.filters, dict(self.numberings))
+        hosts = {}
+        if self.intent is not None:
+            hosts = {s.ip: h for g in groups for s in g.speakers.values() if (h := self.intent.host_of(s.ip))}
+        return Report(self.sources, groups, findings, numbering, self.filters, dict(self.numberings), hosts)

@@ -12,10 +12,10 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 6)
 
 
-def speaker_json(g: Group, s: Speaker) -> dict:
+def speaker_json(g: Group, s: Speaker, host: str | None = None) -> dict:
     carp = g.protocol == CARP
     d = {
-        "ip": s.ip, "mac": s.mac, "adverts": s.adverts,
+        "ip": s.ip, "host": host, "mac": s.mac, "adverts": s.adverts,
         "first_seen": _r(s.first), "last_seen": _r(s.last),
         "advbase": s.advbase if carp else None, "advskew": s.advskew if carp else None,
         "priority": None if carp else s.priority, "interval_cs": None if carp else s.interval_cs,
@@ -47,10 +47,13 @@ def masters_at_end(g: Group) -> list[str]:
     return sorted(s.ip for s in g.speakers.values() if end - s.last <= 1.5 * s.interval + 0.1)
 
 
-def group_json(g: Group) -> dict:
+def group_json(g: Group, hosts: dict | None = None) -> dict:
+    """``hosts``: speaker address -> host name (from the configurations given), else null."""
+    hosts = hosts or {}
     return {
         "segment": g.segment, "protocol": g.protocol, "family": g.family, "vhid": g.vhid,
-        "speakers": [speaker_json(g, s) for s in sorted(g.speakers.values(), key=lambda s: (s.first, s.ip))],
+        "speakers": [speaker_json(g, s, hosts.get(s.ip))
+                     for s in sorted(g.speakers.values(), key=lambda s: (s.first, s.ip))],
         "masters": [{"ip": r.ip, "from": _r(r.start), "to": _r(r.end), "adverts": r.adverts,
                      "first_packet": r.first_frame, "last_packet": r.last_frame} for r in g.timeline()],
         "master": g.master.ip if g.master else None,
@@ -67,7 +70,7 @@ def report_json(report) -> dict:
                      "linktype": s.linktype, "error": s.error, "filter": report.filters.get(s.name),
                      "packet_numbering": report.numberings.get(s.name, report.numbering)}
                     for s in report.sources],
-        "groups": [group_json(g) for g in report.groups],
+        "groups": [group_json(g, getattr(report, "hosts", None)) for g in report.groups],
         "findings": [f.to_json() for f in report.findings],
     }
 

@@ -46,7 +46,9 @@ def auth_text(g: Group, s: Speaker) -> Text:
     return Text("unchecked", style="dim")
 
 
-def groups_table(segment: str, groups: list[Group], now: float | None = None) -> Table:
+def groups_table(segment: str, groups: list[Group], now: float | None = None, hosts: dict | None = None) -> Table:
+    """``hosts``: speaker address -> host name (from the configurations given), shown after the address."""
+    hosts = hosts or {}
     t = Table(title=f"segment {segment}", title_justify="left", expand=False, show_lines=False)
     for col in ("proto", "id", "master", "speaker", "mac", "timing", "auth", "adverts", "period", "last seen"):
         t.add_column(col, no_wrap=True)
@@ -61,7 +63,8 @@ def groups_table(segment: str, groups: list[Group], now: float | None = None) ->
             active = s.run_start is not None
             t.add_row(protocol_name(g.protocol) if first else "", str(g.vhid) if first else "",
                       master if first else "",
-                      Text(s.ip, style="bold" if active else "dim"), s.mac or "-", timing(g, s), auth_text(g, s),
+                      Text(s.ip + (f" ({hosts[s.ip]})" if s.ip in hosts else ""), style="bold" if active else "dim"),
+                      s.mac or "-", timing(g, s), auth_text(g, s),
                       str(s.adverts), period, ts_text(s.last))
             first = False
     return t
@@ -104,7 +107,7 @@ def render(report, console: Console, show_timeline: bool = True) -> None:
     for g in report.groups:
         by_seg.setdefault(g.segment, []).append(g)
     for seg, gs in by_seg.items():
-        console.print(groups_table(seg, gs))
+        console.print(groups_table(seg, gs, hosts=getattr(report, "hosts", None)))
         if show_timeline:
             t0 = min(s.first for g in gs for s in g.speakers.values())
             t1 = max(s.last for g in gs for s in g.speakers.values())
