@@ -585,7 +585,7 @@ def _scrub(findings: list[Finding], ctx: _Ctx) -> list[Finding]:
         for s in [g.passphrase, *(m.passphrase for m in g.members)]:
             if s is not None and s.kind == "value":
                 values.add(s.reveal())
-    values = sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+    values = sorted((v for v in values if _secret_enough(v)), key=len, reverse=True)
     if not values:
         return findings
     for f in findings:
@@ -601,9 +601,16 @@ def _scrub(findings: list[Finding], ctx: _Ctx) -> list[Finding]:
 
 
 def _scrub_text(text: str, ctx: _Ctx) -> str:
-    for v in sorted({v for v in ctx.seen_values() if len(v) >= 4}, key=len, reverse=True):
+    for v in sorted({v for v in ctx.seen_values() if _secret_enough(v)}, key=len, reverse=True):
         text = text.replace(v, "[secret]")
     return text
+
+
+def _secret_enough(value: str) -> bool:
+    """Worth blanking out of messages: 4 characters or more, and not one of the bundled public
+    defaults (config-weak-passphrase names those by entry number anyway; blanking "carp" or
+    "pass" would only garble every message)."""
+    return len(value) >= 4 and weak_index_of(derive_key(value.encode())) is None
 
 
 def _scrub_error(e: ConfigError, ctx: _Ctx) -> None:

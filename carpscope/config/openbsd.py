@@ -122,8 +122,8 @@ def _netmask_bits(word: str) -> int | None:
         if word.lower().startswith("0x"):
             s = f"{int(word, 16):032b}"
             return s.count("1") if len(s) == 32 and "01" not in s else None
-        if re.fullmatch(r"\d{1,2}", word):
-            return int(word) if int(word) <= 32 else None
+        if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}", word):
+            return None
         return ipaddress.IPv4Network(f"0.0.0.0/{word}").prefixlen
     except ValueError:
         return None
@@ -161,6 +161,15 @@ def _address_line(cfg: IfConfig, words: list[str], origin: Origin) -> None:
         cfg.problems.append(ConfigError(f"{cfg.ifname}: '{words[0]} alias' needs an address", *_o(origin)))
         return
     addr_word, rest = words[i], words[i + 1:]
+    base = addr_word.split("%", 1)[0]
+    try:
+        version = ipaddress.ip_interface(base).version
+    except ValueError:
+        version = None
+    if version != (6 if v6 else 4):
+        cfg.problems.append(ConfigError(f"{cfg.ifname}: {addr_word!r} after '{words[0]}' is not an "
+                                        f"{'IPv6' if v6 else 'IPv4'} address", *_o(origin)))
+        return
     bits: int | None = None
     form = ("'inet6 ADDR PREFIXLEN options'" if v6 else "'inet ADDR NETMASK BROADCAST options' "
             "(NONE for no broadcast)")
@@ -183,19 +192,12 @@ def _address_line(cfg: IfConfig, words: list[str], origin: Origin) -> None:
                         f"{cfg.ifname}: netstart passes the second word after the address as the broadcast "
                         f"address, and {bcast!r} is not one: write {form}", *_o(origin)))
                     return
-    try:
-        base = addr_word.split("%", 1)[0]
-        if "/" in base and bits is not None:
-            raise ValueError
-        ia = ipaddress.ip_interface(base if bits is None else f"{base}/{bits}")
-    except ValueError:
-        cfg.problems.append(ConfigError(f"{cfg.ifname}: {addr_word!r} is not an "
-                                        f"{'IPv6' if v6 else 'IPv4'} address (with {form})", *_o(origin)))
-        return
-    if (ia.version == 6) != v6:
-        cfg.problems.append(ConfigError(f"{cfg.ifname}: an IPv{ia.version} address after '{words[0]}'",
+    if "/" in base and bits is not None:
+        cfg.problems.append(ConfigError(f"{cfg.ifname}: a prefix length on the address and a "
+                                        f"{'prefix length' if v6 else 'netmask'} after it: write {form}",
                                         *_o(origin)))
         return
+    ia = ipaddress.ip_interface(base if bits is None else f"{base}/{bits}")
     cfg.addresses.append((ia, origin))
     _options(cfg, rest, origin)
 
