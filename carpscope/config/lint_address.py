@@ -46,12 +46,11 @@ def _outside_subnet(hosts: list[HostConfig], inv: Inventory, ctx) -> None:
             for v, same in outside:
                 m = d.member
                 ctx.add(CONFIG_VIP_OUTSIDE_SUBNET,
-                        f"{m.host} attaches {v} to {g.describe() if g else f'id {d.id}'} on {m.interface}, "
-                        f"whose own subnets are {', '.join(map(str, same))}: no address of the interface "
-                        "is in the VIP's subnet, so neighbours have no on-link route to it (it answers ARP/ND "
-                        "only for hosts that route it there) and peers on the interface's subnet may not be "
-                        "the ones sharing it; add an interface address (or IP alias) in the VIP's subnet or "
-                        "move the VIP",
+                        f"{m.host} attaches {v} to {g.describe() if g else f'id {d.id}'} via {m.interface}, "
+                        f"whose own subnets are {', '.join(map(str, same))}: no address of the interface is "
+                        "in the VIP's subnet, so neighbours reach it only through a route (pfSense before 2.2 "
+                        "refuses such a CARP VIP; OpenBSD without carpdev finds no parent for it); correct the "
+                        "VIP or add an interface address (an IP alias) in its subnet",
                         g, m.origin("vips"), {"host": m.host, "vip": v, "interface": m.interface,
                                               "subnets": [str(n) for n in same]})
 
