@@ -384,3 +384,42 @@ def test_analyze_with_the_pair_configs_verifies_and_names_hosts(pair, tmp_path):
     assert weak and "opnsense" not in out.replace("OPNsense", "")
     rc, text, _ = run_cli("analyze", cap, "--config", MASTER, "--config", BACKUP, "--color", "never")
     assert "172.18.0.101 (OPNsense@Carp_exa" in text      # the table may cut the name short
+
+
+# -- hostile input in bulk: only ConfigError, never anything else -------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TAGS = ["vip", "mode", "interface", "vhid", "advskew", "advbase", "password", "subnet", "subnet_bits",
+        "uniqid", "peer", "interfaces", "lan", "wan", "if", "ipaddr", "enable", "virtualip", "hasync",
+        "pfsyncpeerip", "system", "hostname", "vlans", "vlan", "tag", "vlanif", "sysctl", "item"]
+WORDS = ["carp", "ipalias", "lan", "wan", "_vipabc", "lan_vip5", "5", "300", "-1", "10.1.0.1", "::1",
+         "fe80::1%em0", "24", "129", "em0", "em0.30", "", " ", "&amp;", "<![CDATA[x y'z]]>", "1", "0"]
+
+
+@st.composite
+def xml_tree(draw, depth=0):
+    tag = draw(st.sampled_from(TAGS))
+    if depth > 3 or draw(st.booleans()):
+        return f"<{tag}>{draw(st.sampled_from(WORDS))}</{tag}>"
+    kids = draw(st.lists(xml_tree(depth=depth + 1), max_size=4))
+    return f"<{tag}>{''.join(kids)}</{tag}>"
+
+
+PROP = settings(max_examples=int(__import__("os").environ.get("CARPSCOPE_PROPERTY_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@PROP
+@given(root=st.sampled_from(["opnsense", "pfsense"]), body=st.lists(xml_tree(), max_size=6),
+       tail=st.binary(max_size=40))
+def test_generated_config_xml_gives_config_errors_only(tmp_path, root, body, tail):
+    p = tmp_path / "gen.xml"
+    p.write_bytes(f"<{root}>{''.join(body)}</{root}>".encode() + tail)
+    try:
+        hc = host_from_configxml(str(p), "gen")
+    except ConfigError as exc:
+        assert "\n" not in exc.message
+        return
+    assert all(isinstance(x, ConfigError) for x in hc.problems)
+    lint([str(p)])                      # merge and every check on whatever was read

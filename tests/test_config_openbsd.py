@@ -141,3 +141,33 @@ def test_myname_names_the_host_and_lone_files_join_it(tmp_path):
          write(tmp_path, "x/myname", "# the name\nbastion.example.com\n")]
     inv = inventory_from_configs([str(p) for p in a])
     assert (inv.hosts[0].name, inv.hosts[0].fqdn) == ("bastion", "bastion.example.com")
+
+
+# -- hostile input in bulk -------------------------------------------------------------------------
+
+import os  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from carpscope.config import ConfigError  # noqa: E402
+from carpscope.config.openbsd import host_from_files  # noqa: E402
+
+WORDS = ["inet", "inet6", "alias", "vhid", "advskew", "advbase", "pass", "carpdev", "carppeer", "-carppeer",
+         "carpnodes", "balancing", "state", "lladdr", "up", "!cmd", "#", "NONE", "10.0.0.1", "10.0.0.1/24",
+         "255.255.255.0", "0xffffff00", "2001:db8::1", "fe80::1%carp0", "64", "1", "255", "300", "1:0,2:100",
+         "ip", "master", "em0", "\\", "dhcp", "autoconf", "x"]
+
+
+@settings(max_examples=int(os.environ.get("CARPSCOPE_PROPERTY_EXAMPLES", "200")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join), max_size=8),
+       junk=st.text(max_size=30))
+def test_generated_hostname_if_gives_config_errors_only(lines, junk):
+    text = "\n".join(lines) + "\n" + junk
+    cfgs = [parse_hostname_if(text, "/x/etc/hostname.carp0", "carp0"),
+            parse_hostname_if(text, "/x/etc/hostname.em0", "em0")]
+    hc = host_from_files("x", cfgs, None, [], ("/x/etc/hostname.carp0", "/x/etc/hostname.em0"))
+    assert all(isinstance(p, ConfigError) and "\n" not in p.message for p in hc.problems)
+    for d in hc.declared:
+        assert d.member.vips and 1 <= d.id <= 255

@@ -228,7 +228,7 @@ def _options(cfg: IfConfig, words: list[str], origin: Origin) -> None:
             if not re.fullmatch(r"\d{1,3}", arg) or not 1 <= int(arg) <= 255:
                 cfg.problems.append(ConfigError(f"{cfg.ifname}: vhid must be a number 1-255", *_o(origin)))
                 continue
-            skew = cfg.vhids[0][1] if len(cfg.vhids) == 1 else None
+            skew = cfg.vhids[0][1] if cfg.vhids else None
             cfg.vhids = [(int(arg), skew)]
             cfg.where["member"] = cfg.where["vhid"] = origin
         elif w == "advskew":
@@ -325,17 +325,18 @@ def host_from_files(name_hint: str, ifcfgs: list[IfConfig], myname: tuple[str, O
     for c in ifcfgs:
         problems += c.problems
         notes += c.notes
+        has_vhid = any(v for v, _ in c.vhids)
         if not c.ifname.startswith("carp"):
-            if c.vhids:
+            if has_vhid:
                 problems.append(ConfigError(f"{c.ifname}: vhid on an interface that is not carpN "
                                             "(OpenBSD runs CARP on carp interfaces)", c.path,
                                             c.where["vhid"].line))
             continue
-        if not c.vhids or c.vhids[0][0] == 0:
+        if not has_vhid:
             if c.addresses or c.passphrase:
                 problems.append(ConfigError(f"{c.ifname}: no vhid (or carpnodes): the carp interface does "
                                             "not run", c.path, (c.addresses[0][1] if c.addresses else
-                                                                 c.where.get("passphrase")).line))
+                                                                 c.where["passphrase"]).line))
             continue
         vips = [ia for ia, _ in c.addresses if not ia.ip.is_link_local]
         if not vips:
