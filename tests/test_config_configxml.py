@@ -258,6 +258,7 @@ def test_unicast_peer_maintenance_mode_and_disabled_interface(tmp_path):
     assert r.inventory.host("h1").preempt is False
     f = only(r, "config-preempt")
     assert [(x.source, x.line) for x in f] == [(str(p1), line_of(p1, "<hasync>"))]
+    assert "clear 'Disable preempt' on h1" in f[0].message
 
 
 @pytest.mark.parametrize("vips, message, needle", [

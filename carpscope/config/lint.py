@@ -557,7 +557,12 @@ def _check_preempt(g: Group, ctx: _Ctx) -> None:
     if on:
         return
     vips = _fmt_vips(sorted(g.vips_of(m) or ()))
-    if how == "net.inet.carp.preempt":
+    host = ctx.inv.host(m.host)
+    if how == "net.inet.carp.preempt" and host is not None and host.kind == "opnsense":
+        fix = (f"clear 'Disable preempt' on {m.host} (System > High Availability > Settings, "
+               "<hasync><disablepreempt>; a reboot applies it)")
+        state = "'Disable preempt' is set, so OPNsense leaves net.inet.carp.preempt at 0"
+    elif how == "net.inet.carp.preempt":
         fix = f"set net.inet.carp.preempt=1 in {m.host}'s sysctl.conf"
         state = "net.inet.carp.preempt is 0, the default"
     elif how == "nopreempt":
