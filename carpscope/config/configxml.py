@@ -172,8 +172,8 @@ def host_from_configxml(path: str, name_hint: str) -> HostConfig:
     """Read one pfSense/OPNsense config.xml into a host with one membership per CARP vhid."""
     try:
         data = read_limited(path, MAX_XML)
-    except FileTooLarge as exc:
-        raise ConfigError(str(exc).replace("a configuration", "a config.xml"), path) from None
+    except FileTooLarge:
+        raise ConfigError(f"larger than {MAX_XML >> 20} MiB: not a pfSense/OPNsense configuration", path) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", path) from None
     if ENCRYPTED_TAG in data[:4096]:
