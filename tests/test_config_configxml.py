@@ -424,3 +424,15 @@ def test_generated_config_xml_gives_config_errors_only(tmp_path, root, body, tai
         return
     assert all(isinstance(x, ConfigError) for x in hc.problems)
     lint([str(p)])                      # merge and every check on whatever was read
+
+
+def test_ha_peer_notes(pair):
+    """The <hasync> peer of each firewall is checked against the hosts given with it."""
+    both = lint([str(PF / "fw-a.xml"), str(PF / "fw-b.xml")])
+    assert not [n for n in both.notes if "pfsync peer" in n or "sync target" in n]
+    alone = lint([str(PF / "fw-a.xml")])
+    assert not [n for n in alone.notes if "pfsync peer" in n]          # its peer is simply not given
+    mixed = lint([str(PF / "fw-a.xml"), str(MASTER)])
+    notes = [n for n in mixed.notes if "is not an address of any host given" in n]
+    assert any("fw-a's pfsync peer 172.16.0.2" in n and "fw-a.xml:" in n for n in notes)
+    assert any("OPNsense's pfsync peer 10.0.0.2" in n for n in notes)
