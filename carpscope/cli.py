@@ -53,7 +53,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     k.add_argument("--rc-conf", action="append", default=[], metavar="FILE",
                    help="FreeBSD rc.conf of a member (repeat per host)")
     k.add_argument("--config", action="append", default=[], metavar="FILE",
-                   help="keepalived.conf, ucarp command line or unit, sysctl.conf (repeatable)")
+                   help="pfSense/OPNsense config.xml, OpenBSD hostname.carpN, keepalived.conf, ucarp command "
+                        "line or unit, rc.conf, sysctl.conf (kind detected; repeatable)")
     k.add_argument("--no-weak-check", action="store_true", help="do not try the bundled default passphrases")
     o = p.add_argument_group("output and policy")
     _policy_options(o)
@@ -124,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sniff", help="watch a live interface: dashboard of every VHID, alerts as they happen")
     _sniff_arguments(s)
     _common(s)
-    li = sub.add_parser("lint", help="check configurations (rc.conf, keepalived.conf, ucarp, inventory) without a capture")
+    li = sub.add_parser("lint", help="check configurations (rc.conf, config.xml, hostname.carpN, keepalived.conf, "
+                                     "ucarp, inventory) without a capture")
     li.add_argument("configs", nargs="+", metavar="CONFIG",
                     help="rc.conf, keepalived.conf, ucarp command lines or units, sysctl.conf, inventory TOML")
     _policy_options(li)

@@ -198,3 +198,34 @@ def test_intended_primary_rules():
     assert g.intended_primary() == "hostc"               # the host's own config says master
     g.primary = "hostb"
     assert g.intended_primary() == "hostb"               # explicit wins
+
+
+def test_inventory_from_a_mix_of_every_kind(tmp_path):
+    """pfSense config.xml, OpenBSD hostname.if files, FreeBSD rc.conf, keepalived.conf and ucarp
+    in one call: one inventory, written as TOML without a passphrase, read back as the same groups."""
+    import subprocess
+    import sys
+
+    paths = [FIX / "pfsense" / "fw-a.xml", FIX / "pfsense" / "fw-b.xml",
+             *sorted((FIX / "openbsd" / "obsd1" / "etc").iterdir()),
+             FIX / "handbook" / "hosta.rc.conf", FIX / "handbook" / "hostc.rc.conf",
+             FIX / "keepalived" / "lb1" / "keepalived.conf", FIX / "ucarp" / "web2.sh"]
+    p = subprocess.run([sys.executable, "-m", "carpscope", "inventory", *map(str, paths)],
+                       capture_output=True, text=True, timeout=60, cwd=FIX.parents[2])
+    assert p.returncode == 0, p.stderr
+    doc = tomllib.loads(p.stdout)
+    kinds = {h["name"] for h in doc["host"]}
+    assert {"fw-a", "fw-b", "obsd1", "hosta", "hostc", "lb1", "web2"} <= kinds
+    ids = {(g["protocol"], g["id"]) for g in doc["group"]}
+    assert {("carp", 10), ("carp", 11), ("carp", 30), ("carp", 20), ("carp", 51), ("carp", 52), ("carp", 1),
+            ("vrrp2", 51), ("vrrp2", 20), ("carp", 3)} <= ids
+    for secret in ("Pf Sense's k3y", "PfSense\\'sk3y", "obsd-wan-pw", "testpass", "s3cr3t42", "webvip-pw",
+                   "xmlrpc-sync-pw-77"):
+        assert secret not in p.stdout + p.stderr
+    site = tmp_path / "site.toml"
+    site.write_text(p.stdout)
+    back = load_inventory(site)
+    assert {(g.protocol, g.id) for g in back.groups} == ids
+    fwa = [m for g in back.groups for m in g.members if m.host == "fw-a"]
+    assert {m.passphrase.env for m in fwa} == {"CARPSCOPE_PASS_FW_A_VHID10", "CARPSCOPE_PASS_FW_A_VHID11",
+                                               "CARPSCOPE_PASS_FW_A_VHID30"}

@@ -140,3 +140,68 @@ def test_an_included_file_given_too_is_not_a_host_of_its_own():
                                   FIX / "lb2" / "keepalived.conf"])
     assert {h.name for h in inv.hosts} == {"lb1", "lb2"}
     assert inv.host("lb1").files[1].endswith("internal.conf")
+
+
+# -- unicast: min_ttl/max_ttl, unicast_ttl, check_unicast_src; vrrp_sync_group ------------------------
+
+UNICAST = """global_defs {
+  vrrp_check_unicast_src
+}
+vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 51
+  unicast_src_ip 10.0.0.1
+  unicast_ttl 250
+  unicast_peer {
+    10.0.0.2 min_ttl 250 max_ttl 255
+    10.0.0.3
+  }
+  virtual_ipaddress {
+    10.0.0.100/24
+  }
+}
+vrrp_instance VI_2 {
+  interface eth0
+  virtual_router_id 52
+  virtual_ipaddress {
+    10.0.0.101/24
+  }
+}
+vrrp_sync_group VG_1 {
+  group {
+    VI_1
+    VI_2 VI_9
+  }
+}
+vrrp_sync_group VG_2 {
+  group {
+    VI_1
+  }
+}
+"""
+
+
+def test_unicast_peer_options_and_sync_groups(tmp_path):
+    hc = host_from_keepalived(str(write(tmp_path, UNICAST)), "lb1")
+    d = {x.id: x for x in hc.declared}
+    assert d[51].member.peers == ("10.0.0.2", "10.0.0.3") and d[51].member.where["peers"].line == 9
+    assert d[51].accept_ttl == {"10.0.0.2": (250, 255)} and d[51].send_ttl == 250 and d[51].check_source
+    assert d[51].instance == "VI_1" and d[52].send_ttl is None and not d[52].check_source
+    assert [(s.name, s.instances, s.origin.line) for s in hc.sync_groups] == [("VG_1", ["VI_1", "VI_2"], 24)]
+    assert sorted((p.line, p.message) for p in hc.problems) == [
+        (27, "vrrp_sync_group VG_1: virtual router VI_9 doesn't exist - ignored"),
+        (32, "vrrp_sync_group VG_2: VI_1 is already in sync group VG_1 (an instance can be in one only) - ignored")]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("10.0.0.2 min_ttl", "min_ttl is missing a value"),
+    ("10.0.0.2 ttl 5", "unknown option 'ttl'"),
+    ("10.0.0.2 max_ttl 300", "max_ttl must be a number 0-255"),
+    ("10.0.0.2\n    10.0.0.2", "listed twice"),
+])
+def test_unicast_peer_errors(tmp_path, entry, message):
+    p = write(tmp_path, "vrrp_instance V {\n interface eth0\n virtual_router_id 3\n unicast_peer {\n    "
+              + entry + "\n }\n}\n")
+    with pytest.raises(ConfigError) as e:
+        inventory_from_configs([p])
+    assert message in e.value.message and e.value.line in (5, 6)

@@ -18,7 +18,8 @@ CONFIG_RULES = [slug for slug in catalogue() if slug.startswith("config-")]
 # every passphrase used in this file; test_no_passphrase_in_any_output greps for them
 SECRETS = ["testpass", "s3cr3t42", "webvip-pw", "wanpass2024", "vlan30pass", "Otherpass",
            "abcdefghijklmnopqrsTAIL-ONE", "abcdefghijklmnopqrsTAIL-TWO", "ucarp-too-long-password",
-           "longkeepalivedpw", "inv-secret-value", "keepalived2"]
+           "longkeepalivedpw", "inv-secret-value", "keepalived2", "mekmitasdigoat", "password1", "Testpass",
+           "testpass2", "kp-uni-51", "kp-sync-1"]
 RESULTS: list[LintResult] = []
 
 
@@ -69,7 +70,13 @@ def test_handbook_has_no_error_and_reports_preempt_as_info():
     r = run(sorted(HANDBOOK.glob("*.rc.conf")))
     assert not r.errors
     assert all(f.severity != Severity.ERROR for f in r.findings)
-    assert sorted(rules(r)) == ["config-preempt", "config-preempt"]
+    # the handbook's example passphrase is the first entry of the bundled list of defaults
+    assert sorted(rules(r)) == ["config-preempt"] * 2 + ["config-weak-passphrase"] * 4
+    weak = only(r, "config-weak-passphrase")
+    assert [(Path(f.source).name, f.line, f.vhid, f.code, f.severity) for f in weak] == [
+        ("hosta.rc.conf", 3, 1, "CS510", Severity.WARNING), ("hostb.rc.conf", 3, 2, "CS510", Severity.WARNING),
+        ("hostc.rc.conf", 3, 1, "CS510", Severity.WARNING), ("hostc.rc.conf", 4, 2, "CS510", Severity.WARNING)]
+    assert all("bundled list entry 1" in f.message and "testpass" not in f.message for f in weak)
     pre = only(r, "config-preempt")
     assert all(f.severity == Severity.INFO and f.code == "CS509" for f in pre)
     assert [(Path(f.source).name, f.line, f.vhid) for f in pre] == [("hosta.rc.conf", 3, 1), ("hostb.rc.conf", 3, 2)]
@@ -116,7 +123,7 @@ def test_handbook_with_preempt_on(tmp_path):
     p = handbook_copy(tmp_path)
     sysctl = [write(tmp_path, f"{h}.sysctl.conf", "net.inet.carp.preempt=1\n") for h in ("hosta", "hostb")]
     r = run([*p.values(), *sysctl])
-    assert r.findings == []
+    assert set(rules(r)) == {"config-weak-passphrase"}
 
 
 # -- config-pass-mismatch ----------------------------------------------------------------------------
@@ -323,6 +330,136 @@ def test_freebsd_fixtures_are_clean():
     fb = FIX / "freebsd"
     r = run([fb / "fw1.rc.conf", fb / "fw1.sysctl.conf", fb / "fw1.loader.conf", fb / "fw2.rc.conf"])
     assert r.findings == [] and r.errors == []
+
+
+# -- config-weak-passphrase --------------------------------------------------------------------------
+
+def test_weak_passphrase_bsd_keepalived_and_inventory(tmp_path, monkeypatch):
+    a = rc(tmp_path, "a", "10.0.0.2", "inet vhid 1 pass mekmitasdigoat 10.0.0.1/32")
+    b = rc(tmp_path, "b", "10.0.0.3", "inet vhid 1 advskew 50 pass mekmitasdigoat 10.0.0.1/32")
+    f = only(run([a, b]), "config-weak-passphrase")
+    assert [(Path(x.source).name, x.line, x.severity, x.code) for x in f] == [
+        ("a.rc.conf", 3, Severity.WARNING, "CS510"), ("b.rc.conf", 3, Severity.WARNING, "CS510")]
+    assert "bundled list entry 6" in f[0].message and f[0].evidence["key"] == "a:vhid1"
+    # keepalived keeps 8 characters: password1 is sent as "password", a listed default
+    k = write(tmp_path, "k.conf", "vrrp_instance V {\n interface eth0\n virtual_router_id 9\n authentication {\n"
+                                  "  auth_type PASS\n  auth_pass password1\n }\n}\n")
+    f = only(run([k]), "config-weak-passphrase")
+    assert [(x.line, x.protocol) for x in f] == [(6, "vrrp2")] and "entry 2" in f[0].message
+    # an inventory's own passphrase is checked at its line
+    monkeypatch.setenv("CARPSCOPE_TEST_WEAK", "carp")
+    inv = write(tmp_path, "site.toml", "[[group]]\nprotocol = 'carp'\nid = 1\nsegment = 's'\n"
+                                       "passphrase_env = 'CARPSCOPE_TEST_WEAK'\n")
+    f = only(run([inv]), "config-weak-passphrase")
+    assert [(Path(x.source).name, x.line) for x in f] == [("site.toml", 5)]
+
+
+def test_weak_passphrase_near_misses(tmp_path):
+    for i, pw in enumerate(["Testpass", "testpass2", "testpassXXXXXXXXXXXXXXXXXXXX"]):
+        a = rc(tmp_path, f"n{i}", "10.0.0.2", f"inet vhid 1 pass {pw} 10.0.0.1/32")
+        assert "config-weak-passphrase" not in rules(run([a])), pw
+    # no passphrase at all is config-missing-pass, not this rule
+    assert rules(run([rc(tmp_path, "e", "10.0.0.2", "inet vhid 1 10.0.0.1/32")])) == ["config-missing-pass"]
+
+
+# -- config-vip-outside-subnet -----------------------------------------------------------------------
+
+def test_vip_outside_subnet(tmp_path):
+    a = rc(tmp_path, "a", "10.0.0.2", "inet vhid 1 pass p1p1p1 10.0.1.1/32",
+           "inet6 vhid 1 pass p1p1p1 2001:db8::1 prefixlen 64")
+    f = only(run([a]), "config-vip-outside-subnet")
+    # the IPv6 VIP is not judged: the interface has no IPv6 address in the rc.conf
+    assert [(x.line, x.evidence["vip"], x.evidence["subnets"]) for x in f] == [(3, "10.0.1.1", ["10.0.0.0/24"])]
+    assert f[0].severity == Severity.WARNING and f[0].code == "CS511"
+    b = rc(tmp_path, "b", "10.0.0.2", "inet vhid 1 pass p1p1p1 10.0.0.1/32",
+           extra='ifconfig_em0_ipv6="inet6 2001:db8::2 prefixlen 64"\n'
+                 'ifconfig_em0_alias1="inet6 vhid 1 pass p1p1p1 2001:db8::1 prefixlen 64"\n')
+    assert "config-vip-outside-subnet" not in rules(run([b]))
+    # keepalived does not say which subnets eth0 has: not judged
+    k = write(tmp_path, "k.conf", "vrrp_instance V {\n interface eth0\n virtual_router_id 9\n"
+                                  " virtual_ipaddress {\n  172.31.0.1/24\n }\n}\n")
+    assert "config-vip-outside-subnet" not in rules(run([k]))
+
+
+# -- config-vip-conflict -----------------------------------------------------------------------------
+
+def test_vip_conflict(tmp_path):
+    a = rc(tmp_path, "a", "10.0.0.2", "inet vhid 3 pass p1p1p1 10.0.0.1/32")
+    b = rc(tmp_path, "b", "10.0.0.3", "inet vhid 4 advskew 100 pass p1p1p1 10.0.0.1/32")
+    f = only(run([a, b]), "config-vip-conflict")
+    assert [(x.source, x.line, x.vhid, x.severity) for x in f] == [(str(b), 3, 4, Severity.ERROR)]
+    assert "a has it in carp vhid 3" in f[0].message and f[0].cause == "vhid-conflict"
+    edit(b, "vhid 4", "vhid 3")
+    assert "config-vip-conflict" not in rules(run([a, b]))
+    # the same id on one segment twice is config-vhid-reuse, not a second finding here
+    k = write(tmp_path, "k.conf", "vrrp_instance V {\n interface eth0\n virtual_router_id 3\n"
+                                  " virtual_ipaddress {\n  10.0.0.1/24\n }\n}\n")
+    r = run([a, k])
+    assert "config-vhid-reuse" in rules(r) and "config-vip-conflict" not in rules(r)
+
+
+# -- config-unicast-peer -----------------------------------------------------------------------------
+
+def ka(tmp_path, name, src, prio, peers=None, extra="", glob=""):
+    uni = f" unicast_src_ip {src}\n unicast_peer {{\n" + "".join(f"  {p}\n" for p in peers) + " }\n" \
+        if peers is not None else ""
+    return write(tmp_path, f"{name}.conf", (f"global_defs {{\n{glob}}}\n" if glob else "") +
+                 f"vrrp_instance V {{\n interface eth0\n virtual_router_id 51\n priority {prio}\n{uni}{extra}"
+                 " authentication {\n  auth_type PASS\n  auth_pass kp-uni-51\n }\n"
+                 " virtual_ipaddress {\n  10.0.0.100/24\n }\n}\n")
+
+
+def test_unicast_peer_missing_and_mixed(tmp_path):
+    good = [ka(tmp_path, "lb1", "10.0.0.1", 150, ["10.0.0.2"]), ka(tmp_path, "lb2", "10.0.0.2", 100, ["10.0.0.1"])]
+    assert "config-unicast-peer" not in rules(run(good))
+    wrong = ka(tmp_path, "lb1", "10.0.0.1", 150, ["10.0.0.9"])
+    f = only(run([wrong, good[1]]), "config-unicast-peer")
+    assert [(x.source, x.line, x.severity, x.code) for x in f] == [(str(wrong), 6, Severity.ERROR, "CS513")]
+    assert "lb2 (10.0.0.2) is not among them" in f[0].message
+    mixed = ka(tmp_path, "lb2", "10.0.0.2", 100, None)
+    f = only(run([good[0], mixed]), "config-unicast-peer")
+    assert len(f) == 1 and "uses multicast" in f[0].message and f[0].source == str(good[0])
+
+
+def test_unicast_peer_ttl_window_and_source_check(tmp_path):
+    lb1 = ka(tmp_path, "lb1", "10.0.0.1", 150, ["10.0.0.2"])
+    lb2 = ka(tmp_path, "lb2", "10.0.0.2", 100, ["10.0.0.1 min_ttl 250 max_ttl 254"])
+    f = only(run([lb1, lb2]), "config-unicast-peer")
+    assert [(x.source, x.line) for x in f] == [(str(lb2), 6)] and "TTL 255 (keepalived default)" in f[0].message
+    lb1 = ka(tmp_path, "lb1", "10.0.0.1", 150, ["10.0.0.2"], extra=" unicast_ttl 254\n")
+    assert "config-unicast-peer" not in rules(run([lb1, lb2]))
+    lb2 = ka(tmp_path, "lb2", "10.0.0.2", 100, ["10.0.0.1 min_ttl 255 max_ttl 250"])
+    f = only(run([lb2]), "config-unicast-peer")
+    assert len(f) == 1 and "discards all" in f[0].message
+    # the source check: lb2 lists 10.0.0.7 only, but lb1's adverts come from 10.0.0.1
+    lb2 = ka(tmp_path, "lb2", "10.0.0.2", 100, ["10.0.0.1", "10.0.0.7"], glob=" vrrp_check_unicast_src\n")
+    assert "config-unicast-peer" not in rules(run([lb1, lb2]))
+    lb3 = ka(tmp_path, "lb3", "10.0.0.3", 50, ["10.0.0.1", "10.0.0.2"])
+    f = only(run([lb1, lb2, lb3]), "config-unicast-peer")
+    assert {(Path(x.source).name, x.evidence.get("missing")) for x in f} == {("lb1.conf", "lb3"), ("lb2.conf", "lb3")}
+
+
+# -- config-sync-group -------------------------------------------------------------------------------
+
+def sync_host(tmp_path, name, p51, p52):
+    return write(tmp_path, f"{name}.conf",
+                 "vrrp_sync_group VG_1 {\n group {\n  VI_1\n  VI_2\n }\n}\n" +
+                 "".join(f"vrrp_instance VI_{i} {{\n interface eth0\n virtual_router_id {vr}\n priority {p}\n"
+                         f" authentication {{\n  auth_type PASS\n  auth_pass kp-sync-1\n }}\n"
+                         f" virtual_ipaddress {{\n  10.0.0.{vr}/24\n }}\n}}\n"
+                         for i, vr, p in ((1, 51, p51), (2, 52, p52))))
+
+
+def test_sync_group(tmp_path):
+    good = [sync_host(tmp_path, "lb1", 150, 150), sync_host(tmp_path, "lb2", 100, 100)]
+    assert "config-sync-group" not in rules(run(good))
+    bad = [sync_host(tmp_path, "lb1", 150, 100), sync_host(tmp_path, "lb2", 100, 150)]
+    f = only(run(bad), "config-sync-group")
+    assert [(Path(x.source).name, x.line, x.severity, x.code) for x in f] == [
+        ("lb1.conf", 1, Severity.WARNING, "CS514"), ("lb2.conf", 1, Severity.WARNING, "CS514")]
+    assert "VI_1 (vrrp2 VRID 51): lb1; VI_2 (vrrp2 VRID 52): lb2" in f[0].message
+    # a sync group whose peer configuration is not given is not judged
+    assert "config-sync-group" not in rules(run(bad[:1]))
 
 
 # -- parse errors ------------------------------------------------------------------------------------

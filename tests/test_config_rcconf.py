@@ -265,3 +265,27 @@ def test_segment_network_prefers_ipv4():
     hc = host('ifconfig_em0="DHCP"\nifconfig_em0_ipv6="inet6 2001:db8::2 prefixlen 64"\n'
               'ifconfig_em0_alias0="inet6 vhid 4 pass p 2001:db8::1 prefixlen 64"\n')
     assert members(hc)[("carp", 4)].link.network == "2001:db8::/64"
+
+
+# -- FreeBSD 14 carp(4): unicast peers (sbin/ifconfig/carp.c peer, peer6, mcast, mcast6) ----------
+
+def test_unicast_peers_and_their_reset():
+    hc = host('ifconfig_em0="inet 10.0.0.2/24"\n'
+              'ifconfig_em0_alias0="inet vhid 4 peer 10.0.0.3 pass p 10.0.0.1/32"\n'
+              'ifconfig_em0_ipv6="inet6 2001:db8::2 prefixlen 64"\n'
+              'ifconfig_em0_alias1="inet6 vhid 4 peer6 2001:db8::3 pass p 2001:db8::1 prefixlen 64"\n'
+              'ifconfig_em0_alias2="inet vhid 5 peer 10.0.0.3 mcast pass p 10.0.0.5/32"\n')
+    m = members(hc)
+    assert m[("carp", 4)].member.peers == ("10.0.0.3", "2001:db8::3")
+    assert m[("carp", 4)].member.where["peers"].line == 2
+    assert m[("carp", 5)].member.peers == ()          # mcast restores 224.0.0.18
+    assert m[("carp", 4)].link.networks == ("10.0.0.0/24", "2001:db8::/64")
+
+
+def test_peer_has_no_effect_with_carpver3_and_needs_its_family():
+    hc = host('ifconfig_em0="inet 10.0.0.2/24"\n'
+              'ifconfig_em0_alias0="inet vhid 7 carpver 3 peer 10.0.0.3 10.0.0.1/32"\n'
+              'ifconfig_em0_alias1="inet vhid 8 peer 2001:db8::3 pass p 10.0.0.8/32"\n')
+    assert members(hc)[("vrrp3", 7)].member.peers == ()
+    assert any("'peer' has no effect with carpver 3" in n for n in hc.notes)
+    assert [p.message for p in hc.problems] == ["ifconfig_em0_alias1: peer needs an IPv4 address (word 5)"]

@@ -223,3 +223,125 @@ def test_keepalived_configs_parse_back(tmp_path):
             assert g.passphrase_of(m).reveal() == s.auth_pass
         if not s.preempt:
             assert m.preempt is False          # nopreempt
+
+
+# -- the OPNsense HA pair's config.xml (../shared/configs/external/opnsense), as real ucarp ------------
+
+OPNSENSE = ROOT.parent / "shared" / "configs" / "external" / "opnsense"
+
+
+def _opnsense_speakers(paths: list[Path]) -> list[dict]:
+    """One ucarp per (node, VIP), translated from the configs: the node's own address on the VIP's
+    interface, the vhid, advskew, advbase, passphrase and VIP the config.xml gives."""
+    import ipaddress
+
+    from carpscope.config import inventory_from_configs
+    inv = inventory_from_configs([str(p) for p in paths])
+    out = []
+    for g in inv.groups:
+        net = ipaddress.ip_network(inv.segment(g.segment).network)
+        for m in g.members:
+            (addr,) = [a for a in inv.host(m.host).addresses if ipaddress.ip_interface(a).ip in net]
+            out.append({"host": m.host, "lab": f"n{len(out)}", "addr": addr, "vhid": g.id,
+                        "pw": g.passphrase_of(m).reveal(), "vip": g.vips_of(m)[0],
+                        "advskew": g.advskew_of(m), "advbase": g.advbase_of(m)})
+    return out
+
+
+def _run_opnsense_lab(tmp_path: Path, speakers: list[dict], stop_primary_of: int | None = None,
+                      split_vhid: int | None = None) -> Path:
+    pcap = tmp_path / "pair.pcap"
+    with Lab([Host(s["lab"], s["addr"]) for s in speakers]) as lab:
+        lab.start_capture(pcap)
+        procs = {}
+        first = [s for s in speakers if s["advskew"] == 0]
+        for s in first:
+            procs[s["lab"]] = lab.start(Ucarp(s["lab"], s["vhid"], s["pw"], s["vip"], advbase=s["advbase"],
+                                              advskew=s["advskew"]))
+        for s in first:
+            lab.wait_state(s["lab"], f"carp:{s['vhid']}", "MASTER", 10)
+        for s in speakers:
+            if s["advskew"]:
+                lab.start(Ucarp(s["lab"], s["vhid"], s["pw"], s["vip"], advbase=s["advbase"], advskew=s["advskew"]))
+        if split_vhid is not None:          # the backup cannot verify the master: it takes over too
+            (b,) = [s for s in speakers if s["vhid"] == split_vhid and s["advskew"]]
+            lab.wait_state(b["lab"], f"carp:{split_vhid}", "MASTER", 12)
+        time.sleep(3)
+        if stop_primary_of is not None:
+            (p,) = [s for s in first if s["vhid"] == stop_primary_of]
+            (b,) = [s for s in speakers if s["vhid"] == stop_primary_of and s["advskew"]]
+            since = lab.t()
+            lab.stop(procs[p["lab"]])
+            lab.wait_state(b["lab"], f"carp:{stop_primary_of}", "MASTER", 12, since=since)
+            time.sleep(3)
+        lab.stop_capture()
+    return pcap
+
+
+def test_live_opnsense_pair_from_config_xml(live, tmp_path):
+    """ucarp runs the pair's VIPs; analyze --config of the two config.xml files verifies every
+    advert (no passphrase file, no --vip, no bundled defaults) and names the firewalls. The LAN
+    primary is stopped half way so that the secondary's adverts (its own key) are seen too."""
+    if not OPNSENSE.is_dir():
+        pytest.skip(f"{OPNSENSE} missing (../shared is not checked out here)")
+    configs = [OPNSENSE / "Carp_example_master.xml", OPNSENSE / "Carp_example_backup.xml"]
+    speakers = _opnsense_speakers(configs)
+    assert sorted((s["vhid"], s["advskew"], s["vip"]) for s in speakers) == [
+        (1, 0, "172.18.0.100"), (1, 100, "172.18.0.100"), (3, 0, "192.168.1.1"), (3, 100, "192.168.1.1")]
+    pcap = _run_opnsense_lab(tmp_path, speakers, stop_primary_of=3)
+    args = [a for c in configs for a in ("--config", str(c))]
+    rep = analyze(pcap, *args, "--no-weak-check")
+    seen = {(g["vhid"], s["ip"]): s for g in rep["groups"] for s in g["speakers"]}
+    by_ip = {s["addr"].split("/")[0]: s for s in speakers}
+    assert {k[1] for k in seen} == {"172.18.0.101", "192.168.1.10", "192.168.1.20"}
+    for (vhid, ip), s in seen.items():
+        assert s["auth"]["status"] == "ok" and not s["auth"].get("inferred_vips"), (vhid, ip, s["auth"])
+        assert s["host"] == by_ip[ip]["host"]                  # host names in the report
+        # a key from the configs (one passphrase for all four: the first label that holds it)
+        assert s["auth"]["key"] in {f"{x['host']}:vhid{x['vhid']}" for x in speakers}
+    assert seen[(3, "192.168.1.20")]["host"] == "OPNsense@Carp_example_backup"
+    rules = {f["rule"]: f for f in rep["findings"]}
+    assert not set(rules) & {"hmac-mismatch", "hmac-unchecked", "passphrase-mismatch", "vip-set-mismatch",
+                             "split-brain", "unknown-speaker", "missing-group", "skew-order"}
+    # the LAN primary was stopped: the secondary is master at the end, named in the finding
+    um = rules["unexpected-master"]
+    assert um["vhid"] == 3 and "OPNsense@Carp_example_backup" in um["message"]
+    assert "OPNsense@Carp_example_master" in um["message"]
+    # without --no-weak-check the how-to's passphrase is reported (never printed)
+    weak = analyze(pcap, *args)
+    assert "weak-passphrase" in {f["rule"] for f in weak["findings"]}
+    assert "opnsense" not in json.dumps(weak["findings"]).replace(str(pcap), "").replace("OPNsense", "")
+
+
+def test_live_opnsense_mutated_secondary_passphrase(live, tmp_path):
+    """The secondary's LAN password changed in its config.xml (a copy): ucarp runs what each file
+    says, the two LAN nodes reject each other and both become master; analyze --config of the
+    two files says why (each side verifies under its own node's key)."""
+    if not OPNSENSE.is_dir():
+        pytest.skip(f"{OPNSENSE} missing (../shared is not checked out here)")
+    master = OPNSENSE / "Carp_example_master.xml"
+    backup = tmp_path / "Carp_example_backup.xml"
+    text = (OPNSENSE / "Carp_example_backup.xml").read_text()
+    lan = text.index("<interface>lan</interface>", text.index("<virtualip>"))
+    backup.write_text(text[:lan] + text[lan:].replace("<password>opnsense</password>",
+                                                      "<password>Mutated-Lan-Pw9</password>", 1))
+    speakers = _opnsense_speakers([master, backup])
+    assert {(s["vhid"], s["pw"]) for s in speakers} == {(1, "opnsense"), (3, "opnsense"), (3, "Mutated-Lan-Pw9")}
+    pcap = _run_opnsense_lab(tmp_path, speakers, split_vhid=3)
+    rep = analyze(pcap, "--config", str(master), "--config", str(backup), "--no-weak-check")
+    lan_speakers = {s["ip"]: s for g in rep["groups"] if g["vhid"] == 3 for s in g["speakers"]}
+    # each side verifies under its own file's key (the how-to's passphrase is shared by several labels)
+    assert lan_speakers["192.168.1.10"]["auth"]["key"] in {"OPNsense@Carp_example_master:vhid1",
+                                                           "OPNsense@Carp_example_master:vhid3",
+                                                           "OPNsense@Carp_example_backup:vhid1"}
+    assert lan_speakers["192.168.1.20"]["auth"]["key"] == "OPNsense@Carp_example_backup:vhid3"
+    assert {s["host"] for s in lan_speakers.values()} == {"OPNsense@Carp_example_master",
+                                                          "OPNsense@Carp_example_backup"}
+    findings = [f for f in rep["findings"] if f["vhid"] == 3]
+    (sb,) = [f for f in findings if f["rule"] == "split-brain"]
+    assert sb["cause"] == "passphrase" and set(sb["evidence"]["speakers"]) == {"192.168.1.10", "192.168.1.20"}
+    assert "passphrase-mismatch" in {f["rule"] for f in findings}
+    # the WAN vhid is untouched: one master, verified
+    assert not [f for f in rep["findings"] if f["vhid"] == 1 and f["severity"] == "error"]
+    assert "Mutated-Lan-Pw9" not in json.dumps(rep) and "Mutated-Lan-Pw9" not in json.dumps(
+        analyze(pcap, "--config", str(master), "--config", str(backup)))

@@ -58,7 +58,9 @@ SPEC = {
     "config-vip-mismatch": ("CS503", "error"), "config-skew-order": ("CS504", "warning"),
     "config-vhid-reuse": ("CS505", "error"), "config-advskew-clamped": ("CS506", "warning"),
     "config-pass-truncated": ("CS507", "warning"), "config-missing-pass": ("CS508", "warning"),
-    "config-preempt": ("CS509", "info"),
+    "config-preempt": ("CS509", "info"), "config-weak-passphrase": ("CS510", "warning"),
+    "config-vip-outside-subnet": ("CS511", "warning"), "config-vip-conflict": ("CS512", "error"),
+    "config-unicast-peer": ("CS513", "error"), "config-sync-group": ("CS514", "warning"),
 }
 CAPTURE_RULES = [s for s in CATALOGUE if not s.startswith("config-")]
 CONFIG_RULES = [s for s in CATALOGUE if s.startswith("config-")]

@@ -1,5 +1,6 @@
 """The operator's intent, read from configuration: FreeBSD rc.conf (+ sysctl.conf, loader.conf),
-keepalived.conf, ucarp command lines / systemd units / ifupdown stanzas, and the TOML inventory.
+pfSense/OPNsense config.xml, OpenBSD hostname.if (+ myname, sysctl.conf), keepalived.conf, ucarp
+command lines / systemd units / ifupdown stanzas, and the TOML inventory.
 
 Public API (used by the CLI and the capture pipeline)::
 
@@ -10,7 +11,8 @@ Public API (used by the CLI and the capture pipeline)::
     ConfigError(ValueError)  with .path and .line
 
 `inventory_from_configs` detects each file's kind, reads one host per rc.conf (with the sysctl.conf
-and loader.conf of the same host), keepalived.conf, ucarp file or interfaces file, and places every
+and loader.conf of the same host), per set of OpenBSD hostname.if files (with the myname and
+sysctl.conf of the same host), per config.xml, keepalived.conf, ucarp file or interfaces file, and places every
 membership in a group keyed by (segment, protocol, id). The segment is the IP network of the
 host's address on that interface (e.g. 192.168.1.0/24); when a host does not say (keepalived and
 ucarp rarely do), a known network containing its VIPs or source address is used, else the
@@ -36,13 +38,14 @@ __all__ = [
     "inventory_to_toml", "lint", "LintResult", "load_inventory", "parse_inventory",
 ]
 
-KINDS = ("inventory", "rcconf", "sysctl", "loader", "keepalived", "ucarp", "interfaces")
+KINDS = ("inventory", "rcconf", "sysctl", "loader", "keepalived", "ucarp", "interfaces", "configxml",
+         "hostname.if", "myname")
 
 # file stems that say nothing about the host
 _GENERIC = {"", "rc", "sysctl", "loader", "keepalived", "interfaces", "ucarp", "etc", "network",
             "boot", "conf", "config", "configs", "system", "systemd", "default", "local", "inventory"}
 _SUFFIXES = (".rc.conf", ".sysctl.conf", ".loader.conf", ".keepalived.conf", ".interfaces",
-             ".service", ".conf", ".toml", ".sh", ".cmd", ".txt", "_rc.conf", "-rc.conf")
+             ".service", ".conf", ".toml", ".sh", ".cmd", ".txt", ".xml", "_rc.conf", "-rc.conf")
 
 
 def host_name_from_path(path: str | os.PathLike) -> str:
@@ -72,10 +75,20 @@ def detect_kind(path: str | os.PathLike, text: str | None = None) -> str:
 
     Raises ConfigError when neither tells.
     """
+    from carpscope.config import configxml, openbsd
+
     p = Path(path)
     name = p.name.lower()
+    if name.endswith(".xml"):
+        return "configxml"
+    if openbsd.is_hostname_file(p):
+        return "hostname.if"
+    if openbsd.is_myname(p):
+        return "myname"
     if text is None:
         text = _read(path)
+    if configxml.looks_like(text[:4096].encode("utf-8", "replace")):
+        return "configxml"
     if name.endswith(".toml"):
         return "inventory"
     if name.endswith("sysctl.conf"):
@@ -103,8 +116,9 @@ def detect_kind(path: str | os.PathLike, text: str | None = None) -> str:
     if meaningful and all(re.match(r"[A-Za-z_][A-Za-z0-9_]*_(load|type|name|flags)=", ln) for ln in meaningful):
         return "loader"
     raise ConfigError("cannot tell what kind of configuration this is (expected rc.conf, sysctl.conf, "
-                      "loader.conf, keepalived.conf, a ucarp command line or unit, an interfaces file, "
-                      "or an inventory .toml)", str(path))
+                      "loader.conf, a pfSense/OPNsense config.xml, an OpenBSD hostname.carpN, "
+                      "keepalived.conf, a ucarp command line or unit, an interfaces file, or an "
+                      "inventory .toml)", str(path))
 
 
 def _read(path: str | os.PathLike) -> str:
@@ -126,7 +140,7 @@ def read_configs(paths, problems: list[ConfigError] | None = None
                  ) -> tuple[list[HostConfig], list[Inventory]]:
     """Parse every file. With ``problems`` given, errors are collected there and the rest is read;
     without it the first error is raised."""
-    from carpscope.config import keepalived, rcconf, ucarp
+    from carpscope.config import configxml, keepalived, openbsd, rcconf, ucarp
 
     def trouble(exc: ConfigError):
         if problems is None:
@@ -135,9 +149,12 @@ def read_configs(paths, problems: list[ConfigError] | None = None
 
     hosts: list[HostConfig] = []
     inventories: list[Inventory] = []
-    bsd: dict[str, list[tuple[str, str, list]]] = {}   # host key -> [(kind, path, assignments)]
+    bsd: dict[str, list[tuple[str, str, object]]] = {}   # host key -> [(kind, path, what was read)]
     for path in map(str, paths):
         try:
+            if _is_configxml(path):
+                hosts.append(configxml.host_from_configxml(path, host_name_from_path(path)))
+                continue
             text = _read(path)
             kind = detect_kind(path, text)
             if kind == "inventory":
@@ -148,6 +165,12 @@ def read_configs(paths, problems: list[ConfigError] | None = None
             elif kind == "sysctl":
                 bsd.setdefault(host_name_from_path(path), []).append(
                     (kind, path, rcconf.parse_sysctl_conf(text, path)))
+            elif kind == "hostname.if":
+                bsd.setdefault(openbsd.host_key(path) or "openbsd", []).append(
+                    (kind, path, openbsd.parse_hostname_if(text, path, openbsd.interface_of(path))))
+            elif kind == "myname":
+                bsd.setdefault(openbsd.host_key(path) or "openbsd", []).append(
+                    (kind, path, openbsd.read_myname(text, path)))
             elif kind == "keepalived":
                 hosts.append(keepalived.host_from_keepalived(path, host_name_from_path(path)))
             elif kind == "ucarp":
@@ -167,27 +190,7 @@ def read_configs(paths, problems: list[ConfigError] | None = None
         except (ValueError, OSError, RecursionError) as exc:    # last guard: one line, no traceback
             trouble(ConfigError(f"cannot read this file ({type(exc).__name__}: {exc})", path))
 
-    # one FreeBSD host = its rc.conf with the sysctl.conf / loader.conf of the same name or directory;
-    # a lone sysctl.conf/loader.conf joins the only rc.conf given
-    rc_keys = [k for k, files in bsd.items() if any(kind == "rcconf" for kind, _, _ in files)]
-    for key in list(bsd):
-        if key in rc_keys:
-            continue
-        files = bsd.pop(key)
-        if len(rc_keys) == 1:
-            bsd[rc_keys[0]].extend(files)
-        else:
-            for _, path, _ in files:
-                trouble(ConfigError("cannot tell which host this belongs to: name it like its rc.conf "
-                                    "(hosta.sysctl.conf next to hosta.rc.conf) or put both in the "
-                                    "host's directory", path))
-    order = {"loader": 0, "rcconf": 1, "sysctl": 2}
-    for key in rc_keys:
-        files = sorted(bsd[key], key=lambda f: order[f[0]])
-        assignments = [a for _, _, alist in files for a in alist]
-        hosts.append(rcconf.host_from_assignments(
-            assignments, key, tuple(p for k, p, _ in files if k == "rcconf") + tuple(
-                p for k, p, _ in files if k != "rcconf")))
+    hosts += _bsd_hosts(bsd, trouble)
     # a keepalived file that another given file includes is part of that host, not a host of its own
     included = {os.path.realpath(f) for hc in hosts if hc.host.kind == "keepalived" for f in hc.host.files[1:]}
     for hc in [hc for hc in hosts if hc.host.kind == "keepalived"]:
@@ -200,6 +203,68 @@ def read_configs(paths, problems: list[ConfigError] | None = None
         for exc in hc.problems:
             trouble(exc)
     return hosts, inventories
+
+
+def _is_configxml(path: str) -> bool:
+    """A pfSense/OPNsense config.xml (or its encrypted form), by name or by its first bytes."""
+    from carpscope.config import configxml
+
+    if path.lower().endswith(".xml"):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return configxml.looks_like(fh.read(4096))
+    except OSError:
+        return False          # _read reports it
+
+
+def _bsd_hosts(bsd: dict[str, list[tuple[str, str, object]]], trouble) -> list[HostConfig]:
+    """One FreeBSD host = its rc.conf with the sysctl.conf / loader.conf of the same name or
+    directory; one OpenBSD host = its hostname.if files with the myname / sysctl.conf of the same
+    name or directory. A lone sysctl.conf, loader.conf or myname joins the only host given."""
+    from carpscope.config import openbsd, rcconf
+
+    def kinds(key):
+        return {kind for kind, _, _ in bsd[key]}
+
+    main = [k for k in bsd if kinds(k) & {"rcconf", "hostname.if"}]
+    for key in list(bsd):
+        if key in main:
+            continue
+        files = bsd.pop(key)
+        if len(main) == 1:
+            bsd[main[0]].extend(files)
+            continue
+        for _, path, _ in files:
+            trouble(ConfigError("cannot tell which host this belongs to: name it like its rc.conf or "
+                                "hostname.if files (hosta.sysctl.conf next to hosta.rc.conf) or put them "
+                                "in the host's directory", path))
+    out: list[HostConfig] = []
+    order = {"loader": 0, "rcconf": 1, "sysctl": 2, "hostname.if": 1, "myname": 0}
+    for key in main:
+        files = sorted(bsd[key], key=lambda f: order[f[0]])
+        if "rcconf" in kinds(key):
+            for kind, path, _ in files:
+                if kind in ("hostname.if", "myname"):
+                    trouble(ConfigError("an OpenBSD file next to a FreeBSD rc.conf of the same host: "
+                                        "ignored", path))
+            files = [f for f in files if f[0] not in ("hostname.if", "myname")]
+            assignments = [a for _, _, alist in files for a in alist]
+            out.append(rcconf.host_from_assignments(
+                assignments, key, tuple(p for k, p, _ in files if k == "rcconf") + tuple(
+                    p for k, p, _ in files if k != "rcconf")))
+            continue
+        for kind, path, _ in files:
+            if kind == "loader":
+                trouble(ConfigError("loader.conf is FreeBSD's; this host is OpenBSD (hostname.if files): "
+                                    "ignored", path))
+        myname = next((m for k, _, m in files if k == "myname" and m), None)
+        sysctl = [a for k, _, alist in files if k == "sysctl" for a in alist]
+        ifcfgs = [c for k, _, c in files if k == "hostname.if"]
+        paths = tuple(p for k, p, _ in files if k == "hostname.if") + tuple(
+            p for k, p, _ in files if k in ("myname", "sysctl"))
+        out.append(openbsd.host_from_files(key, ifcfgs, myname, sysctl, paths))
+    return out
 
 
 # -------------------------------------------------------------------------------------------------
@@ -233,17 +298,24 @@ def merge(hosts: list[HostConfig], inventories: list[Inventory]) -> Inventory:
         _absorb_inventory(inv, other)
     inv.source = inventories[0].source if inventories else None
 
-    # host names must be unique: a second file naming the same host gets a suffix
+    # host names must be unique: when several files name the same host (two firewalls restored
+    # from one backup keep its host name), each is called <name>@<file name>, whatever the order
+    # the files were given in; -2, -3 only when that is still ambiguous
     used = {h.name for h in inv.hosts}
+    count: dict[str, int] = {}
+    for hc in hosts:
+        count[hc.host.name] = count.get(hc.host.name, 0) + 1
     config_names: set[str] = set()
     for hc in hosts:
         name = hc.host.name
-        if name in config_names:
+        if count[name] > 1:
+            new = f"{name}@{_file_stem(hc.host.files[0])}"
             n = 2
-            while f"{name}-{n}" in used | config_names:
+            while new in used | config_names:
+                new = f"{name}@{_file_stem(hc.host.files[0])}-{n}"
                 n += 1
-            _rename(hc, f"{name}-{n}")
-            inv.notes.append(f"{hc.host.files[0]}: host name {name!r} already taken by another file; "
+            _rename(hc, new)
+            inv.notes.append(f"{hc.host.files[0]}: host name {name!r} is given by {count[name]} files; "
                              f"called {hc.host.name!r} here")
         config_names.add(hc.host.name)
 
@@ -277,6 +349,13 @@ def merge(hosts: list[HostConfig], inventories: list[Inventory]) -> Inventory:
                 g.members.remove(old)
             g.members.append(d.member)
     return inv
+
+
+def _file_stem(path: str) -> str:
+    """``Carp_example_master`` for ``.../Carp_example_master.xml``; the directory for a file whose
+    name says nothing (``fw1/conf/config.xml`` -> fw1)."""
+    stem = host_name_from_path(path)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)[:24] or "file"
 
 
 def _segment_for(inv: Inventory, d: Declared, known_nets) -> str:

@@ -842,6 +842,9 @@ class Link:
     parent: str | None = None
     vlan: int | None = None
     network: str | None = None
+    # every IP network of the host's own addresses on that interface (IPv4 and IPv6), when the
+    # configuration says; empty when it does not (keepalived, ucarp command lines)
+    networks: tuple[str, ...] = ()
 
     def fallback_name(self) -> str:
         """Segment name when no network is known: ``em0``, ``em0.30`` (parent + VLAN tag)."""
@@ -852,12 +855,32 @@ class Link:
 
 @dataclass
 class Declared:
-    """One membership as a config declares it, before it is placed in a group."""
+    """One membership as a config declares it, before it is placed in a group.
+
+    The fields after ``member`` are what some implementations add about delivery and that the
+    inventory format does not hold (lint reads them from the host configs): keepalived's
+    instance name, the TTL window it accepts from each unicast peer (``min_ttl``/``max_ttl``),
+    the TTL it sends unicast adverts with (``unicast_ttl``), and whether it drops unicast adverts
+    from sources that are not among its peers.
+    """
 
     protocol: str
     id: int
     link: Link
     member: Member
+    instance: str | None = None
+    accept_ttl: dict[str, tuple[int, int]] = field(default_factory=dict)
+    send_ttl: int | None = None
+    check_source: bool = False
+
+
+@dataclass
+class SyncGroup:
+    """A keepalived ``vrrp_sync_group``: instances that change state together."""
+
+    name: str
+    origin: Origin
+    instances: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -869,3 +892,6 @@ class HostConfig:
     declared: list[Declared] = field(default_factory=list)
     problems: list[ConfigError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # the HA peer a firewall synchronises with (pfSense/OPNsense <hasync>): (address, where, what)
+    ha_peers: list[tuple[str, Origin, str]] = field(default_factory=list)
+    sync_groups: list[SyncGroup] = field(default_factory=list)

@@ -6,8 +6,12 @@ word, ``"..."`` quoting, and ``include <glob>`` anywhere, resolved here relative
 file. Tokens keep the file and line they came from, so an error inside an included file points
 into that file.
 
-Only what matters for the election and its authentication is interpreted: ``vrrp_instance`` blocks
-and the ``vrrp_version`` default in ``global_defs``. keepalived has hundreds of other keywords;
+Only what matters for the election, its authentication and the delivery of adverts is
+interpreted: ``vrrp_instance`` blocks (with ``unicast_peer`` entries and their ``min_ttl``/``max_ttl``,
+``unicast_ttl``, ``check_unicast_src``), ``vrrp_sync_group`` blocks, and the ``vrrp_version`` and
+``vrrp_check_unicast_src`` defaults in ``global_defs``; the rules are keepalived's own
+(``keepalived/vrrp/vrrp_parser.c``, ``vrrp_data.c`` ``alloc_vrrp_unicast_peer``, ``vrrp_sync.c``
+``vrrp_sync_set_group``, ``vrrp.c`` ``vrrp_check_packet``). keepalived has hundreds of other keywords;
 they are skipped, like keepalived itself skips unknown ones with a warning. Structure errors
 (unbalanced braces, missing or bad values of the keywords read here) are errors with file:line.
 """
@@ -22,7 +26,7 @@ from pathlib import Path
 
 from carpscope.files import read_text_limited
 from carpscope.config.inventory import (
-    VRRP2, VRRP3, ConfigError, Declared, Host, HostConfig, Link, Member, Origin, Secret,
+    VRRP2, VRRP3, ConfigError, Declared, Host, HostConfig, Link, Member, Origin, Secret, SyncGroup,
 )
 
 MAX_INCLUDE_DEPTH = 16
@@ -189,6 +193,9 @@ class Instance:
     vips: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = field(default_factory=list)
     unicast_src: str | None = None
     peers: list[str] = field(default_factory=list)
+    peer_ttl: dict[str, tuple[int, int]] = field(default_factory=dict)    # min_ttl, max_ttl per peer
+    unicast_ttl: int | None = None
+    check_source: bool = False
     where: dict[str, Origin] = field(default_factory=dict)
 
 
@@ -221,6 +228,8 @@ def read_instances(nodes: list[Node], problems: list[ConfigError]) -> tuple[list
                 if c.keyword == "vrrp_version":
                     glob_["version"] = _intarg(c, 2, 3)
                     glob_["version_origin"] = c.origin
+                elif c.keyword == "vrrp_check_unicast_src":
+                    glob_["check_unicast_src"] = True
                 elif c.keyword == "router_id":
                     glob_["router_id"] = _arg(c).text
             except ConfigError as exc:
@@ -304,10 +313,74 @@ def _read_instance(n: Node, inst: Instance) -> None:
             inst.unicast_src = str(_addr(_arg(c, "an address"), "unicast_src_ip").ip)
         elif k == "unicast_peer":
             for a in c.children or []:
-                inst.peers.append(str(_addr(Token(a.keyword, a.origin.path, a.origin.line), "unicast_peer").ip))
+                _unicast_peer(inst, a)
+            inst.where["peers"] = c.origin
+        elif k == "unicast_ttl":
+            inst.unicast_ttl = _intarg(c, 1, 255)
+        elif k == "check_unicast_src":
+            inst.check_source = True
         else:
             continue
         inst.where.setdefault(k, c.origin)
+
+
+def _unicast_peer(inst: Instance, a: Node) -> None:
+    """``ADDRESS [min_ttl N] [max_ttl N]``: keepalived drops adverts from that peer whose TTL is
+    outside the window, and a TTL option turns on the check that the source is a listed peer."""
+    addr = str(_addr(Token(a.keyword, a.origin.path, a.origin.line), "unicast_peer").ip)
+    lo, hi = 0, 255
+    args = [t.text for t in a.args]
+    if len(args) % 2:
+        raise ConfigError(f"unicast_peer {addr}: {args[-1]} is missing a value", a.origin.path, a.origin.line)
+    for opt, val in zip(args[::2], args[1::2]):
+        if opt not in ("min_ttl", "max_ttl"):
+            raise ConfigError(f"unicast_peer {addr}: unknown option {opt!r} (min_ttl, max_ttl)",
+                              a.origin.path, a.origin.line)
+        if not re.fullmatch(r"\d{1,3}", val) or int(val) > 255:
+            raise ConfigError(f"unicast_peer {addr}: {opt} must be a number 0-255", a.origin.path, a.origin.line)
+        lo, hi = (int(val), hi) if opt == "min_ttl" else (lo, int(val))
+        inst.check_source = True
+    if addr in inst.peers:
+        raise ConfigError(f"unicast_peer {addr} is listed twice (keepalived: duplicate unicast_peer)",
+                          a.origin.path, a.origin.line)
+    inst.peers.append(addr)
+    if (lo, hi) != (0, 255):
+        inst.peer_ttl[addr] = (lo, hi)
+
+
+def read_sync_groups(nodes: list[Node], instances: list[Instance], problems: list[ConfigError],
+                     notes: list[str]) -> list[SyncGroup]:
+    """``vrrp_sync_group NAME { group { INSTANCE ... } }``, checked as keepalived does: an unknown
+    instance or one already in another sync group is ignored (a configuration error)."""
+    names = {i.name for i in instances}
+    taken: dict[str, str] = {}
+    out: list[SyncGroup] = []
+    for n in nodes:
+        if n.keyword != "vrrp_sync_group":
+            continue
+        if not n.args:
+            problems.append(ConfigError("vrrp_sync_group must have a name", n.origin.path, n.origin.line))
+            continue
+        sg = SyncGroup(n.args[0].text, n.origin)
+        for grp in (c for c in n.children or [] if c.keyword == "group"):
+            for member in grp.children or []:
+                for word in [member.keyword, *(t.text for t in member.args)]:
+                    if word not in names:
+                        problems.append(ConfigError(f"vrrp_sync_group {sg.name}: virtual router {word} doesn't "
+                                                    "exist - ignored", member.origin.path, member.origin.line))
+                    elif word in taken:
+                        problems.append(ConfigError(f"vrrp_sync_group {sg.name}: {word} is already in sync group "
+                                                    f"{taken[word]} (an instance can be in one only) - ignored",
+                                                    member.origin.path, member.origin.line))
+                    else:
+                        taken[word] = sg.name
+                        sg.instances.append(word)
+        if len(sg.instances) == 1:
+            notes.append(f"{sg.origin}: sync group {sg.name} has only 1 virtual router (keepalived: "
+                         "\"this probably isn't what you want\")")
+        if sg.instances:
+            out.append(sg)
+    return out
 
 
 def host_from_keepalived(path: str, name_hint: str) -> HostConfig:
@@ -357,8 +430,16 @@ def host_from_keepalived(path: str, name_hint: str) -> HostConfig:
             m.where["member"] = inst.where["virtual_router_id"]
         if inst.unicast_src:
             addrs.append(inst.unicast_src)
-        declared.append(Declared(protocol, inst.vrid, Link(interface=inst.interface, network=network), m))
+        if inst.unicast_ttl is not None and not inst.peers:
+            notes.append(f"{inst.where['unicast_ttl']}: unicast_ttl without unicast peers is reset by keepalived "
+                         f"(vrrp_instance {inst.name})")
+        declared.append(Declared(protocol, inst.vrid, Link(interface=inst.interface, network=network), m,
+                                 instance=inst.name, accept_ttl=dict(inst.peer_ttl),
+                                 send_ttl=inst.unicast_ttl if inst.peers else None,
+                                 check_source=bool(inst.peers) and (inst.check_source
+                                                                    or bool(glob_.get("check_unicast_src")))))
     host.addresses = tuple(dict.fromkeys(addrs))
     if not instances and not problems:
         notes.append(f"{path}: no vrrp_instance found")
-    return HostConfig(host=host, declared=declared, problems=problems, notes=notes)
+    sync = read_sync_groups(nodes, instances, problems, notes)
+    return HostConfig(host=host, declared=declared, problems=problems, notes=notes, sync_groups=sync)

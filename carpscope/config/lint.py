@@ -17,7 +17,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from carpscope.config import merge, read_configs
+from carpscope.auth import derive_key, describe_weak, weak_index_of
+from carpscope.config import lint_address, lint_syncgroup, lint_unicast, merge, read_configs
 from carpscope.config.inventory import (
     BSD_PASS_MAX, CARP, VRRP2, VRRP3, VRRP_PASS_MAX, ConfigError, Group, Inventory, Member, Origin,
     Secret, bsd_key,
@@ -43,6 +44,9 @@ CONFIG_MISSING_PASS = declare("config-missing-pass", "CS508", WARNING,
                               "CARP group configured without a passphrase", __name__)
 CONFIG_PREEMPT = declare("config-preempt", "CS509", INFO,
                          "Preemption off: the primary will not take back its VIP after returning", __name__)
+CONFIG_WEAK_PASSPHRASE = declare("config-weak-passphrase", "CS510", WARNING,
+                                 "Configured passphrase is a well-known default or documentation example",
+                                 __name__)
 
 CARP_MAXSKEW = 240
 
@@ -76,6 +80,10 @@ def lint(paths) -> LintResult:
         for sub in _split_reused(g, ctx):
             _check_group(sub, ctx)
     _check_cross_groups(inv, ctx)
+    lint_address.check(hosts, inv, ctx)
+    lint_unicast.check(hosts, inv, ctx)
+    lint_syncgroup.check(hosts, inv, ctx)
+    _note_ha_peers(hosts, inv, ctx)
     findings += ctx.findings
     # a secret that cannot be read here (a file or variable that lives on the real host, or in
     # CI's secret store) is not an error in the configuration: say what was not checked
@@ -138,7 +146,7 @@ def _label(g: Group, m: Member) -> str:
 def _timing(g: Group, m: Member, ctx: _Ctx) -> tuple[int, int, str]:
     """(advbase, advertised advskew, note) — FreeBSD adds net.inet.carp.demotion and caps at 240."""
     base, skew = g.advbase_of(m), g.advskew_of(m)
-    if m.implementation == "ucarp":
+    if m.implementation in ("ucarp", "openbsd"):      # neither caps nor adds a demotion counter
         return base, skew, ""
     host = ctx.inv.host(m.host)
     demotion = (host.demotion or 0) if host else 0
@@ -395,6 +403,7 @@ def _check_secrets_alone(g: Group, ctx: _Ctx) -> None:
             continue
         values[m.host] = v
     limit = BSD_PASS_MAX if g.protocol == CARP else VRRP_PASS_MAX
+    _check_weak(g, values, limit, ctx)
     for m in g.members:
         v = values.get(m.host)
         if v is None or len(v.encode()) <= limit:
@@ -406,6 +415,43 @@ def _check_secrets_alone(g: Group, ctx: _Ctx) -> None:
                 g, m.origin("passphrase"),
                 {"key": m.passphrase.label, "length": len(v.encode()),
                  "same_key_after_truncation": [values_label(g, h) for h in twins]}, severity=sev)
+
+
+def _check_weak(g: Group, values: dict[str, str], limit: int, ctx: _Ctx) -> None:
+    """A passphrase from the bundled list of defaults and documentation examples (the list
+    `weak-passphrase` uses on the wire), compared as the key it gives: the first 19 characters
+    (CARP) or 8 (VRRPv2). The group's own (inventory) passphrase is checked once, at its line."""
+    checks = [(m.host, m.passphrase.label, v, m.origin("passphrase")) for m in g.members
+              if (v := values.get(m.host)) is not None and m.passphrase is not None]
+    if g.passphrase is not None and (gv := ctx.value(g.passphrase)):
+        checks.append((None, g.passphrase.label, gv, g.where.get("passphrase_file") or
+                       g.where.get("passphrase_env") or g.where.get("passphrase") or g.where.get("group")))
+    for host, label, value, origin in checks:
+        index = weak_index_of(derive_key(value.encode()[:limit]))
+        if not index:          # None, or 0 (no passphrase: config-missing-pass says so)
+            continue
+        ctx.add(CONFIG_WEAK_PASSPHRASE,
+                f"{label} for {g.describe()} is {describe_weak(index)}: anyone on the segment can test the "
+                "usual defaults against one captured advert, then forge adverts that take the VIPs over; "
+                "use a long random passphrase",
+                g, origin, {"host": host, "key": label, "weak_index": index})
+
+
+def _note_ha_peers(hosts, inv: Inventory, ctx: _Ctx) -> None:
+    """pfSense/OPNsense name their HA peer (<hasync>): say when it is none of the hosts given."""
+    known = {_bare(a): h.name for h in inv.hosts for a in h.addresses}
+    given = len([hc for hc in hosts if hc.host.kind in ("pfsense", "opnsense")]) > 1
+    for hc in hosts:
+        for addr, origin, what in hc.ha_peers:
+            who = known.get(addr)
+            if who == hc.host.name:
+                ctx.notes.append(f"{origin}: {hc.host.name}'s {what} {addr} is one of its own addresses")
+            elif who is None and given:
+                ctx.notes.append(f"{origin}: {hc.host.name}'s {what} {addr} is not an address of any host given")
+
+
+def _bare(addr: str) -> str:
+    return addr.split("/", 1)[0].split("%", 1)[0]
 
 
 def values_label(g: Group, host: str) -> str:
@@ -434,7 +480,7 @@ def _check_advskew_clamped(g: Group, ctx: _Ctx) -> None:
     if g.protocol != CARP:
         return
     for m in g.members:
-        if m.implementation == "ucarp" or m.advskew is None or not 241 <= m.advskew <= 254:
+        if m.implementation in ("ucarp", "openbsd") or m.advskew is None or not 241 <= m.advskew <= 254:
             continue
         ctx.add(CONFIG_ADVSKEW_CLAMPED,
                 f"{m.host} sets advskew {m.advskew} for {g.describe()}: FreeBSD advertises at most "
@@ -511,7 +557,12 @@ def _check_preempt(g: Group, ctx: _Ctx) -> None:
     if on:
         return
     vips = _fmt_vips(sorted(g.vips_of(m) or ()))
-    if how == "net.inet.carp.preempt":
+    host = ctx.inv.host(m.host)
+    if how == "net.inet.carp.preempt" and host is not None and host.kind == "opnsense":
+        fix = (f"clear 'Disable preempt' on {m.host} (System > High Availability > Settings, "
+               "<hasync><disablepreempt>; a reboot applies it)")
+        state = "'Disable preempt' is set, so OPNsense leaves net.inet.carp.preempt at 0"
+    elif how == "net.inet.carp.preempt":
         fix = f"set net.inet.carp.preempt=1 in {m.host}'s sysctl.conf"
         state = "net.inet.carp.preempt is 0, the default"
     elif how == "nopreempt":
@@ -539,7 +590,7 @@ def _scrub(findings: list[Finding], ctx: _Ctx) -> list[Finding]:
         for s in [g.passphrase, *(m.passphrase for m in g.members)]:
             if s is not None and s.kind == "value":
                 values.add(s.reveal())
-    values = sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+    values = sorted((v for v in values if _secret_enough(v)), key=len, reverse=True)
     if not values:
         return findings
     for f in findings:
@@ -555,9 +606,16 @@ def _scrub(findings: list[Finding], ctx: _Ctx) -> list[Finding]:
 
 
 def _scrub_text(text: str, ctx: _Ctx) -> str:
-    for v in sorted({v for v in ctx.seen_values() if len(v) >= 4}, key=len, reverse=True):
+    for v in sorted({v for v in ctx.seen_values() if _secret_enough(v)}, key=len, reverse=True):
         text = text.replace(v, "[secret]")
     return text
+
+
+def _secret_enough(value: str) -> bool:
+    """Worth blanking out of messages: 4 characters or more, and not one of the bundled public
+    defaults (config-weak-passphrase names those by entry number anyway; blanking "carp" or
+    "pass" would only garble every message)."""
+    return len(value) >= 4 and weak_index_of(derive_key(value.encode())) is None
 
 
 def _scrub_error(e: ConfigError, ctx: _Ctx) -> None:

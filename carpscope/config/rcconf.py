@@ -242,6 +242,10 @@ class CarpParams:
     carpver: int | None = None
     vrrpprio: int | None = None
     vrrpinterval: int | None = None
+    # unicast destination of the adverts (``peer``/``peer6``; ``mcast``/``mcast6`` restore the
+    # multicast group): FreeBSD 14's carp.c keeps one per family
+    peer: str | None = None
+    peer6: str | None = None
 
 
 CARP_PARAMS = tuple(f.name for f in fields(CarpParams))
@@ -394,6 +398,15 @@ def parse_ifconfig(value: str, var: str, origin: Origin, problems: list[ConfigEr
                 cur.netmask = _int(arg, 0, 128)
                 if cur.netmask is None:
                     bad(f"prefixlen must be a number 0-128 (word {pos + 1})")
+            elif lw in ("peer", "peer6"):
+                try:
+                    ip = ipaddress.ip_address(arg)
+                except ValueError:
+                    ip = None
+                if ip is None or ip.version != (4 if lw == "peer" else 6):
+                    bad(f"{lw} needs an IPv{4 if lw == 'peer' else 6} address (word {pos + 1})")
+                else:
+                    setattr(cur, lw, str(ip))
             elif lw == "vlan":
                 cur.vlan = _int(arg, 0, 4095)
             elif lw == "vlandev":
@@ -401,6 +414,7 @@ def parse_ifconfig(value: str, var: str, origin: Origin, problems: list[ConfigEr
             continue
         if lw in ("mcast", "mcast6"):
             cur.carp_words = True
+            setattr(cur, "peer" if lw == "mcast" else "peer6", "224.0.0.18" if lw == "mcast" else "ff02::12")
             i += 1
             continue
         if lw in ("alias", "-alias", "up", "down", "add", "delete", "remove") or lw in _RC_KEYWORDS:
@@ -589,6 +603,8 @@ def host_from_assignments(assignments: list[Assignment], name_hint: str, files: 
                 ia = c.interface_address()
                 if c.vhid is None:
                     own.append(str(ia) if ia.network.prefixlen < ia.max_prefixlen else str(ia.ip))
+                    if ia.network.prefixlen < ia.max_prefixlen and str(ia.network) not in link.networks:
+                        link.networks += (str(ia.network),)
                     # the segment is named by the interface's network: IPv4 first, else global IPv6
                     if ia.network.prefixlen < ia.max_prefixlen and (ia.version == 4 or not ia.ip.is_link_local):
                         if link.network is None or (ia.version == 4 and ":" in link.network):
@@ -619,7 +635,7 @@ def host_from_assignments(assignments: list[Assignment], name_hint: str, files: 
         link = links[iface]
         if link.network is None and v.vip_prefixes:
             # old style (carpN interfaces, VIP with the subnet mask): the VIP names the network
-            link = Link(link.interface, link.parent, link.vlan, str(v.vip_prefixes[0]))
+            link = Link(link.interface, link.parent, link.vlan, str(v.vip_prefixes[0]), link.networks)
         vrrp = v.carpver == 3
         word = "vrid" if vrrp else "vhid"
         label = f"{name}:{word}{vhid}"
@@ -629,8 +645,15 @@ def host_from_assignments(assignments: list[Assignment], name_hint: str, files: 
         secret = None
         if v.passphrase is not None:
             secret = Secret(label, value=v.passphrase, origin=v.where.get("passphrase"))
+        peers = tuple(p for p in (v.peer, v.peer6) if p and not ipaddress.ip_address(p).is_multicast)
         m = Member(host=name, vips=tuple(v.vips), passphrase=secret, interface=iface,
                    master=v.state == "master", implementation="freebsd")
+        if peers and not vrrp:
+            m.peers = peers
+            v.where["peers"] = v.where.get("peer") or v.where["peer6"]
+        elif peers:
+            notes.append(f"{v.where.get('peer') or v.where['peer6']}: 'peer' has no effect with carpver 3: "
+                         "FreeBSD sends VRRPv3 adverts to 224.0.0.18 / ff02::12 only")
         if vrrp:
             m.priority = v.vrrpprio if v.vrrpprio else None
             m.advert_int = v.vrrpinterval / 100 if v.vrrpinterval else None

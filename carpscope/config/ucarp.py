@@ -351,6 +351,7 @@ def host_from_runs(runs: list[UcarpRun], name: str, path: str, addresses: list[s
         m.where.setdefault("preempt", r.origin)
         if r.srcip and r.srcip not in [a.split("/")[0] for a in own]:
             own.append(r.srcip)
-        declared.append(Declared(CARP, r.vhid, Link(interface=r.interface, network=r.network), m))
+        declared.append(Declared(CARP, r.vhid, Link(interface=r.interface, network=r.network,
+                                                    networks=(r.network,) if r.network else ()), m))
     host.addresses = tuple(dict.fromkeys(own))
     return HostConfig(host=host, declared=declared)

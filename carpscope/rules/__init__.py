@@ -32,6 +32,9 @@ DETECTORS = (
     "carpscope.repeats",
     "carpscope.engine",
     "carpscope.config.lint",
+    "carpscope.config.lint_address",
+    "carpscope.config.lint_unicast",
+    "carpscope.config.lint_syncgroup",
 )
 PAGES = "pages"          # package directory of the rule pages, beside this module
 HELP_URI = "https://github.com/carpscope/carpscope/blob/main/carpscope/rules/pages/{slug}.md"
