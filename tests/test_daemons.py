@@ -51,12 +51,12 @@ from pathlib import Path
 import pytest
 
 try:
-    from tests.harness import require_root
-    from tests.harness.daemon_cases import CASES, Case
+    from tests.harness import Lab, Ucarp, require_root, tool
+    from tests.harness.daemon_cases import CASES, UC_NET, Case
     from tests.harness.record_daemons import record
 except ImportError:          # pytest's rootdir-less import mode puts tests/ itself on sys.path
-    from harness import require_root
-    from harness.daemon_cases import CASES, Case
+    from harness import Lab, Ucarp, require_root, tool
+    from harness.daemon_cases import CASES, UC_NET, Case
     from harness.record_daemons import record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +72,7 @@ ITEM = {
     4: "issue 14 item 4: split brain with an almost silent second master is missed",
     5: "issue 14 item 5: split-brain windows are overstated",
     6: "issue 14 item 6: a storm of copies has no finding with its rate and factor",
+    7: "issue 14 item 7: live split-brain-end when the capture stops while both are still master",
     8: "issue 14 item 8: tcpdump -i any copies of one frame triple groups and findings",
     9: "issue 14 item 9: the same capture given twice is merged and raises counter-replay",
 }
@@ -408,3 +409,33 @@ def test_live(name, check, tmp_path_factory):
     truth, report = live_report(name, tmp_path_factory)
     problems = run_check(report, truth, check)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.live
+@pytest.mark.xfail(strict=True, reason=ITEM[7])
+def test_live_sniff_stopping_during_a_split_brain_does_not_end_it(tmp_path):
+    """`carpscope sniff` stopped (--duration) while two ucarp masters (different passphrases)
+    are both still MASTER: the split brain did not end; no split-brain-end event may say so."""
+    require_root(("ip", "ucarp", "tcpdump"))
+    keys = tmp_path / "keys"
+    keys.write_text("p:split71-p\nq:split71-q\n")
+    os.chmod(keys, 0o600)
+    a = Ucarp("fa", 71, "split71-p", "10.61.4.71", label="p")
+    b = Ucarp("fb", 71, "split71-q", "10.61.4.71", advskew=100, label="q")
+    with Lab(UC_NET) as lab:
+        lab.start(a)
+        lab.start(b)
+        lab.wait_state("fa", a.ident, "MASTER", 9)
+        lab.wait_state("fb", b.ident, "MASTER", 9)
+        p = subprocess.run([tool("ip"), "netns", "exec", lab.switch_netns, sys.executable, "-m", "carpscope",
+                            "sniff", lab.bridge, "--duration", "8", "-f", "jsonl", "--exit-zero",
+                            "--passphrase-file", str(keys), "--vip", "71=10.61.4.71"],
+                           capture_output=True, text=True, cwd=REPO, timeout=60,
+                           env=dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1"))
+        still = [lab.state(h, a.ident) for h in ("fa", "fb")]
+    assert p.returncode == 0, p.stderr
+    assert still == ["MASTER", "MASTER"], f"the daemons did not stay master: {still}"
+    events = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
+    kinds = [e.get("type") for e in events]
+    assert "split-brain" in kinds, kinds
+    assert "split-brain-end" not in kinds, [e for e in events if e.get("type") == "split-brain-end"]
