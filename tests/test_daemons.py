@@ -26,11 +26,11 @@ Checks, per case (from its ``expect``):
   (e.g. ``rate_per_s``, ``factor``), each within 30 % of what the recording shows.
 
 Window tolerance. carpscope sees adverts, the daemons report states. Both daemons send an
-advert at the moment they become master (ucarp carp_master_down, keepalived
-vrrp_state_goto_master) and when they step down or stop (ucarp's last carp_send_ad before
-BACKUP, keepalived's priority-0 advert), and their state scripts run within milliseconds of
-that; what carpscope cannot see more finely than the advertisement interval is a master that
-goes quiet. So each endpoint of a reported window must be within one advertisement interval
+advert the moment they become master (ucarp carp_master_down, keepalived
+vrrp_state_goto_master), ucarp sends one more when it yields to a preferred master, keepalived
+a priority-0 advert when it stops (docs/implementations.md), and their state scripts run
+within milliseconds of that; what the wire cannot show more finely than about one
+advertisement interval is a master that goes quiet. So each endpoint of a reported window must be within one advertisement interval
 of the pair (the longer) plus 0.5 s of the daemons' (scheduling, script start-up), and the
 sum within that tolerance times the number of windows. Daemon windows no longer than 1.5
 intervals (a preempting handover: ucarp reads packets up to 1 s late) may be reported or
