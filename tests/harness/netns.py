@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -43,6 +44,9 @@ READY_TIMEOUT = 5.0       # tcpdump "listening on"
 HOST_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,12}$")   # p-<name> must fit IFNAMSIZ (15)
 
 _run_counter = itertools.count()
+# start_together's gate: sleep until the common start time, then exec the daemon (same PID)
+_GATE = ("import os, sys, time; t = float(sys.argv[1]); time.sleep(max(0.0, t - time.time())); "
+         "os.execv(sys.argv[2], sys.argv[2:])")
 
 
 class LabError(RuntimeError):
@@ -209,9 +213,12 @@ class Lab:
         self.capture: Proc | None = None
         self.capture_path: Path | None = None
         self.capture_stop: float | None = None
+        self.capture_interface: str = bridge
         self._closed = False
         self._up_at = time.time()
         self._tools: dict[str, str] = {}
+        self._settle = 0.02   # pause after starting a speaker, to catch an immediate exit
+        self._gate_at: float | None = None   # start_together: common start time
 
     # ------------------------------------------------------------ names
     @property
@@ -390,14 +397,20 @@ class Lab:
         self._action("ttl", host=host, ttl=ttl, how="nftables netdev ingress on " + self.port(host))
 
     # ------------------------------------------------------------ capture
-    def start_capture(self, path: str | os.PathLike, bpf: str | None = None) -> Proc:
-        """tcpdump -i <bridge> -U -s 0 -w path, in the switch namespace; returns when listening."""
+    def start_capture(self, path: str | os.PathLike, bpf: str | None = None, *,
+                      interface: str | None = None) -> Proc:
+        """tcpdump -i <bridge> -U -s 0 -w path, in the switch namespace; returns when listening.
+
+        ``interface="any"`` records every interface of the switch namespace (Linux cooked v2:
+        one copy of a frame per bridge port it crosses, as ``tcpdump -i any`` on a bridge host).
+        """
         if self.capture is not None:
             raise LabError("a capture is already running")
         path = Path(path).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
-        argv = ["tcpdump", "-i", self.bridge, "-n", "-U", "-s", "0", "--immediate-mode",
+        self.capture_interface = interface or self.bridge
+        argv = ["tcpdump", "-i", self.capture_interface, "-n", "-U", "-s", "0", "--immediate-mode",
                 "-Z", "root", "-w", str(path)] + ([bpf] if bpf else [])
         proc = self._spawn(self.switch_netns, argv, "tcpdump")
         deadline = time.monotonic() + READY_TIMEOUT
@@ -408,7 +421,7 @@ class Lab:
             time.sleep(0.05)
         self.capture, self.capture_path = proc, path
         self.t0 = time.time()
-        self._action("capture_start", interface=self.bridge, netns=self.switch_netns)
+        self._action("capture_start", interface=self.capture_interface, netns=self.switch_netns)
         return proc
 
     def stop_capture(self) -> Path | None:
@@ -444,7 +457,25 @@ class Lab:
     def start(self, spec: Speaker) -> Proc:
         return self.start_ucarp(spec) if isinstance(spec, Ucarp) else self.start_keepalived(spec)
 
+    def start_together(self, *specs: Speaker, lead: float = 0.5) -> list[Proc]:
+        """Start several speakers at the same instant: each process is spawned behind a gate
+        (a tiny Python that sleeps until a common time `lead` s ahead, then execs the daemon,
+        keeping its PID), so their timers start within a fraction of a millisecond."""
+        self._gate_at = time.time() + lead
+        self._settle = 0.0
+        try:
+            procs = [self.start(s) for s in specs]
+        finally:
+            self._settle, self._gate_at = 0.02, None
+        time.sleep(max(0.0, lead) + 0.05)
+        dead = [p for p in procs if not p.alive()]
+        if dead:
+            raise LabError(f"{dead[0].tag} exited at once: {dead[0].output().strip()}")
+        return procs
+
     def _start_speaker(self, spec: Speaker, argv: list[str], src: str, **extra) -> Proc:
+        if self._gate_at is not None:
+            argv = [sys.executable, "-c", _GATE, repr(self._gate_at), self._tool(argv[0]), *argv[1:]]
         proc = self._spawn(self.netns(spec.host), argv, spec.tag, spec=spec, **extra)
         desc = spec.describe(src_ip=src, host_mac=self.macs[spec.host])
         changes = {}
@@ -455,15 +486,27 @@ class Lab:
             self.instances[spec.tag] = dict(desc, id=spec.tag, start_t_s=self.t())
         self._action("start", instance=spec.tag, host=spec.host, pid=proc.pid,
                      **({"changes": changes} if changes else {}))
-        time.sleep(0.02)
-        if not proc.alive():
-            raise LabError(f"{spec.tag} exited at once: {proc.output().strip()}")
+        if self._settle:
+            time.sleep(self._settle)
+            if not proc.alive():
+                raise LabError(f"{spec.tag} exited at once: {proc.output().strip()}")
         return proc
 
     def stop(self, proc: Proc, sig: int = signal.SIGTERM) -> None:
         """Stop one process (mid-run, e.g. a failover); recorded in the timeline."""
         self._action("stop", instance=proc.tag, pid=proc.pid, signal=signal.Signals(sig).name[3:])
         self._stop_proc(proc, sig)
+
+    def stop_together(self, procs: list[Proc], sig: int = signal.SIGTERM) -> None:
+        """Signal several processes at the same instant, then wait for each (bounded)."""
+        for p in procs:
+            self._action("stop", instance=p.tag, pid=p.pid, signal=signal.Signals(sig).name[3:])
+        for p in procs:
+            if p.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, sig)
+        for p in procs:
+            self._stop_proc(p, sig)
 
     def running(self, tag: str) -> Proc | None:
         """The live process with this tag, if any."""

@@ -16,6 +16,7 @@ import dpkt
 
 ETH_IPV4, ETH_IPV6, ETH_VLAN = 0x0800, 0x86DD, 0x8100
 PROTO_CARP_VRRP = 112
+DLT_LINUX_SLL2 = 276      # tcpdump -i any: 20-byte cooked header, then the network layer
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Advert:
     checksum_form: str | None = None  # VRRPv3: pseudo | no-pseudo
     auth_type: int | None = None    # VRRPv2
     payload: bytes = field(default=b"", repr=False, compare=False)
+    ifindex: int | None = None      # Linux cooked v2: the interface it was recorded on
 
     @property
     def ident(self) -> str:
@@ -96,9 +98,12 @@ def _fields(payload: bytes, kind: str, src: bytes, dst: bytes) -> dict:
     return f
 
 
-def _ip_payload(frame: bytes) -> tuple[int, bytes, bytes, int, bytes] | None:
-    """(family, src, dst, ttl, proto-112 payload) of an Ethernet frame, or None."""
-    off, etype = 14, struct.unpack("!H", frame[12:14])[0] if len(frame) >= 14 else 0
+def _ip_payload(frame: bytes, off: int = 14, etype: int | None = None
+                ) -> tuple[int, bytes, bytes, int, bytes] | None:
+    """(family, src, dst, ttl, proto-112 payload) of an Ethernet frame (or of the network layer
+    at `off` with ether type `etype`), or None."""
+    if etype is None:
+        etype = struct.unpack("!H", frame[12:14])[0] if len(frame) >= 14 else 0
     while etype == ETH_VLAN and len(frame) >= off + 4:
         etype, off = struct.unpack("!H", frame[off + 2:off + 4])[0], off + 4
     ip = frame[off:]
@@ -111,24 +116,36 @@ def _ip_payload(frame: bytes) -> tuple[int, bytes, bytes, int, bytes] | None:
     return None
 
 
+def _link(frame: bytes, dlt: int) -> tuple[int, int | None, str, str, int | None]:
+    """(network offset, ether type, source MAC, destination MAC, ifindex) of a frame."""
+    if dlt == DLT_LINUX_SLL2:
+        if len(frame) < 20:
+            return 0, 0, "", "", None
+        etype, ifindex = struct.unpack("!H2xI", frame[0:8])
+        return 20, etype, _mac(frame[12:12 + min(frame[11], 6)]), "", ifindex
+    return 14, None, _mac(frame[6:12]), _mac(frame[0:6]), None
+
+
 def read_adverts(path) -> list[Advert]:
-    """Every protocol-112 packet of an Ethernet pcap, decoded."""
+    """Every protocol-112 packet of an Ethernet or Linux-cooked-v2 pcap, decoded."""
     out = []
     with open(path, "rb") as fh:
         reader = dpkt.pcap.Reader(fh)
-        if reader.datalink() != dpkt.pcap.DLT_EN10MB:
-            raise ValueError(f"{path}: link type {reader.datalink()}, expected Ethernet")
+        dlt = reader.datalink()
+        if dlt not in (dpkt.pcap.DLT_EN10MB, DLT_LINUX_SLL2):
+            raise ValueError(f"{path}: link type {dlt}, expected Ethernet or Linux cooked v2")
         for index, (ts, frame) in enumerate(reader, start=1):
-            parsed = _ip_payload(frame)
+            off, etype, src_mac, dst_mac, ifindex = _link(frame, dlt)
+            parsed = _ip_payload(frame, off, etype)
             if parsed is None:
                 continue
             family, src, dst, ttl, payload = parsed
             kind = classify(payload, family)
             fields = _fields(payload, kind, src, dst) if kind != "unknown" else {"vhid": -1}
-            out.append(Advert(index=index, ts=float(ts), src_mac=_mac(frame[6:12]), dst_mac=_mac(frame[0:6]),
+            out.append(Advert(index=index, ts=float(ts), src_mac=src_mac, dst_mac=dst_mac,
                               family=family, src=str(ipaddress.ip_address(src)),
                               dst=str(ipaddress.ip_address(dst)), ttl=ttl, kind=kind, payload=payload,
-                              **fields))
+                              ifindex=ifindex, **fields))
     return out
 
 
@@ -196,3 +213,39 @@ def _add(seq: list, item) -> None:
 def _ip_key(ip: str):
     a = ipaddress.ip_address(ip)
     return (a.version, int(a))
+
+
+@dataclass(frozen=True)
+class Arp:
+    index: int
+    ts: float
+    src_mac: str          # link-layer source
+    op: int               # 1 request, 2 reply
+    sender_mac: str
+    sender_ip: str
+    target_ip: str
+    ifindex: int | None = None
+
+    @property
+    def gratuitous(self) -> bool:
+        """An announcement: the sender's address is also the target (request or reply)."""
+        return self.sender_ip == self.target_ip
+
+
+def read_arps(path) -> list[Arp]:
+    """Every Ethernet/IPv4 ARP packet of an Ethernet or Linux-cooked-v2 pcap."""
+    out = []
+    with open(path, "rb") as fh:
+        reader = dpkt.pcap.Reader(fh)
+        dlt = reader.datalink()
+        for index, (ts, frame) in enumerate(reader, start=1):
+            off, etype, src_mac, _dst, ifindex = _link(frame, dlt)
+            if etype is None:
+                etype = struct.unpack("!H", frame[12:14])[0] if len(frame) >= 14 else 0
+            arp = frame[off:off + 28]
+            if etype != 0x0806 or len(arp) < 28 or arp[0:6] != b"\x00\x01\x08\x00\x06\x04":
+                continue
+            out.append(Arp(index=index, ts=float(ts), src_mac=src_mac, op=arp[7],
+                           sender_mac=_mac(arp[8:14]), sender_ip=str(ipaddress.IPv4Address(arp[14:18])),
+                           target_ip=str(ipaddress.IPv4Address(arp[24:28])), ifindex=ifindex))
+    return out

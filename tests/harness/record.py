@@ -38,7 +38,8 @@ def _versions() -> dict:
 
 def _transitions(lab: Lab) -> list[dict]:
     stop = lab.capture_stop or time.time()
-    return [{"t_s": ev["t_s"], "host": ev.get("host"), "id": ev.get("id"), "state": ev.get("state")}
+    return [{"t_s": ev["t_s"], "host": ev.get("host"), "id": ev.get("id"), "state": ev.get("state"),
+             **({"priority": int(ev["priority"])} if ev.get("priority", "").isdigit() else {})}
             for ev in lab.events() if ev["epoch"] <= stop]
 
 

@@ -93,6 +93,7 @@ class Keepalived:
     unicast_src: str | None = None
     unicast_peers: tuple[str, ...] = ()
     extra_config: str = ""              # raw lines added inside vrrp_instance
+    state: str = "BACKUP"               # initial state; MASTER is what an address owner is given
 
     impl = "keepalived"
     protocol = "vrrp"
@@ -106,6 +107,8 @@ class Keepalived:
             raise ValueError(f"auth PASS is VRRPv2 only, at most {VRRP_MAX_PASS} characters")
         if self.family == 6 and self.version != 3:
             raise ValueError("VRRP over IPv6 needs version 3")
+        if self.state not in ("BACKUP", "MASTER"):
+            raise ValueError("initial state must be BACKUP or MASTER")
 
     @property
     def family(self) -> int:
@@ -126,7 +129,7 @@ class Keepalived:
         lines = [
             "global_defs {", f"    router_id {self.host}", "    script_user root", "}",
             f"vrrp_instance VI_{self.vrid} {{",
-            "    state BACKUP", f"    interface {iface}",
+            f"    state {self.state}", f"    interface {iface}",
             f"    virtual_router_id {self.vrid}", f"    priority {self.priority}",
             f"    advert_int {self.advert_int:g}", f"    version {self.version}",
         ]
