@@ -35,7 +35,32 @@ class _SourceFirst:
         raise ModuleNotFoundError(f"{name} is compiled only ({PURE_ENV} is set)", name=name)
 
 
-if os.environ.get(PURE_ENV) and not any(isinstance(f, _SourceFirst) for f in sys.meta_path):
+def _stale() -> bool:
+    """In a source checkout built in place (pip install -e), a compiled module older than its
+    .py would silently run old code: then the Python source runs instead (and says so)."""
+    here = os.path.dirname(__file__)
+    try:
+        built = os.stat(os.path.join(here, "engine" + _ext_suffix())).st_mtime
+    except OSError:
+        return False                      # not built in place: nothing to compare
+    for folder, _dirs, files in os.walk(here):
+        for name in files:
+            if name.endswith(".py") and os.stat(os.path.join(folder, name)).st_mtime > built + 1:
+                stem = os.path.join(folder, name[:-3])
+                if os.path.exists(stem + _ext_suffix()):
+                    return True
+    return False
+
+
+def _ext_suffix() -> str:
+    import importlib.machinery
+    return importlib.machinery.EXTENSION_SUFFIXES[0]
+
+
+if not any(isinstance(f, _SourceFirst) for f in sys.meta_path) and (os.environ.get(PURE_ENV) or _stale()):
+    if not os.environ.get(PURE_ENV):
+        sys.stderr.write("carpscope: note: the compiled engine is older than its source: running the "
+                         "Python source (rebuild it: pip install -e .)\n")
     sys.meta_path.insert(0, _SourceFirst())
 
 

@@ -197,7 +197,11 @@ class Engine:
     def advert(self, a: Advert) -> None:
         """One advert through every stage, each deciding once (see the module doc)."""
         st = self._state(a)
-        if self.repeats.copy(a, st.cells):
+        copied = self.repeats.copy(a, st.cells)
+        if copied is not None:
+            fl = a.flow
+            if copied.ifindex != a.ifindex and isinstance(fl, Flow):
+                fl.decoder.bridge(copied.ifindex, a.ifindex)   # -i any: one bridge, one segment
             return
         g, sp = st.group, st.speaker
         if g is None or sp is None or st.vhid != a.vhid or st.protocol != a.protocol:

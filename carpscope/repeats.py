@@ -43,14 +43,15 @@ MAX_CELLS: Final = 4096     # recent packets remembered per capture point (empti
 MAX_POINTS: Final = 1024    # capture points (with VLANs) whose recent packets are kept
 RECENT: Final = 256         # (counter, HMAC) remembered per group (emptied when full)
 SAMPLE: Final = 10
-# a storm: at least this many frames per advert sent, or one advert copied this many times
-STORM_FACTOR: Final = 10.0
+# a storm: one advert copied at least this many times (a mirror port or a reflection copies once
+# or twice; a loop or storm again and again)
 STORM_COPIES: Final = 10
 
 
 class Cell:
     """The last sighting of one packet."""
 
+    first: float
     last: float
     window: float
     ifindex: int
@@ -58,7 +59,7 @@ class Cell:
     count: int
 
     def __init__(self, last: float, window: float, ifindex: int, speaker: Speaker) -> None:
-        self.last, self.window, self.ifindex, self.speaker, self.count = last, window, ifindex, speaker, 0
+        self.first, self.last, self.window, self.ifindex, self.speaker, self.count = last, last, window, ifindex, speaker, 0
 
 
 class Repeats:
@@ -79,12 +80,12 @@ class Repeats:
             cells = self._points[point] = {}
         return cells
 
-    def copy(self, a: Advert, cells: dict[bytes, Cell]) -> bool:
-        """True when ``a`` is a copy of a packet seen just before (counted here, nothing else
-        to do); False for an advert the other stages must see (``seen`` records it after)."""
+    def copy(self, a: Advert, cells: dict[bytes, Cell]) -> Cell | None:
+        """The sighting ``a`` is a copy of, when it is one (counted here, nothing else to do);
+        None for an advert the other stages must see (``seen`` records it after)."""
         cell = cells.get(a.packet)
         if cell is None or a.ts - cell.last >= cell.window or a.ts < cell.last:
-            return False
+            return None
         cell.last = a.ts
         cell.count += 1
         self.copies += 1
@@ -99,12 +100,16 @@ class Repeats:
             sp.copied += 1
         if cell.count > sp.max_copies:
             sp.max_copies = cell.count
+        if a.ts > cell.first:             # copies per second since the original, at its peak
+            rate = cell.count / (a.ts - cell.first)
+            if rate > sp.copy_rate:
+                sp.copy_rate = rate
         if not sp.copy_first:
             sp.copy_first = a.ts
         sp.copy_last = a.ts
         if len(sp.copy_frames) < SAMPLE:
             sp.copy_frames.append(a.frame)
-        return True
+        return cell
 
     def seen(self, a: Advert, g: Group, sp: Speaker, cells: dict[bytes, Cell]) -> bool:
         """Remember an advert of ``sp`` that is not a copy; for CARP, judge its counter and
@@ -148,13 +153,17 @@ class Repeats:
 
 
 def repeat_findings(groups: list[Group]) -> list[Finding]:
+    """Per group: one advert-storm or advert-copies finding for all its copied speakers, and a
+    counter-replay finding per speaker that replayed."""
     out: list[Finding] = []
     for g in groups:
-        for sp in sorted(g.speakers.values(), key=lambda s: (s.first, s.ip)):
+        sps = sorted(g.speakers.values(), key=lambda s: (s.first, s.ip))
+        for sp in sps:
             if sp.replays:
                 out.append(_replay_finding(g, sp))
-            if sp.copies or sp.capture_copies or sp.reflections:
-                out.append(_copies_finding(g, sp))
+        copied = [sp for sp in sps if sp.copies or sp.capture_copies or sp.reflections]
+        if copied:
+            out.append(_copies_finding(g, copied))
     return out
 
 
@@ -173,41 +182,49 @@ def _replay_finding(g: Group, sp: Speaker) -> Finding:
         cause="replay", **_where(g))
 
 
-def _copies_finding(g: Group, sp: Speaker) -> Finding:
+def _factor(sp: Speaker) -> float:
+    """How many times faster than advertised the copies came (their peak rate x the interval)."""
+    return sp.copy_rate * sp.interval
+
+
+def _copies_finding(g: Group, sps: list[Speaker]) -> Finding:
     name = f"{protocol_name(g.protocol)} {g.vhid}"
-    net = sp.copies + sp.reflections
-    adverts = max(sp.adverts, 1)
-    span = max(sp.copy_last - sp.copy_first, 0.0)
-    # frames of this speaker per advert it sent, and copies per second while they came
-    factor = (adverts + net) / adverts
-    rate = net / span if span > 0 else float(net)
-    per_s = 1 / sp.interval if sp.interval else 0.0
-    evidence: dict = {"speaker": sp.ip, "adverts": sp.adverts, "copies": sp.copies,
-                      "reflections": sp.reflections, "capture_copies": sp.capture_copies,
-                      "adverts_copied": sp.copied, "max_copies_per_advert": sp.max_copies,
-                      "factor": round(factor, 1), "copies_per_second": round(rate, 1),
-                      "advertised_per_second": round(per_s, 3)}
-    if sp.copy_ifaces:
-        evidence["interfaces"] = sorted(sp.copy_ifaces)
-    where = dict(first_seen=sp.copy_first, last_seen=sp.copy_last, packets=list(sp.copy_frames), **_where(g))
-    if net and (factor >= STORM_FACTOR or sp.max_copies >= STORM_COPIES):
+    per = [{"ip": sp.ip, "adverts": sp.adverts, "copies": sp.copies, "reflections": sp.reflections,
+            "capture_copies": sp.capture_copies, "adverts_copied": sp.copied,
+            "max_copies_per_advert": sp.max_copies, "rate_per_s": round(sp.copy_rate, 1),
+            "factor": round(_factor(sp), 1), "advertised_per_s": round(1 / sp.interval, 3) if sp.interval else None,
+            "interfaces": sorted(sp.copy_ifaces)} for sp in sps]
+    net = sum(sp.copies + sp.reflections for sp in sps)
+    capture = sum(sp.capture_copies for sp in sps)
+    top = max(sps, key=lambda sp: (sp.max_copies, sp.copy_rate))
+    ips = ", ".join(sp.ip for sp in sps)
+    evidence: dict = {"speakers": [sp.ip for sp in sps], "copies": sum(sp.copies for sp in sps),
+                      "reflections": sum(sp.reflections for sp in sps), "capture_copies": capture,
+                      "max_copies_per_advert": top.max_copies, "rate_per_s": round(top.copy_rate, 1),
+                      "factor": round(_factor(top), 1), "per_speaker": per}
+    frames = sorted({f for sp in sps for f in sp.copy_frames})[:SAMPLE]
+    where = dict(first_seen=min(sp.copy_first for sp in sps), last_seen=max(sp.copy_last for sp in sps),
+                 packets=frames, **_where(g))
+    if net and top.max_copies >= STORM_COPIES:
         return ADVERT_STORM.finding(
-            f"{name}: {sp.ip}'s adverts arrive {factor:,.0f} times each ({net:,} copies of {sp.adverts:,} "
-            f"adverts, up to {sp.max_copies:,} copies of one, {rate:,.0f} copies/s where it advertises "
-            f"{per_s:g}/s): a switching loop or broadcast storm on this segment; every copy "
-            "re-arms the receivers' timers and the loop floods the segment",
+            f"{name}: adverts of {ips} arrive again and again: up to {top.max_copies:,} copies of one advert "
+            f"({net:,} copies in all), {top.copy_rate:,.0f} copies/s, {_factor(top):,.0f} times the rate "
+            f"{top.ip} advertises at: a switching loop or broadcast storm on this segment; every copy "
+            "reaches the receivers and the loop floods the segment",
             evidence={**evidence, "kind": "storm"}, cause="storm", **where)
     if net:
-        what = (f"{sp.copies:,} byte-identical copies" if sp.copies else "") + \
-               (" and " if sp.copies and sp.reflections else "") + \
-               (f"{sp.reflections:,} copies with a changed IP header" if sp.reflections else "")
+        what = " and ".join(x for x in (f"{sum(sp.copies for sp in sps):,} byte-identical copies"
+                                        if any(sp.copies for sp in sps) else "",
+                                        f"{sum(sp.reflections for sp in sps):,} copies with a changed IP header"
+                                        if any(sp.reflections for sp in sps) else "") if x)
         return ADVERT_COPIES.finding(
-            f"{name}: {sp.ip}'s adverts are seen more than once ({what} of {sp.adverts:,} adverts, within "
-            "milliseconds): a mirror port copying both directions, a reflecting hypervisor or vSwitch; "
-            "counted once here",
+            f"{name}: adverts of {ips} are seen more than once ({what}, within milliseconds, at most "
+            f"{top.max_copies} of one advert): a mirror port copying both directions, a reflecting "
+            "hypervisor or vSwitch; each is counted once here",
             evidence={**evidence, "kind": "reflection"}, cause="reflection", **where)
+    ifaces = sorted({i for sp in sps for i in sp.copy_ifaces})
     return ADVERT_COPIES.finding(
-        f"{name}: {sp.ip}'s adverts were recorded on {len(sp.copy_ifaces) + 1} interfaces of the capturing "
-        f"host ({sp.capture_copies:,} copies, e.g. tcpdump -i any on a bridge): each is analysed once, "
-        "on the interface where it was first seen",
-        evidence={**evidence, "kind": "capture"}, cause="capture", **where)
+        f"{name}: adverts of {ips} were recorded on {len(ifaces) + 1} interfaces of the capturing host "
+        f"({capture:,} copies: tcpdump -i any on a bridge records a frame on every port it crosses): "
+        "each is analysed once, as one segment",
+        evidence={**evidence, "kind": "capture", "interfaces": ifaces}, cause="capture", **where)

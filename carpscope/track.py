@@ -113,6 +113,7 @@ class Speaker:
     reflections: int = 0                           # same counter and HMAC, IP header changed
     copied: int = 0                                # adverts that had at least one copy
     max_copies: int = 0                            # most copies of one advert
+    copy_rate: float = 0.0                         # copies per second after an advert, at the most
     copy_first: float = 0.0
     copy_last: float = 0.0
     copy_ifaces: set = field(default_factory=set)

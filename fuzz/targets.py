@@ -112,7 +112,7 @@ def _stdin(data: bytes) -> None:
         except CaptureError:
             return
         n = 0
-        for lt, num, ts, frame in src.frames():
+        for num, ts, lt, frame, _off, _len in src.frames():
             assert num > n
             n = num
             _check_record(decode_frame(lt, frame, num, ts, "stdin"))

@@ -148,11 +148,18 @@ class Vrrp:
 # ----------------------------------------------------------------------------- a capture
 
 class Capture:
-    def __init__(self, t0: float = T0):
+    """Frames with their times, written as pcap (Ethernet), pcapng, or Linux cooked v2
+    (``linktype=276``: each Ethernet frame re-framed with the interface it was recorded on)."""
+
+    def __init__(self, t0: float = T0, linktype: int = 1):
         self.t0 = t0
+        self.linktype = linktype
         self.records: list[tuple[float, bytes]] = []
 
-    def add(self, ts: float, frame: bytes) -> None:
+    def add(self, ts: float, frame: bytes, ifindex: int = 2) -> None:
+        if self.linktype == 276:
+            frame = synth.sll2(frame[6:12].hex(":"), int.from_bytes(frame[12:14], "big"),
+                               frame[14:], ifindex=ifindex)
         self.records.append((ts, frame))
 
     def advertise(self, sp, start: float, *, count: int | None = None, until: float | None = None,
@@ -183,7 +190,7 @@ class Capture:
                 w = synth.PcapngWriter(f)
                 w.add_interface(1)
             else:
-                w = synth.PcapWriter(f)
+                w = synth.PcapWriter(f, linktype=self.linktype)
             for ts, data in recs:
                 w.write(ts, data)
         return path

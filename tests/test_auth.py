@@ -480,7 +480,7 @@ def test_findings_weak_and_unchecked():
     ver = Verifier(_lab_keyring())
     fs = _run(_stream(ver, {"10.0.0.2": ("testpass", ["10.0.0.5", "10.0.0.6"])}, n=3))
     f = fs["weak-passphrase"]
-    entries = [ln for ln in (Path(auth.__file__).parent / "data/weak_passphrases.txt").read_text().splitlines()
+    entries = [ln for ln in (Path(auth.__file__).parent.parent / "data/weak_passphrases.txt").read_text().splitlines()
                if ln.strip() and not ln.startswith("#")]
     n = entries.index("testpass") + 1
     assert f"bundled list entry {n}" in f.message and "testpass" not in json.dumps(f.to_json())

@@ -89,12 +89,8 @@ XFAIL = {
     ("ka-interval-mismatch", "split-brain-cause"): 4,
     ("ka-auth-split", "absent:skew-tie"): 1,
     ("ka-owner-pair", "present:priority-owner-conflict"): 1,
-    ("ucarp-preempt", "absent:counter-replay"): 2,
     ("ucarp-lossy", "absent:counter-replay"): 2,
     ("ucarp-lossy", "split-brain-windows"): 5,
-    ("ucarp-storm", "storm"): 6,
-    ("ucarp-any-interface", "groups-once"): 8,
-    ("ucarp-any-interface", "findings-once"): 8,
 }
 
 
@@ -360,7 +356,6 @@ def test_saved_recording_is_consistent(name):
             f"{k}:{v}\n" for k, v in CASES[name].keys.items())
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM[9])
 def test_same_capture_twice_is_refused_or_counted_once(tmp_path):
     """Naming one file twice is either refused (exit 2, one line) or read once: the same
     adverts, no counter-replay."""

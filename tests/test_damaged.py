@@ -234,7 +234,7 @@ def test_record_number_counts_every_record(tmp_path, via, all_frames):
     the frame numbering; the adverts before it are all kept."""
     data, recs, numbers = pcap(background=3)
     off = recs[K - 1][0]
-    args = ("--format", "json") + (("--all-frames",) if all_frames else ())
+    args = ("--format", "json") + (() if all_frames else ("--numbering", "filtered"))
     rc, out, err, src = analyze(tmp_path, data[:off + 20], via, *args)
     f = check_damage(rc, out, err, src, record=numbers[K - 1], offset=off, reason="truncated record:", kept=K - 1)
     assert numbers[K - 1] == 4 * K

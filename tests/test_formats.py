@@ -31,6 +31,7 @@ from carpscope import cli, policy
 from carpscope.model import Finding, Severity
 from carpscope.capture.reader import read_records
 from carpscope.report import github, gitlab, junit, sarif, text
+from carpscope.commands.output import body
 from carpscope.rules import catalogue, lookup, page as rule_page
 from carpscope.wire.frame import decode_frame
 
@@ -114,7 +115,8 @@ def render(fmt: str, placed, ctx) -> str:
         text.render_findings([p.finding for p in placed], Console(file=buf, width=400, no_color=True))
         return buf.getvalue()
     doc = {"findings": [p.finding.to_json() for p in placed]}
-    return cli._body(argparse.Namespace(format=fmt), placed, ctx, json_doc=doc)
+    args = argparse.Namespace(format=fmt, tz="utc", policy=policy.build_policy(policy.Settings()))
+    return body(args, placed, ctx, json_doc=doc)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -200,19 +202,21 @@ def test_sarif_of_bundled_capture(name, tmp_path):
     assert not set(side["expect"]["findings_absent"]) & slugs
     errors = [r for r in doc["runs"][0]["results"] if r["level"] == "error"]
     assert rc == (1 if errors else 0)
-    # every frame region holds the record of an advert from a speaker the finding names
+    # every frame location (Wireshark's frame number) is the record of an advert from a speaker
+    # the finding names
     records = {}
     with open(CAPTURES / side["pcap"], "rb") as f:
         for rec in read_records(f):
-            records[rec.offset] = rec
+            records[rec.number] = rec
     for r in doc["runs"][0]["results"]:
         for loc in r["locations"] + r.get("relatedLocations", []):
             phys = loc["physicalLocation"]
             assert phys["artifactLocation"]["uri"] == f"captures/{side['pcap']}"
             region = phys["region"]
-            assert region["startLine"] == 1
-            rec = records[region["byteOffset"]]
-            assert region["byteLength"] == rec.length
+            assert region["startLine"] == 1 and "byteOffset" not in region
+            (logical,) = loc["logicalLocations"]
+            assert logical["fullyQualifiedName"] == f"captures/{side['pcap']}#{logical['name'].replace(' ', '=')}"
+            rec = records[int(logical["name"].split()[1])]
             adv = decode_frame(rec.linktype, rec.data, 0, rec.ts, "x")
             speakers = set(r["properties"].get("speakers", []))
             assert adv is not None and (not speakers or adv.src in speakers or getattr(adv, "src", None)), r
@@ -222,17 +226,15 @@ def test_sarif_of_bundled_capture(name, tmp_path):
     assert "frames read" in stdout
 
 
-def test_sarif_frame_regions_follow_all_frames_numbering(tmp_path):
-    """--all-frames numbers differ, the byte regions and fingerprints do not."""
+def test_sarif_frame_locations_follow_the_numbering(tmp_path):
+    """The filtered numbering gives other frame numbers; the fingerprints do not change."""
     docs = []
-    for extra in ([], ["--all-frames"]):
+    for extra in ([], ["--numbering", "filtered"]):
         rc, out, err = run("analyze", *sidecar_args("ttl", tmp_path), "-f", "sarif", *extra)
         docs.append(json.loads(out))
     a, b = (d["runs"][0]["results"] for d in docs)
     assert [r["locations"][0]["logicalLocations"][0]["name"] for r in a] != \
            [r["locations"][0]["logicalLocations"][0]["name"] for r in b]
-    assert [r["locations"][0]["physicalLocation"]["region"] for r in a] == \
-           [r["locations"][0]["physicalLocation"]["region"] for r in b]
     assert [r["partialFingerprints"] for r in a] == [r["partialFingerprints"] for r in b]
 
 

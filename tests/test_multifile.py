@@ -70,12 +70,14 @@ def test_one_unreadable_file_among_good_ones(tmp_path):
 
 
 def test_endless_files_are_refused_not_read(tmp_path):
-    """/dev/zero as a passphrase file or a config: a clear error, no hang, no memory blow-up."""
+    """/dev/zero as a passphrase file or a config: a clear error, no hang, no memory blow-up (a
+    device is refused before it is read)."""
     cap = _write_split(tmp_path)[0]
     p = subprocess.run([sys.executable, "-m", "carpscope", "analyze", cap, "--passphrase-file", "/dev/zero"],
                        capture_output=True, text=True, timeout=60)
-    assert p.returncode == 2 and p.stderr.strip().startswith("carpscope: error: /dev/zero: larger than")
+    assert p.returncode == 2 and p.stderr.strip() == \
+        "carpscope: error: --passphrase-file /dev/zero: a device, not a regular file"
     p = subprocess.run([sys.executable, "-m", "carpscope", "lint", "/dev/zero", "--format", "json"],
                        capture_output=True, text=True, timeout=60)
     (f,) = json.loads(p.stdout)["findings"]
-    assert f["rule"] == "config-parse-error" and "larger than" in f["message"]
+    assert f["rule"] == "config-parse-error" and "not a regular file" in f["message"]

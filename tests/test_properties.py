@@ -4,7 +4,7 @@ error, and what the builders encode decodes back to the same fields.
 Contracts checked:
   decode_frame(lt, bytes)      -> Advert | Malformed | AddressHint | None for every supported
                                   link type; UnsupportedLinkType (only) for the others
-  proto112.decode(bytes)       -> Decoded | str (the reason)
+  proto112.decode(bytes)       -> Advert | str (the reason)
   pcapfile.read_records(f)     -> Records, at most one Damage and only last; CaptureFormatError
                                   (only) when the file is not a capture
   every config parser          -> ConfigError only (fuzz/targets.py config_target, which
@@ -184,8 +184,8 @@ def test_named_unsupported_linktypes():
 def test_proto112_arbitrary_payload(p, family):
     n = 4 if family == 4 else 16
     r = proto112.decode(p, family, bytes(n), bytes(n))
-    assert isinstance(r, (str, proto112.Decoded))
-    if isinstance(r, proto112.Decoded):
+    assert isinstance(r, (str, Advert))
+    if isinstance(r, Advert):
         assert r.protocol in ("carp", "vrrp2", "vrrp3") and r.trailing >= 0
 
 

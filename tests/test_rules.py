@@ -40,7 +40,8 @@ SPEC = {
     "malformed": ("CS101", "warning"), "capture-truncated": ("CS102", "warning"),
     "bad-checksum": ("CS103", "error"), "bad-ttl": ("CS104", "error"),
     "vrrp3-legacy-checksum": ("CS105", "info"), "nonstandard-field": ("CS106", "warning"),
-    "unexpected-source-mac": ("CS107", "info"),
+    "unexpected-source-mac": ("CS107", "info"), "advert-copies": ("CS108", "info"),
+    "advert-storm": ("CS109", "error"),
     "vhid-conflict": ("CS201", "error"), "skew-tie": ("CS202", "warning"),
     "skew-order": ("CS203", "warning"), "advbase-mismatch": ("CS204", "warning"),
     "demoted": ("CS205", "warning"), "bow-out": ("CS206", "info"),
@@ -101,6 +102,14 @@ def analyze(path, *args) -> list[dict]:
     worst = {f["severity"] for f in findings}
     assert rc == (1 if "error" in worst else 0), "exit status does not follow --fail-on error"
     return findings
+
+
+def analyze_json(path, *args) -> dict:
+    """The whole JSON report of ``carpscope analyze PATH``."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        cli.main(["analyze", str(path), "--format", "json", "-q", *map(str, args)])
+    return json.loads(out.getvalue())
 
 
 def keyfile(tmp_path: Path, **keys: str) -> Path:
@@ -909,8 +918,8 @@ def preemption_on_a_mirror_port(tmp_path):
     cap = preemption(b, a, late=2)
     cap.records += [(ts + 0.00002, data) for ts, data in cap.records]
     f = run_keyed(tmp_path, cap, "--vip", f"7={VIP}")
-    absent(f, "split-brain", "flapping", "master-gap")
-    expect(f, "counter-replay", cause="reflection", speakers=[FW1])
+    absent(f, "split-brain", "flapping", "master-gap", "counter-replay")
+    expect(f, "advert-copies", cause="reflection", speakers=[FW1, FW2])
 
 
 @near_miss("split-brain")
@@ -997,7 +1006,7 @@ def failover_and_preemption_back(tmp_path):
     absent(run_keyed(tmp_path, flapping(a, b, 4, hold=16), name="slow.pcap"), "flapping")
 
 
-@trigger("counter-replay")
+@trigger("advert-copies")
 def reflected_within_a_millisecond(tmp_path):
     a = Carp(FW1, 7, vips=(VIP,))
     cap = Capture()
@@ -1005,8 +1014,67 @@ def reflected_within_a_millisecond(tmp_path):
         frame = a.advert()
         cap.add(cap.at(i), frame)
         cap.add(cap.at(i) + 0.0008, frame)       # the vSwitch sends it back
-    hit = expect(run_keyed(tmp_path, cap), "counter-replay", vhid=7, speakers=[FW1], cause="reflection")
-    assert hit["evidence"]["kind"] == "reflection" and hit["evidence"]["count"] == 5
+    f = run_keyed(tmp_path, cap)
+    hit = expect(f, "advert-copies", vhid=7, speakers=[FW1], cause="reflection")
+    assert hit["evidence"]["copies"] == 5 and hit["evidence"]["per_speaker"][0]["adverts"] == 5
+    assert hit["evidence"]["max_copies_per_advert"] == 1
+    absent(f, "counter-replay", "advert-storm")
+
+
+@trigger("advert-copies")
+def recorded_on_every_port_of_a_bridge(tmp_path):
+    """tcpdump -i any: one frame per interface it crosses (Linux cooked v2 names each)."""
+    a = Carp(FW1, 7, vips=(VIP,))
+    cap = Capture(linktype=276)
+    for i in range(4):
+        frame = a.advert()
+        for k, ifindex in enumerate((5, 3, 7)):
+            cap.add(cap.at(i) + k * 0.00001, frame, ifindex=ifindex)
+    f = run_keyed(tmp_path, cap)
+    hit = expect(f, "advert-copies", vhid=7, speakers=[FW1], cause="capture")
+    assert hit["evidence"]["capture_copies"] == 8 and hit["evidence"]["interfaces"] == [3, 7]
+    doc = analyze_json(tmp_path / "c.pcap")
+    assert len(doc["groups"]) == 1 and doc["groups"][0]["segment"].endswith("/if5")
+
+
+@near_miss("advert-copies")
+def constant_ip_id_router_resends_at_its_interval(tmp_path):
+    """A router whose VRRP adverts are byte-identical (IP id 0) sends them once an interval:
+    no copies."""
+    v = Vrrp(FW1, 51, 200, (VIP,))
+    cap = Capture()
+    frame = v.advert()
+    for i in range(8):
+        cap.add(cap.at(i), frame)
+    absent(analyze(cap.write(tmp_path / "v.pcap")), "advert-copies", "advert-storm")
+
+
+@trigger("advert-storm")
+def switching_loop_replicates_every_advert(tmp_path):
+    a = Carp(FW1, 7, vips=(VIP,))
+    cap = Capture()
+    for i in range(3):
+        frame = a.advert()
+        for k in range(200):                     # a copy every 0.5 ms until the next advert
+            cap.add(cap.at(i) + k * 0.0005, frame)
+    hit = expect(run_keyed(tmp_path, cap), "advert-storm", vhid=7, speakers=[FW1], cause="storm")
+    ev = hit["evidence"]
+    assert ev["per_speaker"][0]["adverts"] == 3 and ev["copies"] == 597 and ev["max_copies_per_advert"] == 199
+    assert ev["rate_per_s"] == pytest.approx(2000, rel=0.01)        # a copy every 0.5 ms
+    assert ev["factor"] == pytest.approx(2000, rel=0.01)            # ... where it advertises once a second
+
+
+@near_miss("advert-storm")
+def a_mirror_port_doubles_every_advert(tmp_path):
+    a = Carp(FW1, 7, vips=(VIP,))
+    cap = Capture()
+    for i in range(20):
+        frame = a.advert()
+        cap.add(cap.at(i), frame)
+        cap.add(cap.at(i) + 0.00002, frame)
+    f = run_keyed(tmp_path, cap)
+    absent(f, "advert-storm")
+    expect(f, "advert-copies", cause="reflection")
 
 
 @trigger("counter-replay")

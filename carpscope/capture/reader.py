@@ -314,9 +314,12 @@ class Reader:
                 yield out
             if self._fill():
                 continue
-            # the end of the stream: clean, or in the middle of a record header
+            # the end of the stream: clean, or in the middle of a record
             left = len(self.buf) - self.pos
-            if left:
+            if left >= 16:
+                incl = _u32(self.buf, self.pos + 8, little)
+                self._hurt(self.offset, f"truncated record: {incl} bytes announced, {left - 16} present")
+            elif left:
                 self._hurt(self.offset, f"truncated record header ({left} of 16 bytes)")
             return
 

@@ -381,19 +381,19 @@ def _run(args) -> int:
     try:
         if source.warning:
             _err(f"warning: {source.warning}")
-        if write_out is not None:
+        if pw is not None:
+            preload()
+            drop_privileges(pw)
+        if write_out is not None:      # opened as the user it runs as, like tcpdump -Z -w
             from carpscope.capture.filters import SNAPLEN
             from carpscope.synth import PcapWriter
             try:
                 wfile = open(os.open(args.write, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                     0o600), "wb")
+                                     0o644), "wb")
             except OSError as e:
                 raise LiveError(f"--write {write_out.name}: {e.strerror}") from None
             writer = PcapWriter(wfile, linktype=source.file_linktype, snaplen=SNAPLEN)
             wfile.flush()
-        if pw is not None:
-            preload()
-            drop_privileges(pw)
         return _sniff(args, source, writer, verifier, vipinfer, intent)
     finally:
         source.close()

@@ -37,12 +37,12 @@ def point_name(source: str, link: Link) -> str:
     return source + "/vlan" + ".".join([str(v) for v in link.vlans])
 
 
-def segment_name(source: str, link: Link) -> str:
-    """Capture point plus VLAN tags and the SLL2 interface (`-i any` records a frame on every
-    interface it crosses: repeats.py recognises those copies, the segment keeps the first)."""
+def segment_name(source: str, link: Link, ifindex: int | None = None) -> str:
+    """Capture point plus VLAN tags and the SLL2 interface (``ifindex``: the interface the
+    segment is named after, by default the frame's own)."""
     if link.ifindex is None:
         return point_name(source, link)
-    return point_name(source, link) + f"/if{link.ifindex}"
+    return point_name(source, link) + f"/if{link.ifindex if ifindex is None else ifindex}"
 
 
 # packed address -> text: a capture holds few distinct addresses, and inet_ntop per advert
@@ -118,14 +118,16 @@ class Flow:
     src: str
     dst: str
     ifindex: int
+    decoder: Decoder
     state: object
 
-    def __init__(self, link: Link, base: str, src: str, dst: str) -> None:
+    def __init__(self, link: Link, decoder: Decoder, src: str, dst: str) -> None:
         self.link = link
-        self.point = point_name(base, link)
-        self.segment = segment_name(base, link)
-        self.src, self.dst = src, dst
+        self.decoder = decoder
+        self.point = point_name(decoder.base, link)
         self.ifindex = -1 if link.ifindex is None else link.ifindex
+        self.segment = segment_name(decoder.base, link, decoder.bridged(self.ifindex))
+        self.src, self.dst = src, dst
         self.state = None
 
 
@@ -140,6 +142,27 @@ class Decoder:
         self.source = source
         self.base = point or source
         self.flows: dict[bytes, Flow] = {}
+        # interfaces of the capturing host found bridged (Linux cooked v2: the same packet
+        # recorded on each, as tcpdump -i any does): each names its segment after the first
+        # interface of its bridge, so one L2 segment is one segment whatever port it crossed
+        self._bridge: dict[int, int] = {}
+
+    def bridged(self, ifindex: int) -> int:
+        """The interface a segment seen on ``ifindex`` is named after."""
+        seen = self._bridge
+        while ifindex in seen and seen[ifindex] != ifindex:
+            ifindex = seen[ifindex]
+        return ifindex
+
+    def bridge(self, first: int, other: int) -> None:
+        """The same packet was recorded on ``first`` and then on ``other``: one segment (named
+        after the first interface seen)."""
+        a, b = self.bridged(first), self.bridged(other)
+        if a == b or a < 0 or b < 0:
+            return
+        self._bridge.setdefault(a, a)
+        self._bridge[b] = a
+        self.flows.clear()          # flows made from now on carry the bridge's segment name
 
     def decode(self, linktype: int, data: bytes, frame: int, ts: float) -> Advert | Malformed | AddressHint | None:
         n = len(data)
@@ -150,8 +173,11 @@ class Decoder:
             return self._ip6(linktype, data, off, frame, ts)
         if et == ETH_ARP:
             link = parse_link(linktype, data)
-            return _arp(data, off, link, frame, ts, self.source, self.base) if link is not None else None
+            return _arp(data, off, link, frame, ts, self.source, self._segment(link)) if link is not None else None
         return None
+
+    def _segment(self, link: Link) -> str:
+        return segment_name(self.base, link, None if link.ifindex is None else self.bridged(link.ifindex))
 
     def _flow(self, linktype: int, data: bytes, off: int, addrs: bytes) -> Flow:
         """The flow of a frame whose network header is at ``off``, ``addrs`` its source and
@@ -165,12 +191,12 @@ class Decoder:
             if len(flows) >= self.MAX_FLOWS:
                 flows.clear()
             half = len(addrs) // 2
-            fl = flows[key] = Flow(link, self.base, ntop(addrs[:half]), ntop(addrs[half:]))
+            fl = flows[key] = Flow(link, self, ntop(addrs[:half]), ntop(addrs[half:]))
         return fl
 
     def _malformed(self, reason: str, link: Link, frame: int, ts: float, family: int | None = None,
                    src: str | None = None, dst: str | None = None, payload: bytes = b"") -> Malformed:
-        return Malformed(frame, ts, self.source, segment_name(self.base, link), reason, family, src, dst,
+        return Malformed(frame, ts, self.source, self._segment(link), reason, family, src, dst,
                          link.eth_src, link.vlans,
                          payload[1] if len(payload) > 1 else None,
                          payload[0] >> 4 if payload else None)
@@ -227,7 +253,7 @@ class Decoder:
             return None
         if nxt == _ICMP6:
             link = parse_link(lt, data)
-            return _na(data, pos, min(end, n), link, frame, ts, self.source, self.base) if link is not None else None
+            return _na(data, pos, min(end, n), link, frame, ts, self.source, self._segment(link)) if link is not None else None
         if nxt != PROTO:
             return None
         addrs = data[off + 8:off + 40]
@@ -259,7 +285,7 @@ def decode_frame(linktype: int, data: bytes, frame: int, ts: float,
     return Decoder(source).decode(linktype, data, frame, ts)
 
 
-def _arp(data: bytes, off: int, link: Link, frame: int, ts: float, source: str, base: str) -> AddressHint | None:
+def _arp(data: bytes, off: int, link: Link, frame: int, ts: float, source: str, segment: str) -> AddressHint | None:
     """ARP replies and gratuitous ARPs (sender IP == target IP) announce who holds an address."""
     if len(data) < off + 28:
         return None
@@ -273,12 +299,12 @@ def _arp(data: bytes, off: int, link: Link, frame: int, ts: float, source: str, 
     tpa = data[off + 24:off + 28]
     if not (op == 2 or spa == tpa) or spa == b"\0\0\0\0":
         return None
-    return AddressHint(frame, ts, source, segment_name(base, link), 4, inet_ntop(AF_INET, spa),
+    return AddressHint(frame, ts, source, segment, 4, inet_ntop(AF_INET, spa),
                        link.eth_src or mac(sha), mac(sha))
 
 
 def _na(data: bytes, pos: int, end: int, link: Link, frame: int, ts: float, source: str,
-        base: str) -> AddressHint | None:
+        segment: str) -> AddressHint | None:
     """IPv6 neighbour advertisement: target address and its target link-layer option."""
     if end < pos + 24 or data[pos] != _NA:
         return None
@@ -295,5 +321,5 @@ def _na(data: bytes, pos: int, end: int, link: Link, frame: int, ts: float, sour
     eth = link.eth_src or lladdr
     if eth is None:
         return None
-    return AddressHint(frame, ts, source, segment_name(base, link), 6, inet_ntop(AF_INET6, target),
+    return AddressHint(frame, ts, source, segment, 6, inet_ntop(AF_INET6, target),
                        eth, lladdr or eth)
