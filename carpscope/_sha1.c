@@ -16,27 +16,97 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
 
 #define ROL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
 
-static void compress(uint32_t h[5], const unsigned char *p)
+/* The portable compression: 80 rounds unrolled by the compiler from a 16-word ring. */
+#define F1(b, c, d) (((c) ^ (d)) & (b) ^ (d))
+#define F2(b, c, d) ((b) ^ (c) ^ (d))
+#define F3(b, c, d) (((b) & (c)) | (((b) | (c)) & (d)))
+#define W(i) (w[(i) & 15] = ROL(w[((i) + 13) & 15] ^ w[((i) + 8) & 15] ^ w[((i) + 2) & 15] ^ w[(i) & 15], 1))
+#define R(a, b, c, d, e, f, k, x) do { e += ROL(a, 5) + f(b, c, d) + k + (x); b = ROL(b, 30); } while (0)
+#define R5(f, k, i, x)                       \
+    R(a, b, c, d, e, f, k, x(i));            \
+    R(e, a, b, c, d, f, k, x(i + 1));        \
+    R(d, e, a, b, c, f, k, x(i + 2));        \
+    R(c, d, e, a, b, f, k, x(i + 3));        \
+    R(b, c, d, e, a, f, k, x(i + 4))
+#define W0(i) (w[i])
+
+static void compress_portable(uint32_t h[5], const unsigned char *p)
 {
-    uint32_t w[80];
+    uint32_t w[16];
     for (int i = 0; i < 16; i++)
         w[i] = ((uint32_t)p[4 * i] << 24) | ((uint32_t)p[4 * i + 1] << 16) | ((uint32_t)p[4 * i + 2] << 8) | p[4 * i + 3];
-    for (int i = 16; i < 80; i++)
-        w[i] = ROL(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f, k, t;
-    for (int i = 0; i < 80; i++) {
-        if (i < 20)      { f = (b & c) | (~b & d);          k = 0x5A827999; }
-        else if (i < 40) { f = b ^ c ^ d;                    k = 0x6ED9EBA1; }
-        else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDC; }
-        else             { f = b ^ c ^ d;                    k = 0xCA62C1D6; }
-        t = ROL(a, 5) + f + e + k + w[i];
-        e = d; d = c; c = ROL(b, 30); b = a; a = t;
-    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    R5(F1, 0x5A827999, 0, W0); R5(F1, 0x5A827999, 5, W0); R5(F1, 0x5A827999, 10, W0);
+    R(a, b, c, d, e, F1, 0x5A827999, w[15]);
+    R(e, a, b, c, d, F1, 0x5A827999, W(16)); R(d, e, a, b, c, F1, 0x5A827999, W(17));
+    R(c, d, e, a, b, F1, 0x5A827999, W(18)); R(b, c, d, e, a, F1, 0x5A827999, W(19));
+    R5(F2, 0x6ED9EBA1, 20, W); R5(F2, 0x6ED9EBA1, 25, W); R5(F2, 0x6ED9EBA1, 30, W); R5(F2, 0x6ED9EBA1, 35, W);
+    R5(F3, 0x8F1BBCDC, 40, W); R5(F3, 0x8F1BBCDC, 45, W); R5(F3, 0x8F1BBCDC, 50, W); R5(F3, 0x8F1BBCDC, 55, W);
+    R5(F2, 0xCA62C1D6, 60, W); R5(F2, 0xCA62C1D6, 65, W); R5(F2, 0xCA62C1D6, 70, W); R5(F2, 0xCA62C1D6, 75, W);
     h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
 }
+
+/* The same compression with the x86 SHA extensions (SHA-NI), chosen at run time when the CPU
+ * has them: four rounds per sha1rnds4, the message schedule in sha1msg1/sha1msg2. The state
+ * vector holds A..D with A in the highest lane, as the instructions expect. */
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_SHANI_PATH 1
+
+#define SHANI_TARGET __attribute__((target("sha,sse4.1,ssse3")))
+
+#define G(n, fn) do {                                                                 \
+        e = _mm_sha1nexte_epu32(prev, m[(n)]);                                        \
+        prev = abcd;                                                                  \
+        abcd = _mm_sha1rnds4_epu32(abcd, e, fn);                                      \
+    } while (0)
+#define SCHED(n) (m[(n)] = _mm_sha1msg2_epu32(_mm_xor_si128(_mm_sha1msg1_epu32(m[(n) - 4], m[(n) - 3]), \
+                                                            m[(n) - 2]), m[(n) - 1]))
+
+SHANI_TARGET static void compress_shani(uint32_t h[5], const unsigned char *p)
+{
+    const __m128i rev = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m128i m[20];
+    for (int i = 0; i < 4; i++)
+        m[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), rev);
+    for (int n = 4; n < 20; n++)
+        SCHED(n);
+    __m128i abcd = _mm_set_epi32((int)h[0], (int)h[1], (int)h[2], (int)h[3]);
+    __m128i e0 = _mm_set_epi32((int)h[4], 0, 0, 0);
+    __m128i abcd0 = abcd, prev, e;
+    e = _mm_add_epi32(e0, m[0]);
+    prev = abcd;
+    abcd = _mm_sha1rnds4_epu32(abcd, e, 0);
+    G(1, 0); G(2, 0); G(3, 0); G(4, 0);
+    G(5, 1); G(6, 1); G(7, 1); G(8, 1); G(9, 1);
+    G(10, 2); G(11, 2); G(12, 2); G(13, 2); G(14, 2);
+    G(15, 3); G(16, 3); G(17, 3); G(18, 3); G(19, 3);
+    e0 = _mm_sha1nexte_epu32(prev, e0);
+    abcd = _mm_add_epi32(abcd, abcd0);
+    uint32_t out[4], eo[4];
+    _mm_storeu_si128((__m128i *)out, abcd);
+    _mm_storeu_si128((__m128i *)eo, e0);
+    h[0] = out[3]; h[1] = out[2]; h[2] = out[1]; h[3] = out[0]; h[4] = eo[3];
+}
+
+static int cpu_has_shani(void)
+{
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 9)) || !(c & (1u << 19)))
+        return 0;                                   /* SSSE3, SSE4.1 */
+    if (__get_cpuid_max(0, 0) < 7)
+        return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b >> 29) & 1;                           /* SHA */
+}
+#endif
+
+static void (*compress)(uint32_t h[5], const unsigned char *p) = compress_portable;
 
 static const uint32_t H0[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
 
@@ -131,5 +201,18 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "carpscope._sha1", NU
 
 PyMODINIT_FUNC PyInit__sha1(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    const char *kernel = "portable";
+#ifdef HAVE_SHANI_PATH
+    const char *off = getenv("CARPSCOPE_NO_SHANI");      /* to test and time the portable path */
+    if ((off == NULL || !*off) && cpu_has_shani()) {
+        compress = compress_shani;
+        kernel = "sha-ni";
+    }
+#endif
+    if (m != NULL && PyModule_AddStringConstant(m, "kernel", kernel) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -100,6 +100,7 @@ class Speaker:
     md: float = 3.0
     interval: float = 1.0
     # observed period between consecutive adverts of one run
+    p_ref: float = 0.0                             # the last advert counted in the period
     p_n: int = 0
     p_sum: float = 0.0
     p_sq: float = 0.0
@@ -181,8 +182,9 @@ class Speaker:
 
     def still(self, end: float) -> bool:
         """Still advertising at ``end`` (the end of a capture): its next advert was not yet
-        overdue (half an interval of slack and 0.1 s for timer ticks), and it had not resigned."""
-        return end - self.last <= 1.5 * self.interval + 0.1 and not (self.resigned and self.resigned_last >= self.last)
+        overdue (masters send on a timer: a tenth of an interval and 0.1 s of slack for ticks
+        and scheduling), and it had not resigned."""
+        return end - self.last <= 1.1 * self.interval + 0.1 and not (self.resigned and self.resigned_last >= self.last)
 
     def period_stats(self) -> dict | None:
         if not self.p_n or self.p_min is None or self.p_max is None:
@@ -353,16 +355,19 @@ class Group:
                 sp.addresses.add(a.addresses)
         sp.md = master_down(a)
         sp.interval = a.interval_s or 1 / 256
-        if sp.run_start is not None and t - sp.last < min(DUPLICATE_S, sp.interval / 2):
-            # the same speaker again before its next advert could be due: a copy (a mirror
-            # port seeing ingress and egress, a reflecting switch or vSwitch) or a burst; it
-            # must not count as more adverts towards a split brain or skew the period
+        if sp.run_start is not None and t - sp.p_ref < min(DUPLICATE_S, sp.interval / 2):
+            # the same speaker again before its next advert could be due (copies are counted
+            # before this, repeats.py): a burst, such as ucarp's extra advert when it yields;
+            # it shows the speaker was still master, but is no period and no advert more
+            sp.last = t
             sp.last_frame = a.frame
+            if self._overlaps:
+                self._measure(sp, t, a.frame, False)
             return
         if sp.run_start is None:
             self._open_run(sp, a)
         else:
-            dt = t - sp.last
+            dt = t - sp.p_ref
             sp.p_n += 1
             sp.p_sum += dt
             sp.p_sq += dt * dt
@@ -371,7 +376,7 @@ class Group:
             if sp.p_max is None or dt > sp.p_max:
                 sp.p_max = dt
         sp.run_adverts += 1
-        sp.last = t
+        sp.last = sp.p_ref = t
         sp.last_frame = a.frame
         if self._overlaps:
             self._measure(sp, t, a.frame)
@@ -485,16 +490,16 @@ class Group:
             else:
                 self._event("silent", sp.last, ip=sp.ip)
 
-    def _measure(self, sp: Speaker, t: float, frame: int) -> None:
+    def _measure(self, sp: Speaker, t: float, frame: int, count: bool = True) -> None:
         """Count an advert of ``sp`` towards its overlaps and grow their windows; a window
         longer than a takeover is a split brain."""
         settled = False
         for ov in self._overlaps:
             if ov.a is sp:
-                if ov.end_a is None:
+                if ov.end_a is None and count:
                     ov.counts[sp.ip] += 1
             elif ov.b is sp:
-                if ov.end_b is None:
+                if ov.end_b is None and count:
                     ov.counts[sp.ip] += 1
             else:
                 continue

@@ -671,3 +671,36 @@ def test_one_passphrase_under_several_labels_is_attributed_per_host(tmp_path):
     keys.write_text("one:testpass\ntwo:testpass\n")
     os.chmod(keys, 0o600)
     assert set(_speaker_keys("--passphrase-file", str(keys)).values()) == {"one | two"}
+
+
+_KERNEL_CHECK = """
+import hashlib, hmac, os, random, sys
+try:
+    from carpscope import _sha1
+except ImportError:
+    print("absent"); sys.exit(0)
+random.seed(7)
+for i in range(3000):
+    key = os.urandom(random.choice([0, 1, 20, 64]))
+    k = key.ljust(64, b"\\0")
+    prefix = os.urandom(random.randrange(0, 300))
+    msg = os.urandom(random.choice([0, 8, 20, 63, 64]))
+    inner = _sha1.absorb(bytes(x ^ 0x36 for x in k) + prefix)
+    outer = _sha1.absorb(bytes(x ^ 0x5C for x in k))
+    assert _sha1.finish(inner, outer, msg) == hmac.new(key, prefix + msg, hashlib.sha1).digest(), i
+print(_sha1.kernel)
+"""
+
+
+@pytest.mark.parametrize("no_shani", ["", "1"])
+def test_sha1_kernel_matches_hashlib(no_shani):
+    """The compiled HMAC-SHA1 kernel (SHA-NI where the CPU has it, else portable C) agrees with
+    Python's hmac on random keys, prefixes (across block boundaries) and messages."""
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-c", _KERNEL_CHECK], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, CARPSCOPE_NO_SHANI=no_shani))
+    assert p.returncode == 0, p.stderr
+    if p.stdout.strip() == "absent":
+        pytest.skip("the compiled kernel is not built here (pure Python install)")
+    assert p.stdout.strip() in (("portable",) if no_shani else ("portable", "sha-ni"))

@@ -394,7 +394,6 @@ def test_live(name, check, tmp_path_factory):
 
 
 @pytest.mark.live
-@pytest.mark.xfail(strict=True, reason=ITEM[7])
 def test_live_sniff_stopping_during_a_split_brain_does_not_end_it(tmp_path):
     """`carpscope sniff` stopped (--duration) while two ucarp masters (different passphrases)
     are both still MASTER: the split brain did not end; no split-brain-end event may say so."""

@@ -276,7 +276,7 @@ def group_events(g: dict, findings: list[dict], hosts: dict[str, str] | None = N
                     f"{_and([n(x) for x in still])} still master" if still else "a backup takes over at once")
                 out.append(Event(r["to"], "resigned", text, speaker=r["ip"], others=still,
                                  packet=r.get("last_packet")))
-        elif end - r["to"] > 1.5 * interval.get(r["ip"], 1.0) + 0.1:
+        elif end - r["to"] > 1.1 * interval.get(r["ip"], 1.0) + 0.1:
             still = [o["ip"] for o in runs if o is not r and o["from"] <= r["to"] < o["to"]]
             text = f"{n(r['ip'])} sends its last advert"
             text += f" ({', '.join(n(x) for x in still)} still master)" if still else " (no other master now)"
