@@ -5,7 +5,9 @@ capture filter (protocol 112, ARP, IPv6 neighbour advertisements: what the analy
 bounded in memory by ``WINDOW_BYTES``. When a finding at or above ``--fail-on`` starts (it is
 raised, or its evidence goes on again after it had ended), a pcapng file is written in DIR: the
 window, then every frame of the interface until each finding it was opened for has ended
-(cleared, or no new evidence for ``TAIL_S``). A file holds at most ``FILE_BYTES``; at most
+(cleared, or no new evidence for ``TAIL_S``: a finding's last_seen is its rule's). A file holds
+at most ``FILE_BYTES`` and ``RECORD_S`` seconds after its start (a finding still going on then
+gets no new file until it clears: a broken pair left for days keeps one file); at most
 ``max_files`` files of carpscope's naming are kept in DIR (the oldest deleted first). The file
 is named in the finding (``evidence.pcapng``, a list: one file per time it started) and in
 ``evidence`` events.
@@ -24,6 +26,7 @@ import os
 import re
 import stat
 from collections import deque
+from itertools import islice
 from typing import Callable
 
 from carpscope.capture.filters import SNAPLEN
@@ -36,6 +39,7 @@ WINDOW_BYTES = 16 << 20     # ... in at most this many bytes per interface (a fl
 FILE_BYTES = 32 << 20       # one evidence file at most
 MAX_FILES = 100             # evidence files kept in DIR
 TAIL_S = 10.0               # frames kept after the last evidence of the findings of a file
+RECORD_S = 900.0            # one evidence file covers at most this long after its start
 MAX_NAMED = 8               # files named per finding (one per episode: the first ones)
 NAME_RE = re.compile(r"^carpscope-\d{8}T\d{6}Z-[A-Za-z0-9_.-]+\.pcapng$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -186,6 +190,8 @@ class Evidence:
         for rec in list(self.open.values()):
             if all(k not in active or last < now - TAIL_S for k, last in rec.findings.items()):
                 self._close(rec, now, "ended")
+            elif now - rec.started >= RECORD_S:
+                self._close(rec, now, "duration")
         for k in [k for k, t in self.done.items() if math.isinf(t) and k not in active]:
             self.done[k] = now             # a file that filled up: once cleared, it may start again
 
@@ -234,9 +240,19 @@ class Evidence:
                                              f"raised {when}; the {self.window_s:g} s before it, then until it ended"))
         writer.add_interface(getattr(src, "file_linktype", getattr(src, "linktype", 1)), SNAPLEN, name=iface)
         rec = Recording(path, name, iface, file, writer, now)
+        rec.bytes = file.tell()           # the section and interface blocks
         self.open[iface] = rec
+        # the window's newest frames, in at most half the file: the rest is for what follows
+        budget, start = FILE_BYTES // 2, len(w.frames)
+        for ts, data in reversed(w.frames):
+            budget -= _EPB + len(data) + (-len(data) % 4)
+            if budget < 0:
+                break
+            start -= 1
+        first = None
         try:
-            for ts, data in w.frames:
+            for ts, data in islice(w.frames, start, None):
+                first = ts if first is None else first
                 rec.write(ts, data)
         except OSError as e:
             self._fail(rec, e)
@@ -248,7 +264,7 @@ class Evidence:
         if self.emit is not None:
             self.emit("evidence", now, interface=iface, state="started", pcapng=path, segment=f.segment,
                       rule=f.rule, window_frames=rec.frames,
-                      since=w.frames[0][0] if w.frames else now)
+                      since=now if first is None else first)
         return rec
 
     def _flush(self, rec: Recording) -> None:
@@ -271,7 +287,7 @@ class Evidence:
         except OSError as e:
             self._say(f"--evidence {rec.path}: {e.strerror}")
         for k, last in rec.findings.items():
-            self.done[k] = math.inf if reason in ("size", "error") else last
+            self.done[k] = math.inf if reason in ("size", "duration", "error") else last
         if self.emit is not None:
             self.emit("evidence", now, interface=rec.iface, state="closed", pcapng=rec.path, reason=reason,
                       frames=rec.frames, bytes=rec.bytes, rules=sorted(set(rec.rules)))
