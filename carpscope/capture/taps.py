@@ -76,6 +76,8 @@ class Tap:
             src = self.opener(self.name)
         except (LiveError, OSError):
             return False
-        src.frames = self.info.packets        # numbering goes on where it stopped
+        go_on = getattr(src, "number_after", None)
+        if go_on is not None:
+            go_on(self.info.packets)              # numbering goes on where it stopped
         self.source, self.lost = src, None
         return True
