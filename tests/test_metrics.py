@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -339,3 +340,56 @@ def test_sniff_lo_serves_metrics_then_stops(tmp_path):
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind(("127.0.0.1", port))
         again.listen()
+
+
+def test_metrics_and_evidence_after_dropping_to_a_user(tmp_path):
+    """-Z: the exporter is bound as root, then serves as the user; the evidence directory is
+    opened after the switch, so it must be the user's to write in."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to open the capture and switch user")
+    import pwd
+    import tempfile
+    try:
+        pw = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody'")
+    d = tempfile.mkdtemp(prefix="carpscope-ev-")
+    os.chmod(d, 0o777)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    p = subprocess.Popen([sys.executable, "-m", "carpscope", "sniff", "lo", "--user", "nobody", "--metrics", str(port),
+                          "--evidence", d, "--duration", "3", "-f", "jsonl"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd="/")
+    try:
+        text = ""
+        for _ in range(50):
+            try:
+                text = scrape(port, "application/openmetrics-text; version=1.0.0")[0]
+                if "carpscope_interface_up" in text:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+        shutil.rmtree(d, ignore_errors=True)
+    assert p.returncode == 0, err
+    assert 'carpscope_interface_up{interface="lo"} 1.0' in text
+    proc_uid = [ln for ln in out.splitlines() if '"type": "start"' in ln]
+    assert proc_uid and json.loads(proc_uid[0])["user"] == "nobody" and pw.pw_uid > 0
+    # a directory only root may write in: refused once the user is nobody, in one line
+    ro = tempfile.mkdtemp(prefix="carpscope-ev-")
+    try:
+        os.chmod(ro, 0o755)
+        r = subprocess.run([sys.executable, "-m", "carpscope", "sniff", "lo", "--user", "nobody", "--evidence", ro,
+                            "--duration", "1"], capture_output=True, text=True, timeout=30, cwd="/",
+                           stdin=subprocess.DEVNULL)
+    finally:
+        shutil.rmtree(ro, ignore_errors=True)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (f"carpscope: error: --evidence {ro}: cannot create files there "
+                                "(permission denied or read-only)")
