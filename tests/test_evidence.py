@@ -104,6 +104,8 @@ def test_split_brain_evidence_window_then_until_it_ends(tmp_path):
     assert sb.last_seen + ev_mod.TAIL_S - 1 <= got[-1][0] <= sb.last_seen + ev_mod.TAIL_S + 1.5
     assert got[-1][0] < T0 + 37 and first_raise > 0
     assert closed[0]["frames"] == len(got)
+    data = open(path, "rb").read()
+    assert b"secret-one" not in data and b"secret-two" not in data        # adverts carry digests only
 
 
 def test_a_second_episode_gets_a_second_file(tmp_path):

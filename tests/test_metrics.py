@@ -123,6 +123,8 @@ def test_split_brain_pair_and_healthy_pair(tmp_path, closing):
     # OpenMetrics when Prometheus asks for it: the library negotiates it
     om, octype = scrape(exp.port, "application/openmetrics-text; version=1.0.0")
     assert octype.startswith("application/openmetrics-text") and om.rstrip().endswith("# EOF")
+    for secret in ("secret-one", "secret-two"):        # keys are never exported, not even by label
+        assert secret not in text and secret not in om
 
 
 def test_split_brain_ends_and_changes_counted(tmp_path, closing):

@@ -583,3 +583,21 @@ def test_exporter_keeps_going_and_reopens(tmp_path):
 def test_interface_list_errors(argv, said):
     r = run_sniff(*argv, "--duration", "1")
     assert r.returncode == 2 and r.stdout == "" and r.stderr.strip() == f"carpscope: error: {said}"
+
+
+def test_dashboard_of_several_interfaces(tmp_path):
+    console = Console(record=True, width=160, force_terminal=True, color_system=None)
+    dash = Dashboard(console, "em0, em1", "EN10MB")
+    clock = Clock()
+    em0 = NamedSource("em0", clock, carp("10.0.0.2", 0, 8, "secret-one"))
+    em1 = NamedSource("em1", clock, carp("10.0.0.3", 0, 8, "secret-one"), lose_at=4.0)
+    args = make_args(tmp_path)
+    verifier, vipinfer, intent, _ = build_auth(args)
+    s = sniff_cmd.Sniffer(Analysis(verifier, vipinfer, intent), [em0, em1], dashboard=dash, duration=7,
+                          clock=clock.time, mono=clock.mono, wait=clock.wait)
+    s.run()
+    console.print(dash.renderable())
+    text = console.export_text()
+    assert "carpscope sniff em0, em1" in text and "segment em0" in text and "segment em1" in text
+    assert "em1 lost: em1: the interface went down during the capture" in text
+    assert re.search(r"\b(1[2-6]) frames\b", text)          # frames of both interfaces together
