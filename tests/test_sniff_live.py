@@ -189,8 +189,8 @@ src = LiveSource(sys.argv[1])
 lat, end = [], time.monotonic() + float(sys.argv[2])
 while time.monotonic() < end and len(lat) < int(sys.argv[3]):
     select.select([src.fd], [], [], 0.2)
-    for sec, usec, data in src.batch():
-        lat.append(time.time() - (sec + usec * 1e-6))
+    for f in src.chunk():
+        lat.append(time.time() - f[1])
 print(json.dumps({"latency": lat, "filter": src.filter, "warning": src.warning}))
 """
 
