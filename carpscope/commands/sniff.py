@@ -1,19 +1,25 @@
-"""`carpscope sniff IFACE`: the engine on a live interface.
+"""`carpscope sniff IFACE [IFACE...]`: the engine on live interfaces, each its own segment.
 
-libpcap (pcapy-ng) opens the interface with ``create()`` + ``set_timeout(50)`` + ``activate()``:
+libpcap (pcapy-ng) opens each interface with ``create()`` + ``set_timeout(50)`` + ``activate()``:
 this pcapy-ng has no ``set_immediate_mode``, and with TPACKET_V3 the read timeout is the block
 retire timeout, so a 50 ms timeout bounds the delivery delay (measured: a few milliseconds on an
-idle bridge) where the usual 1 s would hold adverts back. The handle is non-blocking and
-``select``-ed together with a self-pipe woken by SIGINT/SIGTERM, so the loop also wakes up for
-signals, dashboard refreshes and the silence timers of the tracker.
+idle bridge) where the usual 1 s would hold adverts back. The handles are non-blocking and
+``select``-ed together (one select() over every interface, capture/taps.py) with a self-pipe
+woken by SIGINT/SIGTERM, so the loop also wakes up for signals, dashboard refreshes and the
+silence timers of the tracker.
 
 The same engine as ``analyze``: the capture filter of capture/filters.py (protocol 112 plus ARP
 and IPv6 neighbour advertisements for VIP inference) in the kernel, then libpcap's batches
 through Engine.chunk (decode, repeats, verify, track, rules). Once a second (and on each split
 brain) ``Engine.snapshot()`` gives the findings as of
 now; they are compared with the previous ones by (rule, segment, vhid, speakers) to announce
-findings raised and cleared. At the end (duration, count, Ctrl-C, SIGTERM, interface lost) the
-final report is the one ``analyze`` prints, with the same policy and exit status.
+findings raised and cleared. At the end (duration, count, Ctrl-C, SIGTERM, every interface
+lost) the final report is the one ``analyze`` prints, with the same policy and exit status.
+
+A sensor (docs/fleet.md): ``--metrics`` hands each update to the Prometheus exporter
+(exporter.py, metrics.py; it also keeps the run going when interfaces are lost, and reopens
+them); ``--evidence`` shows every frame and each update to evidence.py, which writes the pcapng
+files of findings at or above --fail-on.
 
 Output: a rich dashboard when stdout is a terminal (``--format text``); otherwise, or with
 ``--format jsonl``, one flushed JSON object per event (see docs/sniff.md for the schema), and
