@@ -131,7 +131,8 @@ class Evidence:
         self.open: dict[str, Recording] = {}          # interface -> its recording
         self.done: dict[tuple, float] = {}            # finding key -> its evidence recorded up to
         self.files: dict[tuple, list[str]] = {}       # finding key -> the files that hold it
-        self.written: list[str] = []                  # every file written, in order
+        self.written: deque[str] = deque(maxlen=max_files)   # the last files written
+        self.n_written = 0
         self._said: set[str] = set()
 
     # ------------------------------------------------------------ frames
@@ -261,6 +262,7 @@ class Evidence:
         if self.open.get(iface) is not rec:
             return None
         self.written.append(path)
+        self.n_written += 1
         if self.emit is not None:
             self.emit("evidence", now, interface=iface, state="started", pcapng=path, segment=f.segment,
                       rule=f.rule, window_frames=rec.frames,
@@ -314,6 +316,6 @@ class Evidence:
                 pass
 
     def _say(self, msg: str) -> None:
-        if msg not in self._said and self.warn is not None:
+        if msg not in self._said and self.warn is not None and len(self._said) < 100:
             self._said.add(msg)
             self.warn(f"warning: {msg}")

@@ -209,7 +209,7 @@ def main() -> None:
     speakers = {f"{k[0]}/{k[1]}": sorted(v) for k, v in day.speakers.items()}
     print(json.dumps({"rss": rss, "seconds": seconds, "frames": sn.frames, "adverts": day.adverts,
                       "metrics": text, "speakers": speakers, "evidence": files, "evidence_sizes": sizes,
-                      "evidence_written": len(ev.written), "scrapes": scrapes, "stop": sn.stop_reason,
+                      "evidence_written": ev.n_written, "scrapes": scrapes, "stop": sn.stop_reason,
                       "hours": HOURS, "window_frames": {n: len(w.frames) for n, w in ev.windows.items()}}))
 
 

@@ -659,7 +659,7 @@ def _sniff(args, sources, writer, verifier, vipinfer, intent, exporter=None) -> 
     for name, n in dropped.items():
         if n:
             _err(f"warning: {name}: the kernel dropped {n} frames (the report may miss adverts)")
-    if evidence is not None and evidence.written and not args.quiet:
-        _err(f"evidence: {len(evidence.written)} file(s) written in {evidence.directory}")
+    if evidence is not None and evidence.n_written and not args.quiet:
+        _err(f"evidence: {evidence.n_written} file(s) written in {evidence.directory}")
     render_report(args, report, placed, ctx, analysis.intent, summary=events_out is not sys.stdout)
     return final_status(args, EXIT_ERROR if sniffer.lost else EXIT_OK, report.findings)
