@@ -88,7 +88,8 @@ def test_split_brain_pair_and_healthy_pair(tmp_path, closing):
     frames = (carp("10.0.0.2", 0, 14, "secret-one") + carp("10.0.0.3", 4.3, 14, "secret-two", advskew=100)
               + [(T0 + t, carp_frame("10.0.0.5", 8, counter=t + 1, passphrase="secret-one", vips=["10.0.0.8"]))
                  for t in range(14)])
-    s, engine, exp, clock, _ = run(tmp_path, {"fake0": frames}, 12, extra=("--vip", "8=10.0.0.8"))
+    s, engine, exp, clock, _ = run(tmp_path, {"fake0": frames}, 12, extra=("--vip", "8=10.0.0.8"),
+                                   exporter_kw={"hosts": {"10.0.0.5": "fw-b"}})     # an inventory's names
     closing.append(exp)
     text, ctype = scrape(exp.port)
     assert ctype.startswith("text/plain; version=0.0.4")        # the client library's exposition
@@ -102,7 +103,7 @@ def test_split_brain_pair_and_healthy_pair(tmp_path, closing):
     masters7 = {lab["address"] for lab, v in got["carpscope_master_info"] if lab["vhid"] == "7"}
     assert masters7 == {"10.0.0.2", "10.0.0.3"}
     (m8,) = [lab for lab, v in got["carpscope_master_info"] if lab["vhid"] == "8"]
-    assert m8["address"] == "10.0.0.5" and m8["mac"] == "00:00:5e:00:01:08"
+    assert m8["address"] == "10.0.0.5" and m8["mac"] == "00:00:5e:00:01:08" and m8["host"] == "fw-b"
     groups = {g.vhid: g for g in engine.tracker.groups.values()}
     for vhid, g in groups.items():
         for sp in g.speakers.values():
