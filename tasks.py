@@ -18,10 +18,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
-# chromium: the HTML report tests (headless); jq: `sniff | jq` in the live tests
-APT_PACKAGES = ["ucarp", "keepalived", "tcpdump", "tshark", "nftables", "iproute2", "tmux", "chromium", "jq"]
+# chromium: the HTML report tests (headless); jq: `sniff | jq` in the live tests; prometheus
+# (with promtool) and prometheus-alertmanager: the shipped alert rules and the fleet test (their
+# own services are never left running: the tests start their instances in namespaces);
+# systemd: systemd-analyze checks the unit of docs/
+APT_PACKAGES = ["ucarp", "keepalived", "tcpdump", "tshark", "nftables", "iproute2", "tmux", "chromium", "jq",
+                "prometheus", "prometheus-alertmanager", "systemd"]
 APT_COMMANDS = {"ucarp": "ucarp", "keepalived": "keepalived", "tcpdump": "tcpdump", "tshark": "tshark",
-                "nftables": "nft", "iproute2": "ip", "tmux": "tmux", "chromium": "chromium", "jq": "jq"}
+                "nftables": "nft", "iproute2": "ip", "tmux": "tmux", "chromium": "chromium", "jq": "jq",
+                "prometheus": "promtool", "prometheus-alertmanager": "prometheus-alertmanager",
+                "systemd": "systemd-analyze"}
+SERVICES_OFF = ["prometheus", "prometheus-alertmanager"]    # started by Debian's packages on a systemd host
 
 
 def run(cmd: list[str], **kw) -> None:
@@ -40,6 +47,10 @@ def apt_install(packages: list[str]) -> None:
     subprocess.run(["debconf-set-selections"], input=b"wireshark-common wireshark-common/install-setuid boolean false\n",
                    check=False)
     run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], env=env)
+    if Path("/run/systemd/system").is_dir() and shutil.which("systemctl"):
+        off = [s for s in SERVICES_OFF if s in packages]
+        if off:      # the tests run their own instances; the packages' own must not stay running
+            subprocess.run(["systemctl", "disable", "--now", *off], check=False)
 
 
 def ensure_venv(extras: str = "") -> None:

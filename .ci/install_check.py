@@ -4,7 +4,10 @@ install` the repository into it (not editable), and from a directory outside the
 
 - `carpscope rules split-brain` prints the whole page (equal to the page in the source tree);
 - `carpscope analyze CAPTURE --format sarif` gives every rule its help text and helpUri;
-- the LICENSE file is in the installed distribution's metadata.
+- the LICENSE file is in the installed distribution's metadata;
+- the alert rules (carpscope/data/alerts.yml) are installed, equal to the source, and pass
+  `promtool check rules` (when promtool is there);
+- without the 'metrics' extra, `sniff --metrics` says what to install (one line, exit 2).
 
     python3 .ci/install_check.py [--keep]      # exit 0 when complete, 1 otherwise
 
@@ -68,6 +71,19 @@ def check(tmp: Path) -> list[str]:
                          "print(any(str(f).endswith('LICENSE') for f in d.files or []))"], cwd=work)
     if lic.stdout.strip() != "True":
         problems.append("no LICENSE file in the installed distribution")
+    alerts = run([py, "-c", "import carpscope, os; print(os.path.join(os.path.dirname(carpscope.__file__), "
+                            "'data', 'alerts.yml'))"], cwd=work).stdout.strip()
+    source = (ROOT / "carpscope" / "data" / "alerts.yml").read_text(encoding="utf-8")
+    if not Path(alerts).is_file() or Path(alerts).read_text(encoding="utf-8") != source:
+        problems.append(f"the alert rules are not installed as in the source ({alerts})")
+    elif shutil.which("promtool"):
+        p = run(["promtool", "check", "rules", alerts], cwd=work)
+        if p.returncode:
+            problems.append(f"promtool check rules {alerts}: {(p.stdout + p.stderr).strip()[-300:]}")
+    p = run([exe, "sniff", "lo", "--metrics", "9417", "--duration", "1"], cwd=work)
+    want = "carpscope: error: --metrics needs the Prometheus client library: pip install 'carpscope[metrics]'"
+    if p.returncode != 2 or not p.stderr.startswith(want) or p.stderr.count("\n") != 1:
+        problems.append(f"sniff --metrics without the 'metrics' extra: exit {p.returncode}, {p.stderr.strip()[-300:]}")
     return problems
 
 
@@ -81,7 +97,8 @@ def main(argv: list[str]) -> int:
     for line in problems:
         print(f"FAIL install: {line}")
     if not problems:
-        print("PASS install: pip install . into a fresh venv: the rule pages, SARIF help text and helpUri, LICENSE")
+        print("PASS install: pip install . into a fresh venv: the rule pages, SARIF help text and helpUri, "
+              "LICENSE, the alert rules, the metrics extra")
     return 1 if problems else 0
 
 

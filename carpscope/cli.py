@@ -90,8 +90,9 @@ def _policy_options(o) -> None:
 
 
 def _sniff_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("interface", nargs="?", metavar="IFACE",
-                   help="interface to watch (see --list; 'any' for all, without promiscuous mode)")
+    p.add_argument("interfaces", nargs="*", metavar="IFACE",
+                   help="interfaces to watch, each its own segment (see --list; 'any' for all, without "
+                        "promiscuous mode)")
     c = p.add_argument_group("capture")
     c.add_argument("--list", action="store_true", help="list the interfaces and exit")
     c.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
@@ -102,6 +103,17 @@ def _sniff_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
     c.add_argument("-Z", "--user", metavar="NAME",
                    help="drop privileges to this user once the capture is open (like tcpdump -Z)")
+    f = p.add_argument_group("fleet (docs/fleet.md)")
+    f.add_argument("--metrics", metavar="[HOST:]PORT",
+                   help="serve Prometheus metrics on HOST:PORT (HOST defaults to 127.0.0.1; needs the "
+                        "'metrics' extra: pip install 'carpscope[metrics]')")
+    f.add_argument("--evidence", metavar="DIR",
+                   help="keep the last frames of each interface in memory and write a pcapng to DIR when "
+                        "a finding at or above --fail-on starts (until it ends)")
+    f.add_argument("--evidence-window", type=_positive_float, default=60.0, metavar="S",
+                   help="seconds of frames kept before a finding starts (default 60)")
+    f.add_argument("--evidence-files", type=_positive_int, default=100, metavar="N",
+                   help="evidence files kept in DIR, the oldest deleted first (default 100)")
 
 
 def build_parser() -> argparse.ArgumentParser:

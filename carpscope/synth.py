@@ -1,5 +1,6 @@
 """Building frames and capture files: IPv4/IPv6 around a protocol-112 payload, link headers,
-and pcap / pcapng writers. Used by tests, the demo and the benchmark; never by analysis.
+and pcap / pcapng writers. Used by tests, the demo and the benchmark, and by sniff for the files
+it writes (--write, --evidence); never by analysis.
 """
 from __future__ import annotations
 
@@ -144,24 +145,36 @@ class PcapWriter:
 
 
 class PcapngWriter:
-    """Minimal pcapng writer: one section, any number of interfaces, enhanced packet blocks."""
+    """Minimal pcapng writer: one section, any number of interfaces, enhanced packet blocks
+    (microsecond time stamps, the format's default resolution); optional comment on the
+    section and name on each interface (what capinfos and Wireshark show)."""
 
-    def __init__(self, f):
+    def __init__(self, f, comment: str | None = None):
         self.f = f
         self.ifaces = 0
-        self._block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+        self._block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _options({1: comment}))
 
     def _block(self, btype: int, body: bytes) -> None:
         body = body + b"\0" * (-len(body) % 4)
         n = len(body) + 12
         self.f.write(struct.pack("<II", btype, n) + body + struct.pack("<I", n))
 
-    def add_interface(self, linktype: int = 1, snaplen: int = 262144) -> int:
-        self._block(1, struct.pack("<HHI", linktype, 0, snaplen))
+    def add_interface(self, linktype: int = 1, snaplen: int = 262144, name: str | None = None) -> int:
+        self._block(1, struct.pack("<HHI", linktype, 0, snaplen) + _options({2: name}))
         self.ifaces += 1
         return self.ifaces - 1
 
-    def write(self, ts: float, data: bytes, iface: int = 0) -> None:
+    def write(self, ts: float, data: bytes, iface: int = 0, orig_len: int | None = None) -> None:
         t = round(ts * 1e6)
-        body = struct.pack("<IIIII", iface, t >> 32, t & 0xFFFFFFFF, len(data), len(data)) + data
+        body = struct.pack("<IIIII", iface, t >> 32, t & 0xFFFFFFFF, len(data), orig_len or len(data)) + data
         self._block(6, body)
+
+
+def _options(opts: dict[int, str | None]) -> bytes:
+    """pcapng options (UTF-8 strings), each padded to 32 bits, then opt_endofopt; b"" for none."""
+    out = b""
+    for code, text in opts.items():
+        if text:
+            v = text.encode("utf-8")[:0xFFFF]
+            out += struct.pack("<HH", code, len(v)) + v + b"\0" * (-len(v) % 4)
+    return out + b"\0\0\0\0" if out else b""

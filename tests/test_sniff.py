@@ -479,3 +479,125 @@ def test_dashboard_fits_a_narrow_terminal(tmp_path):
 def test_invalid_interface_name():
     r = run_sniff("x" * 20, "--duration", "1")
     assert r.returncode == 2 and "not a valid interface name" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------- several interfaces
+
+
+class NamedSource(FakeSource):
+    def __init__(self, name, clock, frames, lose_at=None, back_at=None):
+        super().__init__(clock, frames, lose_at)
+        self.name, self.back_at = name, back_at
+        self.closed = False
+
+    def check(self) -> None:
+        if self.lose_at is not None and self.clock.now >= T0 + self.lose_at:
+            raise capture_live.InterfaceLost(f"{self.name}: the interface went down during the capture")
+
+    def close(self) -> None:
+        self.closed = True
+
+    def number_after(self, n: int) -> None:
+        self.handed = n
+
+
+def several(tmp_path, sources, duration, keep_going=False):
+    args = make_args(tmp_path)
+    verifier, vipinfer, intent, _ = build_auth(args)
+    analysis = Analysis(verifier, vipinfer, intent)
+    out = io.StringIO()
+    clock = getattr(sources[0], "source", sources[0]).clock
+    s = sniff_cmd.Sniffer(analysis, sources, emit=sniff_cmd.JsonLines(out, [x.name for x in sources]),
+                          duration=duration, clock=clock.time, mono=clock.mono, wait=clock.wait,
+                          keep_going=keep_going, policy=sniff_cmd.live_policy(args, [x.name for x in sources]))
+    s.run()
+    return s, analysis, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_two_interfaces_are_two_segments_in_one_engine(tmp_path):
+    clock = Clock()
+    # the same VHID and addresses on both: two segments, not a split brain
+    em0 = NamedSource("em0", clock, carp("10.0.0.2", 0, 10, "secret-one"))
+    em1 = NamedSource("em1", clock, carp("10.0.0.3", 0.5, 10, "secret-one", advskew=100))
+    s, analysis, events = several(tmp_path, [em0, em1], 9.5)
+    report = s.finish()
+    assert sorted(g.segment for g in report.groups) == ["em0", "em1"]
+    assert not [f for f in report.findings if f.rule == "split-brain"]
+    masters = {(e["interface"], e["segment"], e["ip"]) for e in events if e["type"] == "master"}
+    assert masters == {("em0", "em0", "10.0.0.2"), ("em1", "em1", "10.0.0.3")}
+    assert [x.name for x in analysis.sources] == ["em0", "em1"]
+    assert s.frames == 20 and s.adverts == 20 and s.stop_reason == "duration" and s.lost is None
+
+
+def test_one_interface_lost_the_others_go_on(tmp_path):
+    clock = Clock()
+    em0 = NamedSource("em0", clock, carp("10.0.0.2", 0, 12, "secret-one"))
+    em1 = NamedSource("em1", clock, carp("10.0.0.3", 0, 12, "secret-one"), lose_at=3.0)
+    s, _, events = several(tmp_path, [em0, em1], 10)
+    assert s.stop_reason == "duration" and em1.closed and not em0.closed
+    assert s.lost == "em1: the interface went down during the capture"      # exit status 2 at the end
+    lost = [e for e in events if e["type"] == "interface-lost"]
+    assert [(e["interface"], e["reason"]) for e in lost] == [("em1", s.lost)]
+    assert s.taps[0].info.adverts == 11 and s.taps[1].info.adverts < 6
+
+
+def test_every_interface_lost_stops(tmp_path):
+    clock = Clock()
+    em0 = NamedSource("em0", clock, carp("10.0.0.2", 0, 12, "secret-one"), lose_at=5.0)
+    em1 = NamedSource("em1", clock, carp("10.0.0.3", 0, 12, "secret-one"), lose_at=3.0)
+    s, _, _ = several(tmp_path, [em0, em1], 10)
+    assert s.stop_reason == "interface-lost" and clock.now < T0 + 7
+    assert "em0" in s.lost and "em1" in s.lost
+
+
+def test_exporter_keeps_going_and_reopens(tmp_path):
+    from carpscope.capture.taps import Tap
+    clock = Clock()
+    frames = carp("10.0.0.2", 0, 14, "secret-one")
+    first = NamedSource("em0", clock, [f for f in frames if f[0] < T0 + 3], lose_at=3.0)
+    again = NamedSource("em0", clock, [f for f in frames if f[0] >= T0 + 8])
+    opened = []
+
+    def opener(name):
+        if clock.now < T0 + 7.5:
+            raise capture_live.LiveError(f"{name}: the interface is down")
+        opened.append(name)
+        return again
+
+    tap = Tap(first, opener)
+    s, analysis, events = several(tmp_path, [tap], 13, keep_going=True)
+    assert s.stop_reason == "duration" and s.lost is None and opened == ["em0"]
+    kinds = [e["type"] for e in events if e["type"].startswith("interface")]
+    assert kinds == ["interface-lost", "interface-back"]
+    # numbering went on where it stopped: no frame number twice on the segment
+    assert tap.info.packets == 3 + 6 and again.handed == 9
+    assert analysis.finish().groups[0].speakers[("10.0.0.2", "00:00:5e:00:01:07")].adverts == 9
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["em0", "em0"], "interface em0 given twice"),
+    (["any", "lo"], "'any' already captures every interface: give it alone, or name the interfaces"),
+    (["lo", "em0", "-w", "x.pcap"], "--write records one interface: give one interface, or keep evidence of "
+                                    "several with --evidence DIR"),
+])
+def test_interface_list_errors(argv, said):
+    r = run_sniff(*argv, "--duration", "1")
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.strip() == f"carpscope: error: {said}"
+
+
+def test_dashboard_of_several_interfaces(tmp_path):
+    console = Console(record=True, width=160, force_terminal=True, color_system=None)
+    dash = Dashboard(console, "em0, em1", "EN10MB")
+    clock = Clock()
+    em0 = NamedSource("em0", clock, carp("10.0.0.2", 0, 8, "secret-one"))
+    em1 = NamedSource("em1", clock, carp("10.0.0.3", 0, 8, "secret-one"), lose_at=4.0)
+    args = make_args(tmp_path)
+    verifier, vipinfer, intent, _ = build_auth(args)
+    s = sniff_cmd.Sniffer(Analysis(verifier, vipinfer, intent), [em0, em1], dashboard=dash, duration=7,
+                          clock=clock.time, mono=clock.mono, wait=clock.wait)
+    s.run()
+    console.print(dash.renderable())
+    text = console.export_text()
+    assert "carpscope sniff em0, em1" in text and "segment em0" in text and "segment em1" in text
+    assert "em1 lost: em1: the interface went down during the capture" in text
+    assert re.search(r"\b(1[2-6]) frames\b", text)          # frames of both interfaces together

@@ -189,8 +189,8 @@ src = LiveSource(sys.argv[1])
 lat, end = [], time.monotonic() + float(sys.argv[2])
 while time.monotonic() < end and len(lat) < int(sys.argv[3]):
     select.select([src.fd], [], [], 0.2)
-    for sec, usec, data in src.batch():
-        lat.append(time.time() - (sec + usec * 1e-6))
+    for f in src.chunk():
+        lat.append(time.time() - f[1])
 print(json.dumps({"latency": lat, "filter": src.filter, "warning": src.warning}))
 """
 
@@ -424,3 +424,60 @@ def test_dashboard_in_tmux(live, tmp_path):
     # Ctrl-C: the dashboard gives way to the analyze report
     assert "mastership and events" in final and "no findings" in final, final
     assert "carpscope sniff br0  " not in final and "interrupted" in final
+
+
+# ---------------------------------------------------------------------------- several interfaces
+
+
+_SCRAPE = """
+import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())
+"""
+
+
+def test_two_interfaces_one_lost_and_back(live, tmp_path):
+    """sniff br0 p-b: the bridge and host b's port, two segments in one process; p-b set down
+    and up again: reported lost, the bridge goes on, and with --metrics p-b is reopened."""
+    with Lab([Host("a", "10.78.9.2/24"), Host("b", "10.78.9.3/24")]) as lab:
+        lab.start(Ucarp("a", 12, "two-pass", "10.78.9.1"))
+        lab.wait_state("a", "carp:12", "MASTER", MASTER_WAIT)
+        lab.start(Ucarp("b", 12, "two-pass", "10.78.9.1", advskew=100))
+        sn = Sniff(lab, lab.port("b"), "--metrics", "9418", "--duration", "20", "-f", "jsonl")
+        sn.wait_started()
+
+        def scrape() -> str:
+            r = lab.exec_in_switch([sys.executable, "-c", _SCRAPE, "http://127.0.0.1:9418/metrics"], check=False)
+            return r.stdout
+
+        def wait_for(cond, timeout=10.0):
+            deadline = time.monotonic() + timeout
+            while not cond():
+                assert time.monotonic() < deadline and sn.proc.poll() is None, sn.stderr
+                time.sleep(0.2)
+
+        wait_for(lambda: {(e["interface"], e["ip"]) for e in sn.events("master")} >= {("br0", "10.78.9.2"),
+                                                                                       ("p-b", "10.78.9.2")})
+        lab.exec_in_switch(["ip", "link", "set", lab.port("b"), "down"])
+        wait_for(lambda: sn.events("interface-lost"))
+        wait_for(lambda: 'carpscope_interface_up{interface="p-b"} 0.0' in scrape())
+        text = scrape()
+        assert 'carpscope_interface_up{interface="br0"} 1.0' in text
+        lab.exec_in_switch(["ip", "link", "set", lab.port("b"), "up"])
+        wait_for(lambda: sn.events("interface-back"))
+        wait_for(lambda: 'carpscope_interface_up{interface="p-b"} 1.0' in scrape())
+        import re
+        at_back = float(re.search(r'^carpscope_adverts_total\{interface="p-b"\} (\S+)$', scrape(), re.M).group(1))
+        rc = sn.wait(25)
+    assert rc in (0, 1), sn.stderr                 # not 2: p-b is back at the end
+    starts = sn.events("start")
+    assert [e["interface"] for e in starts] == ["br0", "p-b"]
+    (lost,) = sn.events("interface-lost")
+    assert lost["interface"] == "p-b" and "went down" in lost["reason"]
+    end = sn.events("end")[0]
+    assert end["reason"] == "duration" and end["interface"] == "br0,p-b"
+    per = {p["interface"]: p for p in end["interfaces"]}
+    assert per["br0"]["lost"] is None and per["p-b"]["lost"] is None and per["p-b"]["adverts"] > 0
+    segments = {g["segment"] for g in sn.summary()["groups"]}
+    assert segments == {"br0", "p-b"}
+    # p-b captured again: more adverts after it came back (a master advertises every second)
+    assert per["p-b"]["adverts"] >= at_back + 2, (at_back, per)

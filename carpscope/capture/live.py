@@ -281,6 +281,20 @@ class LiveSource:
         if flags is None or not flags & IFF_UP:
             raise InterfaceLost(self.lost_message())
 
+    def number_after(self, n: int) -> None:
+        """Number the next frame n + 1 (a handle reopened after a loss goes on counting)."""
+        self.frames = n
+
+    def up(self) -> bool:
+        """The interface is there and up ('any' always is)."""
+        if self.name == "any":
+            return True
+        try:
+            flags = iface_flags(self.name)
+        except OSError:
+            return True
+        return flags is not None and bool(flags & IFF_UP)
+
     def stats(self) -> tuple[int, int, int] | None:
         try:
             return tuple(self._pc.stats())

@@ -1,19 +1,25 @@
-"""`carpscope sniff IFACE`: the engine on a live interface.
+"""`carpscope sniff IFACE [IFACE...]`: the engine on live interfaces, each its own segment.
 
-libpcap (pcapy-ng) opens the interface with ``create()`` + ``set_timeout(50)`` + ``activate()``:
+libpcap (pcapy-ng) opens each interface with ``create()`` + ``set_timeout(50)`` + ``activate()``:
 this pcapy-ng has no ``set_immediate_mode``, and with TPACKET_V3 the read timeout is the block
 retire timeout, so a 50 ms timeout bounds the delivery delay (measured: a few milliseconds on an
-idle bridge) where the usual 1 s would hold adverts back. The handle is non-blocking and
-``select``-ed together with a self-pipe woken by SIGINT/SIGTERM, so the loop also wakes up for
-signals, dashboard refreshes and the silence timers of the tracker.
+idle bridge) where the usual 1 s would hold adverts back. The handles are non-blocking and
+``select``-ed together (one select() over every interface, capture/taps.py) with a self-pipe
+woken by SIGINT/SIGTERM, so the loop also wakes up for signals, dashboard refreshes and the
+silence timers of the tracker.
 
 The same engine as ``analyze``: the capture filter of capture/filters.py (protocol 112 plus ARP
 and IPv6 neighbour advertisements for VIP inference) in the kernel, then libpcap's batches
 through Engine.chunk (decode, repeats, verify, track, rules). Once a second (and on each split
 brain) ``Engine.snapshot()`` gives the findings as of
 now; they are compared with the previous ones by (rule, segment, vhid, speakers) to announce
-findings raised and cleared. At the end (duration, count, Ctrl-C, SIGTERM, interface lost) the
-final report is the one ``analyze`` prints, with the same policy and exit status.
+findings raised and cleared. At the end (duration, count, Ctrl-C, SIGTERM, every interface
+lost) the final report is the one ``analyze`` prints, with the same policy and exit status.
+
+A sensor (docs/fleet.md): ``--metrics`` hands each update to the Prometheus exporter
+(exporter.py, metrics.py; it also keeps the run going when interfaces are lost, and reopens
+them); ``--evidence`` shows every frame and each update to evidence.py, which writes the pcapng
+files of findings at or above --fail-on.
 
 Output: a rich dashboard when stdout is a terminal (``--format text``); otherwise, or with
 ``--format jsonl``, one flushed JSON object per event (see docs/sniff.md for the schema), and
@@ -74,7 +80,8 @@ def preload() -> None:
             except ImportError:
                 pass
     for m in ("rich.console", "rich.live", "rich.table", "rich.text", "rich.markdown", "unicodedata",
-              "encodings.idna", "tempfile", "xml.etree.ElementTree", "json", "hmac"):
+              "encodings.idna", "tempfile", "xml.etree.ElementTree", "json", "hmac", "gzip",
+              "prometheus_client.exposition", "prometheus_client.openmetrics.exposition"):
         try:
             importlib.import_module(m)
         except ImportError:
@@ -136,14 +143,29 @@ def finding_key(f) -> tuple:
     return (f.rule, f.segment, f.vhid, tuple(speakers(f)))
 
 
-class JsonLines:
-    """One flushed JSON object per event: schema, ts (RFC 3339 UTC), type, then the rest."""
+def interface_of(segment: str | None, names: list[str]) -> str | None:
+    """The interface a segment was seen on (a segment is the interface's name, plus /vlanN)."""
+    from types import SimpleNamespace
 
-    def __init__(self, out, interface: str):
-        self.out, self.interface = out, interface
+    from carpscope.policy import source_of
+    return source_of(SimpleNamespace(source=None, segment=segment), names)
+
+
+class JsonLines:
+    """One flushed JSON object per event: schema, ts (RFC 3339 UTC), type, interface, then the
+    rest. ``interface`` is the event's own (given, or the one its segment was seen on), else
+    the interfaces of the run, comma-separated."""
+
+    def __init__(self, out, interfaces: str | list[str]):
+        self.out = out
+        self.names = [interfaces] if isinstance(interfaces, str) else list(interfaces)
+        self.interface = ",".join(self.names)
 
     def __call__(self, etype: str, ts: float, **kw) -> None:
-        d = {"schema": SCHEMA, "ts": rfc3339(ts), "type": etype, "interface": self.interface}
+        iface = kw.pop("interface", None)
+        if iface is None and len(self.names) > 1:
+            iface = interface_of(kw.get("segment"), self.names)
+        d = {"schema": SCHEMA, "ts": rfc3339(ts), "type": etype, "interface": iface or self.interface}
         for k, v in kw.items():
             d[k] = rfc3339(v) if k == "since" and isinstance(v, (int, float)) else v
         self.out.write(json.dumps(d, default=str) + "\n")
@@ -153,24 +175,39 @@ class JsonLines:
 class Sniffer:
     """The loop: read frames, feed the analysis, tick, diff findings, refresh, stop.
 
-    ``source`` has ``fd``, ``batch()``, ``check()``, ``stats()``; ``clock``/``mono`` and
-    ``wait`` are injectable so the loop runs on a fake clock in tests.
+    ``sources`` (one, or a list: each interface its own segment) have ``name``, ``fd``,
+    ``chunk()``, ``check()``, ``stats()``; they are read as ``Tap``s (capture/taps.py) with one
+    select(). ``clock``/``mono`` and ``wait`` are injectable so the loop runs on a fake clock in
+    tests. ``evidence`` (evidence.py) sees every frame and the findings; ``metrics``
+    (exporter.py) gets a snapshot after each update of the findings.
+
+    A lost interface (down, gone) is closed and announced; the run stops when every interface
+    is lost, unless ``keep_going`` (an exporter: the interface-up gauge says it, and each lost
+    interface is reopened once it is back up).
     """
 
-    def __init__(self, analysis, source, *, emit=None, dashboard=None, policy=None, writer=None,
+    def __init__(self, analysis, sources, *, emit=None, dashboard=None, policy=None, writer=None,
                  duration: float | None = None, count: int | None = None,
-                 clock=time.time, mono=time.monotonic, wait=select.select, wake_fd: int | None = None):
-        self.analysis, self.source = analysis, source
+                 clock=time.time, mono=time.monotonic, wait=select.select, wake_fd: int | None = None,
+                 keep_going: bool = False, evidence=None, metrics=None):
+        from carpscope.capture.taps import Tap
+        listed = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+        self.taps = [s if isinstance(s, Tap) else Tap(s) for s in listed]
+        self.names = [t.name for t in self.taps]
+        self.analysis = analysis
+        self.source, self.info = self.taps[0].source, self.taps[0].info
         self.emit, self.dashboard, self.writer = emit, dashboard, writer
+        self.evidence, self.metrics = evidence, metrics
         self.policy = policy or (lambda fs: fs)
         self.duration, self.count = duration, count
         self.clock, self.mono, self.wait, self.wake_fd = clock, mono, wait, wake_fd
-        self.info = SourceInfo(source.name, linktype=getattr(source, "linktype_name", None))
+        self.keep_going = keep_going
         # tracker events come here (groups take the callback when they are created)
         analysis.tracker.on_event = self.on_event
-        analysis.sources.append(self.info)
-        if getattr(source, "filter", None):
-            analysis.filters[source.name] = source.filter
+        for t in self.taps:
+            analysis.sources.append(t.info)
+            if getattr(t.source, "filter", None):
+                analysis.filters[t.name] = t.source.filter
         self.frames = 0
         self.stop_reason: str | None = None
         self.lost: str | None = None
@@ -200,42 +237,96 @@ class Sniffer:
             # the master as of the group's last advert, what `analyze` reports for a group that
             # went silent before the end (ticks end such runs here, analyze only at the end)
             g.master = g.last_master
+        if self.evidence is not None:
+            self.evidence.name_files(report.findings)
         return report
 
     def request_stop(self, reason: str) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
 
-    def _feed(self, frames) -> None:
-        """A chunk of live frames through the engine (one by one when --count must stop at an
-        exact advert)."""
-        engine, name, info = self.analysis, self.source.name, self.info
+    # counts over every interface
+    @property
+    def adverts(self) -> int:
+        return sum(t.info.adverts for t in self.taps)
+
+    def totals(self) -> SourceInfo:
+        if len(self.taps) == 1:
+            return self.info
+        return SourceInfo(",".join(self.names), packets=sum(t.info.packets for t in self.taps),
+                          adverts=self.adverts, malformed=sum(t.info.malformed for t in self.taps))
+
+    def stats(self) -> tuple[int, int, int] | None:
+        got = [s for s in (t.stats() for t in self.taps) if s]
+        if not got:
+            return None
+        return (sum(s[0] for s in got), sum(s[1] for s in got), sum(s[2] for s in got))
+
+    def _feed(self, tap, frames) -> None:
+        """A chunk of live frames of one interface through the engine (one by one when --count
+        must stop at an exact advert)."""
+        engine, name, info = self.analysis, tap.name, tap.info
         if self.writer is not None:
             for f in frames:
                 self.writer.write(f[1], f[3])
+        if self.evidence is not None:
+            self.evidence.frames(tap, frames)
         self.frames += len(frames)
-        info.packets = self.frames
+        info.packets += len(frames)
         if not self.count:
             engine.chunk(frames, name, info)
             return
         for n, ts, lt, data, _off, _len in frames:
-            if engine.frame(lt, n, ts, data, name, info) == 1 and info.adverts >= self.count:
+            if engine.frame(lt, n, ts, data, name, info) == 1 and self.adverts >= self.count:
                 self.request_stop("count")
                 return
 
     def _drain(self) -> None:
-        """Read what the kernel holds, for at most DRAIN_S: under a flood the loop still ticks,
-        redraws and answers a signal in time."""
+        """Read what the kernel holds on every interface, in turns, for at most DRAIN_S: under
+        a flood the loop still ticks, redraws and answers a signal in time."""
         until = self.mono() + DRAIN_S
-        while self.stop_reason is None:
-            frames = self.source.chunk()
-            if not frames:
-                break
-            self._feed(frames)
+        busy = True
+        while busy and self.stop_reason is None:
+            busy = False
+            for tap in self.taps:
+                try:
+                    frames = tap.chunk()
+                except InterfaceLost as e:
+                    self._lose(tap, str(e))
+                    continue
+                if frames:
+                    busy = True
+                    self._feed(tap, frames)
+                    if self.stop_reason is not None:
+                        break
             if self.mono() >= until:
                 break
         if self.writer is not None:
             self.writer.f.flush()
+
+    def _lose(self, tap, why: str) -> None:
+        tap.lose(why)
+        if self.emit is not None:
+            self.emit("interface-lost", self.clock(), interface=tap.name, reason=why)
+        if self.dashboard is not None:
+            self.dashboard.event({"type": "interface-lost", "ts": self.clock(), "interface": tap.name, "reason": why})
+        if all(t.lost for t in self.taps) and not self.keep_going:
+            self.request_stop("interface-lost")
+
+    def _check_taps(self) -> None:
+        """Interfaces gone or down are lost; lost ones come back when the sensor keeps going."""
+        for tap in self.taps:
+            if tap.lost:
+                if self.keep_going and tap.reopen():
+                    if self.emit is not None:
+                        self.emit("interface-back", self.clock(), interface=tap.name)
+                    if self.dashboard is not None:
+                        self.dashboard.event({"type": "interface-back", "ts": self.clock(), "interface": tap.name})
+                continue
+            try:
+                tap.check()
+            except InterfaceLost as e:
+                self._lose(tap, str(e))
 
     def update_findings(self, now: float) -> None:
         from carpscope.model import Severity
@@ -254,6 +345,8 @@ class Sniffer:
                 self.pending.pop(k, None)
         self.pending = {k: t for k, t in self.pending.items() if k in current and k not in active}
         cleared = [f for k, f in self.active.items() if k not in current]
+        if self.evidence is not None:       # before the events: a raised finding names its file
+            self.evidence.update(now, active)
         if self.emit is not None:
             for f in raised:
                 self.emit("finding-raised", now, **f.to_json())
@@ -263,55 +356,59 @@ class Sniffer:
                                                              "segment", "message", "evidence")})
         self.active = active
         self.findings = [f for f in findings if finding_key(f) in active]
+        if self.metrics is not None:
+            self.metrics.update(now, report.groups, self.findings, self.taps)
         if self.dashboard is not None:
-            self.dashboard.update(report.groups, self.findings, now, self.info, self.source.stats())
+            self.dashboard.update(report.groups, self.findings, now, self.totals(), self.stats())
 
     def run(self) -> None:
         start = self.mono()
         self.started = self.clock()
         deadline = start + self.duration if self.duration else None
         last_snap = last_refresh = last_check = -1e9
-        fds = [self.source.fd] + ([self.wake_fd] if self.wake_fd is not None else [])
         if self.dashboard is not None:
-            self.dashboard.update([], [], self.started, self.info, None)
+            self.dashboard.update([], [], self.started, self.totals(), None)
             self.dashboard.refresh()
-        try:
-            while self.stop_reason is None:
-                t = self.mono()
-                timeout = WAIT_S if deadline is None else max(0.0, min(WAIT_S, deadline - t))
+        while self.stop_reason is None:
+            t = self.mono()
+            timeout = WAIT_S if deadline is None else max(0.0, min(WAIT_S, deadline - t))
+            fds = [t_.fd for t_ in self.taps if not t_.lost] + ([self.wake_fd] if self.wake_fd is not None else [])
+            try:
+                ready, _, _ = self.wait(fds, [], [], timeout)
+            except InterruptedError:
+                ready = []
+            if self.wake_fd is not None and self.wake_fd in ready:
                 try:
-                    ready, _, _ = self.wait(fds, [], [], timeout)
-                except InterruptedError:
-                    ready = []
-                if self.wake_fd is not None and self.wake_fd in ready:
-                    try:
-                        os.read(self.wake_fd, 512)
-                    except OSError:
-                        pass
-                self._drain()
-                now, t = self.clock(), self.mono()
-                self.analysis.tracker.tick(now)
-                if t - last_check >= CHECK_IFACE_S:
-                    last_check = t
-                    self.source.check()
-                if deadline is not None and t >= deadline:
-                    self.request_stop("duration")
-                if self._snapshot_due or t - last_snap >= SNAPSHOT_S:
-                    self._snapshot_due = False
-                    last_snap = t
-                    self.update_findings(now)
-                    if self.dashboard is not None:
-                        last_refresh = t
-                        self.dashboard.refresh()
-                elif self.dashboard is not None and (
-                        t - last_refresh >= REFRESH_S or (self.dashboard.dirty and t - last_refresh >= REFRESH_MIN_S)):
+                    os.read(self.wake_fd, 512)
+                except OSError:
+                    pass
+            self._drain()
+            now, t = self.clock(), self.mono()
+            self.analysis.tracker.tick(now)
+            if t - last_check >= CHECK_IFACE_S:
+                last_check = t
+                self._check_taps()
+            if deadline is not None and t >= deadline:
+                self.request_stop("duration")
+            if self._snapshot_due or t - last_snap >= SNAPSHOT_S:
+                self._snapshot_due = False
+                last_snap = t
+                self.update_findings(now)
+                if self.dashboard is not None:
                     last_refresh = t
-                    self.dashboard.update(self.analysis.tracker.groups.values(), self.findings, now,
-                                          self.info, self.source.stats())
                     self.dashboard.refresh()
-        except InterfaceLost as e:
-            self.lost = str(e)
-            self.request_stop("interface-lost")
+            elif self.dashboard is not None and (
+                    t - last_refresh >= REFRESH_S or (self.dashboard.dirty and t - last_refresh >= REFRESH_MIN_S)):
+                last_refresh = t
+                self.dashboard.update(self.analysis.tracker.groups.values(), self.findings, now,
+                                      self.totals(), self.stats())
+                self.dashboard.refresh()
+        lost = [t.lost for t in self.taps if t.lost]
+        self.lost = "; ".join(lost) if lost else None
+        if self.metrics is not None:     # the last frames counted too, for a scrape before the exit
+            self.metrics.update(self.clock(), list(self.analysis.tracker.groups.values()), self.findings, self.taps)
+        if self.evidence is not None:
+            self.evidence.close(self.clock(), "stopped")
         self.elapsed = self.mono() - start
 
 
@@ -358,12 +455,26 @@ def run(args) -> int:
         return EXIT_ERROR
 
 
+def interfaces_of(args) -> list[str]:
+    """The interfaces asked for, each once; 'any' only alone (it already holds every one)."""
+    names = list(args.interfaces or [])
+    if not names:
+        raise LiveError("sniff needs an interface (carpscope sniff --list shows them)")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"interface {twice[0]} given twice")
+    if "any" in names and len(names) > 1:
+        raise UsageError("'any' already captures every interface: give it alone, or name the interfaces")
+    if args.write and len(names) > 1:
+        raise UsageError("--write records one interface: give one interface, or keep evidence of several "
+                         "with --evidence DIR")
+    return names
+
+
 def _run(args) -> int:
     if args.list:
         return list_interfaces(args.format)
-    if not args.interface:
-        raise LiveError("sniff needs an interface (carpscope sniff --list shows them)")
-    iface = args.interface
+    names = interfaces_of(args)
     pw = lookup_user(args.user) if args.user else None
     verifier, vipinfer, intent, warnings = build_auth(args)
     for w in warnings:
@@ -375,12 +486,35 @@ def _run(args) -> int:
             write_out = Output(args.write, "--write")
         except OutputError as e:
             raise UsageError(str(e)) from None
-    check_interface(iface)
-    source = LiveSource(iface, promisc=not args.no_promisc)
-    writer = wfile = None
+    listen = None
+    if args.metrics:
+        try:
+            from carpscope.exporter import ListenError, parse_listen
+        except ImportError:
+            raise UsageError("--metrics needs the Prometheus client library: pip install 'carpscope[metrics]' "
+                             "(prometheus-client)") from None
+        try:
+            listen = parse_listen(args.metrics)
+        except ListenError as e:
+            raise UsageError(str(e)) from None
+    if args.evidence:
+        from carpscope.evidence import EvidenceError, check_dir
+        try:
+            check_dir(args.evidence)
+        except EvidenceError as e:
+            raise UsageError(str(e)) from None
+    for name in names:
+        check_interface(name)
+    sources: list = []
+    writer = wfile = exporter = None
     try:
-        if source.warning:
-            _err(f"warning: {source.warning}")
+        for name in names:
+            sources.append(LiveSource(name, promisc=not args.no_promisc))
+        for source in sources:
+            if source.warning:
+                _err(f"warning: {source.warning}")
+        if listen is not None:         # bound before the privilege drop: any port, errors at once
+            exporter = start_exporter(listen, intent)
         if pw is not None:
             preload()
             drop_privileges(pw)
@@ -392,13 +526,26 @@ def _run(args) -> int:
                                      0o644), "wb")
             except OSError as e:
                 raise LiveError(f"--write {write_out.name}: {e.strerror}") from None
-            writer = PcapWriter(wfile, linktype=source.file_linktype, snaplen=SNAPLEN)
+            writer = PcapWriter(wfile, linktype=sources[0].file_linktype, snaplen=SNAPLEN)
             wfile.flush()
-        return _sniff(args, source, writer, verifier, vipinfer, intent)
+        return _sniff(args, sources, writer, verifier, vipinfer, intent, exporter)
     finally:
-        source.close()
+        for source in sources:
+            source.close()
         if wfile is not None:
             wfile.close()
+        if exporter is not None:
+            exporter.close()
+
+
+def start_exporter(listen: tuple[str, int], intent):
+    from carpscope.exporter import Exporter
+    host, port = listen
+    try:
+        return Exporter(host, port, hosts=intent.addr_host if intent is not None else None)
+    except OSError as e:
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise LiveError(f"--metrics {shown}: cannot listen: {e.strerror or e}") from None
 
 
 def live_policy(args, sources: list[str]):
@@ -422,7 +569,8 @@ def live_policy(args, sources: list[str]):
     return apply
 
 
-def _sniff(args, source, writer, verifier, vipinfer, intent) -> int:
+def _sniff(args, sources, writer, verifier, vipinfer, intent, exporter=None) -> int:
+    from carpscope.capture.taps import Tap
     from carpscope.commands.output import stream
 
     # where the events go: --format jsonl (to --output when given), or text on a non-terminal
@@ -440,16 +588,33 @@ def _sniff(args, source, writer, verifier, vipinfer, intent) -> int:
             if c.is_terminal:
                 dash_console = c
                 break
-    emit = JsonLines(events_out, source.name) if events_out is not None else None
+    names = [s.name for s in sources]
+    emit = JsonLines(events_out, names) if events_out is not None else None
     dashboard = None
     if dash_console is not None:
         from carpscope.report.dashboard import Dashboard
-        dashboard = Dashboard(dash_console, source.name, source.linktype_name, source.promisc,
-                              source.filter, writing=args.write, clock=clock(args),
+        first = sources[0]
+        dashboard = Dashboard(dash_console, ", ".join(names),
+                              ", ".join(dict.fromkeys(s.linktype_name for s in sources)), first.promisc,
+                              first.filter, writing=args.write, clock=clock(args),
                               hosts=intent.addr_host if intent is not None else None)
+    # an exporter keeps going when interfaces are lost, and reopens them when they come back
+    opener = (lambda name: LiveSource(name, promisc=not args.no_promisc)) if exporter is not None else None
+    taps = [Tap(s, opener) for s in sources]
+    evidence = None
+    if args.evidence:
+        from carpscope.evidence import Evidence, EvidenceError
+        try:
+            evidence = Evidence(args.evidence, args.policy.fail_on, taps, window=args.evidence_window,
+                                max_files=args.evidence_files, emit=emit, warn=_err)
+        except EvidenceError as e:
+            raise LiveError(str(e)) from None
+        if args.policy.fail_on == "never":
+            _err("warning: --evidence with --fail-on never (or --exit-zero): no finding starts a recording")
     analysis = Engine(verifier, vipinfer, intent)
-    sniffer = Sniffer(analysis, source, emit=emit, dashboard=dashboard, policy=live_policy(args, [source.name]),
-                      writer=writer, duration=args.duration, count=args.count)
+    sniffer = Sniffer(analysis, taps, emit=emit, dashboard=dashboard, policy=live_policy(args, names),
+                      writer=writer, duration=args.duration, count=args.count, keep_going=exporter is not None,
+                      evidence=evidence, metrics=exporter)
 
     def on_signal(num):
         sniffer.request_stop(signal.Signals(num).name)
@@ -457,9 +622,11 @@ def _sniff(args, source, writer, verifier, vipinfer, intent) -> int:
     with _Signals(on_signal) as sig:
         sniffer.wake_fd = sig.r
         if emit is not None:
-            emit("start", time.time(), linktype=source.linktype_name, filter=source.filter,
-                 promiscuous=source.promisc, user=args.user, write=args.write,
-                 duration=args.duration, count=args.count)
+            for s in sources:
+                emit("start", time.time(), interface=s.name, linktype=s.linktype_name, filter=s.filter,
+                     promiscuous=s.promisc, user=args.user, write=args.write,
+                     duration=args.duration, count=args.count,
+                     metrics=None if exporter is None else args.metrics, evidence=args.evidence)
         try:
             if dashboard is not None:
                 with dashboard.live():
@@ -467,24 +634,32 @@ def _sniff(args, source, writer, verifier, vipinfer, intent) -> int:
             else:
                 sniffer.run()
         finally:
-            stats = source.stats()
+            stats = {t.name: t.stats() for t in taps}
     report = sniffer.finish()
-    names = [source.name]
-    placed, ctx = run_policy(args, report.findings, names, filtered={source.name: True})
+    placed, ctx = run_policy(args, report.findings, names, filtered={n: True for n in names})
     report.findings = [p.finding for p in placed]
-    dropped = stats[1] if stats else None
+    dropped = {n: st[1] for n, st in stats.items() if st}
+    total_dropped = sum(dropped.values()) if dropped else None
     if emit is not None:
+        per = [{"interface": t.name, "frames": t.info.packets, "adverts": t.info.adverts,
+                "malformed": t.info.malformed, "kernel_dropped": dropped.get(t.name), "lost": t.lost}
+               for t in taps]
         emit("end", time.time(), reason=sniffer.stop_reason, seconds=round(sniffer.elapsed, 3),
-             frames=sniffer.frames, adverts=sniffer.info.adverts, malformed=sniffer.info.malformed,
-             kernel_dropped=dropped, groups=len(report.groups), findings=len(report.findings))
+             frames=sniffer.frames, adverts=sniffer.adverts, malformed=sum(t.info.malformed for t in taps),
+             kernel_dropped=total_dropped, groups=len(report.groups), findings=len(report.findings),
+             interfaces=per)
+    shown = ", ".join(names)
     if sniffer.lost:
         _err(f"error: {sniffer.lost}; the report covers what was seen until then")
     elif not args.quiet and events_out is not sys.stdout:
         why = {"duration": "duration reached", "count": f"{args.count} adverts seen",
                "SIGINT": "interrupted", "SIGTERM": "terminated"}.get(sniffer.stop_reason, sniffer.stop_reason)
-        _err(f"sniffed {source.name} for {sniffer.elapsed:.1f} s: {sniffer.frames} frames, "
-             f"{sniffer.info.adverts} adverts ({why})")
-    if dropped:
-        _err(f"warning: {source.name}: the kernel dropped {dropped} frames (the report may miss adverts)")
+        _err(f"sniffed {shown} for {sniffer.elapsed:.1f} s: {sniffer.frames} frames, "
+             f"{sniffer.adverts} adverts ({why})")
+    for name, n in dropped.items():
+        if n:
+            _err(f"warning: {name}: the kernel dropped {n} frames (the report may miss adverts)")
+    if evidence is not None and evidence.n_written and not args.quiet:
+        _err(f"evidence: {evidence.n_written} file(s) written in {evidence.directory}")
     render_report(args, report, placed, ctx, analysis.intent, summary=events_out is not sys.stdout)
     return final_status(args, EXIT_ERROR if sniffer.lost else EXIT_OK, report.findings)

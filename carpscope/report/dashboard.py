@@ -25,7 +25,7 @@ MAX_FINDINGS = 12      # active findings shown (the rest counted)
 RATE_WINDOW = 10.0     # seconds over which adverts/s is measured
 COLUMNS = ["proto", "id", "speaker", "role", "mac", "timing", "period", "adv/s", "auth", "adverts", "last seen"]
 
-_CHANGE_TYPES = ("master", "silent", "gap", "split-brain", "split-brain-end")
+_CHANGE_TYPES = ("master", "silent", "gap", "split-brain", "split-brain-end", "interface-lost", "interface-back")
 
 
 def age_text(seconds: float) -> str:
@@ -39,10 +39,16 @@ def age_text(seconds: float) -> str:
 
 
 def change_text(ev: dict, clock: Clock | None = None) -> Text:
-    """One line for a tracker event in the 'recent mastership changes' list."""
-    who = f"{protocol_name(ev['protocol'])} {ev['vhid']}"
-    t = Text.assemble(((clock or Clock()).clock(ev["ts"]), "dim"), "  ", (f"{who:10}", "bold"), " ")
+    """One line for a tracker event (or an interface lost or back) in the 'recent mastership
+    changes' list."""
     kind = ev["type"]
+    when = ((clock or Clock()).clock(ev["ts"]), "dim")
+    if kind == "interface-lost":
+        return Text.assemble(when, "  ", (f"{ev['interface']} lost: {ev['reason']}", "bold red"))
+    if kind == "interface-back":
+        return Text.assemble(when, "  ", (f"{ev['interface']} is back: captured again", "green"))
+    who = f"{protocol_name(ev['protocol'])} {ev['vhid']}"
+    t = Text.assemble(when, "  ", (f"{who:10}", "bold"), " ")
     if kind == "master":
         prev = ev.get("previous")
         t.append(f"{prev} → " if prev else "→ ")
