@@ -49,6 +49,8 @@ SAMPLE: Final = 10                # packet numbers kept as evidence per item
 # the longer advertisement interval.
 SPLIT_MIN_INTERVALS: Final = 1.5
 
+_NEVER: Final = float("inf")
+
 Event = dict
 OnEvent = Callable[[dict], None]
 
@@ -293,7 +295,8 @@ class Group:
         self.master: Speaker | None = None
         self.last_master: Speaker | None = None   # the master as of the last advert
         self.counters: dict[bytes, tuple[float, int, str]] = {}   # recent (counter, HMAC): repeats.py
-        self.n_open = 0                    # speakers with an open run
+        self.n_open = 0                    # speakers with an open run ...
+        self.expiry = _NEVER               # ... and no earlier than this may one have gone silent
         self._overlaps: list[_Overlap] = []
 
     @property
@@ -331,11 +334,19 @@ class Group:
             sp.frames.append(a.frame)
         if a.ttl < sp.ttl_min:
             sp.ttl_min = a.ttl
-        # close runs of others that went silent, before judging overlaps
-        if self.n_open > 1 or (self.n_open == 1 and sp.run_start is None):
+        # close runs of others that went silent, before judging overlaps (only once the
+        # earliest an open run could have expired has passed: a lower bound, made exact here)
+        if self.n_open and t > self.expiry:
+            soonest = _NEVER
             for o in list(self.speakers.values()):
-                if o is not sp and o.run_start is not None and not o.active(t):
-                    self._close_run(o)
+                if o.run_start is not None:
+                    if o is not sp and not o.active(t):
+                        self._close_run(o)
+                    else:
+                        e = o.last + o.md * 1.1
+                        if e < soonest:
+                            soonest = e
+            self.expiry = soonest
         if sp.run_start is not None and not sp.active(t):
             self._close_run(sp)
         if resigns(a):
@@ -398,6 +409,9 @@ class Group:
         t = a.ts
         sp.run_start, sp.run_adverts, sp.run_first_frame = t, 0, a.frame
         self.n_open += 1
+        e = t + sp.md * 1.1
+        if e < self.expiry:
+            self.expiry = e
         if self.n_open > 1:
             for o in self.speakers.values():
                 if o is not sp and o.run_start is not None:
@@ -447,7 +461,11 @@ class Group:
         if last is None:
             return
         runs = self.runs
-        last_end = max(runs[i].end for i in range(-min(4, len(runs)), 0))
+        last_end = last.end
+        for i in range(max(0, len(runs) - 4), len(runs)):
+            e = runs[i].end
+            if e > last_end:
+                last_end = e
         gap = t - last_end
         if len(self.gaps) < MAX_EPISODES:
             self.gaps.append((last_end, t, gap, last.ip, sp.ip))
@@ -480,8 +498,13 @@ class Group:
             if settled and not final:
                 self._settle()
         if self.master is sp and not final:
-            others = [o for o in self.speakers.values() if o.run_start is not None] if self.n_open else []
-            self.master = max(others, key=lambda o: o.run_start or 0.0) if others else None
+            # the remaining master: of the runs still open, the latest to begin
+            nxt: Speaker | None = None
+            if self.n_open:
+                for o in self.speakers.values():
+                    if o.run_start is not None and (nxt is None or o.run_start > (nxt.run_start or 0.0)):
+                        nxt = o
+            self.master = nxt
             if self.tracker.on_event is None:
                 pass
             elif self.master is not None:

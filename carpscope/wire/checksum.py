@@ -9,18 +9,20 @@ VRRP_GROUP4 = bytes([224, 0, 0, 18])
 
 def ones_sum(data: bytes, start: int = 0) -> int:
     """One's-complement sum of 16-bit big-endian words (odd length padded with a zero byte),
-    folded to 16 bits and added to ``start``.
-
-    Computed as one big integer: 2**16 = 1 (mod 0xFFFF), so the data read as a big-endian
-    number is congruent to the sum of its 16-bit words, and folding the carries keeps that
-    residue; the folded sum is 0 only when every word (and ``start``) is 0, otherwise it lies in
-    1..0xFFFF. One ``int.from_bytes`` instead of an unpack of every word: the checksum of each
-    advert is on the hot path.
-    """
-    if len(data) & 1:
-        data = data + b"\0"
-    total = start + int.from_bytes(data, "big")
-    return total % 0xFFFF or (0xFFFF if total else 0)
+    folded to 16 bits and added to ``start``: 0 only when every word (and ``start``) is 0,
+    otherwise 1..0xFFFF. A plain loop over the words: compiled (mypyc), it is a few
+    nanoseconds a word, and the checksum of every advert is on the hot path."""
+    total = start
+    n = len(data)
+    i = 0
+    while i + 1 < n:
+        total += (data[i] << 8) | data[i + 1]
+        i += 2
+    if n & 1:
+        total += data[n - 1] << 8
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
 
 
 def checksum(data: bytes, start: int = 0) -> int:
