@@ -45,8 +45,10 @@ def _identity(path: str) -> tuple | None:
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
-def open_sources(paths: list[str], numbering: str, errors: list[tuple[str, str]]) -> list[FileSource]:
-    sources, seen = [], set()
+def open_sources(paths: list[str], numbering: str, errors: list[tuple[str, str]],
+                 sources: list[FileSource] | None = None) -> list[FileSource]:
+    """Open each capture once (into ``sources`` as each opens: a signal may end the loop)."""
+    sources, seen = [] if sources is None else sources, set()
     for path in paths:
         ident = _identity(path)
         if ident is not None and ident in seen:
@@ -63,11 +65,14 @@ def open_sources(paths: list[str], numbering: str, errors: list[tuple[str, str]]
 
 
 class _Stop:
-    """SIGINT/SIGTERM during the read: stop after the current chunk, or at once when the reader
-    is waiting for input (a pipe with nothing to say)."""
+    """SIGINT/SIGTERM: stop reading and report what was read. While the captures are read, the
+    reader stops after the current chunk, or at once when it is waiting for input (a pipe or a
+    FIFO with nothing to say); before (a FIFO whose writer has not come), at once. A second
+    signal stops at once whatever is going on."""
 
     def __init__(self, engine: Engine, sources: list[FileSource]) -> None:
         self.engine, self.sources = engine, sources
+        self.reading = False
         self.old: dict = {}
 
     def __enter__(self) -> "_Stop":
@@ -76,11 +81,12 @@ class _Stop:
         return self
 
     def _handler(self, num: int, _frame: object) -> None:
-        if self.engine.interrupted is None:
+        again = self.engine.interrupted is not None
+        if not again:
             self.engine.interrupted = signal.Signals(num).name
         for src in self.sources:
             src.stop()
-        if any(src.reader.waiting for src in self.sources):
+        if again or not self.reading or any(src.reader.waiting for src in self.sources):
             raise Interrupted()
 
     def __exit__(self, *exc: object) -> bool:
@@ -97,18 +103,24 @@ def run(args) -> int:
     on_advert = advert_printer(args) if args.adverts or args.format == "jsonl" else None
     engine = Engine(verifier, vipinfer, intent, on_advert=on_advert)
     errors: list[tuple[str, str]] = []
-    sources = open_sources(expand(args.captures), args.numbering, errors)
+    sources: list[FileSource] = []
+    with _Stop(engine, sources) as stop:
+        open_sources(expand(args.captures), args.numbering, errors, sources)
+        if sources:
+            stop.reading = True
+            with _progress(args, sources):
+                engine.feed_sources(sources, args.segment)
     status = EXIT_ERROR if errors else EXIT_OK
-    if not sources and args.format not in CI_FORMATS:
+    if not sources and args.format not in CI_FORMATS and not engine.interrupted:
         return EXIT_ERROR
-    with _progress(args, sources), _Stop(engine, sources):
-        engine.feed_sources(sources, args.segment)
     for src in sources:
         src.close()
         if src.info.error:
             say(f"carpscope: warning: {src.name}: {src.info.error}")
     if engine.interrupted:
-        say(f"carpscope: {engine.interrupted}: reading stopped; the report covers what was read")
+        where = ", ".join(f"{s.name} at byte offset {s.position()}" for s in sources if not s.reader.eof)
+        say(f"carpscope: {engine.interrupted}: reading stopped{f' ({where})' if where else ''}; "
+            "the report covers what was read")
     report = engine.finish()
     names = [s.name for s in report.sources]
     placed, ctx = run_policy(args, report.findings, names, errors,

@@ -8,6 +8,7 @@ docs/report.md.
 from __future__ import annotations
 
 import json
+from typing import Iterator
 
 from carpscope import __version__
 from carpscope.model import CARP, Advert
@@ -106,8 +107,17 @@ def report_json(report, intent=None) -> dict:
         "groups": [group_json(g, intent) for g in report.groups],
         "findings": [f.to_json() for f in report.findings],
         "hosts": dict(sorted(intent.addr_host.items())) if intent is not None else {},
+        "interrupted": getattr(report, "interrupted", None),
     }
 
 
 def dumps(obj) -> str:
     return json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
+
+
+def chunks(obj) -> Iterator[str]:
+    """The text of ``dumps`` in pieces, to be written as they come: an indented document is
+    encoded by the json module's Python encoder, whose pieces joined at once cost ten times the
+    text (a report of 8,192 speakers: 600 MB instead of 60)."""
+    yield from json.JSONEncoder(indent=2, sort_keys=False, default=str).iterencode(obj)
+    yield "\n"
