@@ -95,6 +95,16 @@ def head(path: str | os.PathLike, n: int) -> bytes:
 
 # ------------------------------------------------------------------------------ writing outputs
 
+_BEGUN: "set[Output]" = set()     # outputs begun and not yet committed or aborted
+
+
+def abort_unfinished() -> None:
+    """Remove the temporary files of outputs begun and never put in place (the command failed
+    or was interrupted on the way): no partial report is left behind."""
+    for out in list(_BEGUN):
+        out.abort()
+
+
 class OutputError(OSError):
     """An output that cannot be written: one line for the user (exit status 2)."""
 
@@ -168,6 +178,7 @@ class Output:
             self._file = os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape")
         except OSError as e:
             raise self._error(e) from None
+        _BEGUN.add(self)
         return self._file
 
     def commit(self) -> None:
@@ -184,9 +195,11 @@ class Output:
         except OSError as e:
             self.abort()
             raise self._error(e) from None
+        _BEGUN.discard(self)
 
     def abort(self) -> None:
         """Drop what was written (the target is left as it was)."""
+        _BEGUN.discard(self)
         try:
             self._file.close()
         except (OSError, AttributeError, ValueError):

@@ -135,16 +135,16 @@ def advert_printer(args):
     written as the adverts are analysed: to --output when given (jsonl), else stdout."""
     import json
 
-    from carpscope.commands.output import stream
+    from carpscope.commands.output import Lines
     from carpscope.report.adverts import advert_json, advert_line
     local = getattr(args, "tz", "utc") == "local"
     if args.format == "jsonl":
-        out = stream(args)
+        out = Lines(args)
 
         def on_advert(a, g, sp, result) -> None:
             out.write(json.dumps(advert_json(a, result)) + "\n")
     else:
-        out = sys.stdout
+        out = Lines(args, to_stdout=True)
 
         def on_advert(a, g, sp, result) -> None:
             out.write(advert_line(a, result, local) + "\n")

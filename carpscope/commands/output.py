@@ -133,6 +133,34 @@ def write(args, text: Text) -> None:
         raise UsageError(f"--output {out.name}: {e.strerror or e}") from None
 
 
+class Lines:
+    """Lines written as they come (per-advert lines, sniff's events) to the --output file being
+    written or to stdout: a write error (a full disk, /dev/full) is one clear line naming the
+    output (exit 2; the --output file is then not put in place); a closed pipe stays a
+    BrokenPipeError (the reader went away: exit quietly)."""
+
+    def __init__(self, args, to_stdout: bool = False) -> None:
+        out = None if to_stdout else getattr(args, "output_file", None)
+        self.f = sys.stdout if out is None else stream(args)
+        self.name = "standard output" if out is None else f"--output {out.name}"
+
+    def write(self, text: str) -> None:
+        try:
+            self.f.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise UsageError(f"cannot write to {self.name}: {e.strerror or e}") from None
+
+    def flush(self) -> None:
+        try:
+            self.f.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise UsageError(f"cannot write to {self.name}: {e.strerror or e}") from None
+
+
 def stream(args):
     """Where per-advert lines go before the report: the --output file being written (put in
     place with the report at the end), or stdout."""
