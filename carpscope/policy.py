@@ -160,7 +160,7 @@ def load_settings(path: Path | str | None = None, isolated: bool = False) -> Set
         return Settings()
     if path is not None:
         p = Path(path)
-        if not p.is_file():
+        if not p.exists():
             raise PolicyError(f"--settings {path}: no such file")
         table = _read_toml(p, standalone=p.name != "pyproject.toml")
         if table is None:
