@@ -46,11 +46,16 @@ def _identity(path: str) -> tuple | None:
 
 
 def open_sources(paths: list[str], numbering: str, errors: list[tuple[str, str]],
-                 sources: list[FileSource] | None = None) -> list[FileSource]:
-    """Open each capture once (into ``sources`` as each opens: a signal may end the loop)."""
+                 sources: list[FileSource] | None = None, stop: "_Stop | None" = None) -> list[FileSource]:
+    """Open each capture once (into ``sources`` as each opens); a signal (``stop``) ends the
+    loop: at once while an open may block (a FIFO, standard input), else after that file."""
     sources, seen = [] if sources is None else sources, set()
     for path in paths:
         ident = _identity(path)
+        if stop is not None:
+            if stop.engine.interrupted:
+                break
+            stop.blocking = ident is None or ident == ("stdin",)
         if ident is not None and ident in seen:
             say(f"carpscope: warning: {display_name(path)}: named more than once; read once")
             continue
@@ -73,6 +78,7 @@ class _Stop:
     def __init__(self, engine: Engine, sources: list[FileSource]) -> None:
         self.engine, self.sources = engine, sources
         self.reading = False
+        self.blocking = False       # opening an input that may wait (a FIFO, a pipe)
         self.old: dict = {}
 
     def __enter__(self) -> "_Stop":
@@ -86,7 +92,7 @@ class _Stop:
             self.engine.interrupted = signal.Signals(num).name
         for src in self.sources:
             src.stop()
-        if again or not self.reading or any(src.reader.waiting for src in self.sources):
+        if again or (not self.reading and self.blocking) or any(src.reader.waiting for src in self.sources):
             raise Interrupted()
 
     def __exit__(self, *exc: object) -> bool:
@@ -105,7 +111,10 @@ def run(args) -> int:
     errors: list[tuple[str, str]] = []
     sources: list[FileSource] = []
     with _Stop(engine, sources) as stop:
-        open_sources(expand(args.captures), args.numbering, errors, sources)
+        open_sources(expand(args.captures), args.numbering, errors, sources, stop)
+        if engine.interrupted:          # during the opening: nothing more is read
+            for src in sources:
+                src.stop()
         if sources:
             stop.reading = True
             with _progress(args, sources):
