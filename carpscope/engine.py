@@ -252,7 +252,7 @@ class Engine:
         for a in self._deferred.pop(key, ()):
             s = sp
             if s is None:
-                g = self.tracker.groups.get((a.segment, a.protocol, a.family, a.vhid))
+                g = self.tracker.group_of(a)
                 s = g.speakers.get((a.src, a.eth_src or "")) if g is not None else None
             if s is not None:
                 tally(s, a, self.verifier.verify(a, s))

@@ -42,8 +42,15 @@ def load_intent(paths: list[str], keyring, warnings: list[str]) -> "Intent":
             secret = g.passphrase_of(m) if m is not None else g.passphrase
             vips = g.vips_of(m) if m is not None else g.vips
             if secret is not None and all(k.label != secret.label for k in keyring.keys()):
+                owners: set[str] = set()
+                if m is not None:
+                    host = inv.host(m.host)
+                    owners.update(_bare(a) for a in (host.addresses if host else ()))
+                    if m.source:
+                        owners.add(_bare(m.source))
                 try:
-                    keyring.add_passphrase(secret.label, secret.reveal(), origin="config")
+                    keyring.add_passphrase(secret.label, secret.reveal(), origin="config",
+                                           owners=frozenset(owners))
                 except ConfigError as e:
                     warnings.append(f"{e} (that key is not checked)")
             if vips and tuple(sorted(vips)) not in seen_sets:
@@ -77,7 +84,7 @@ class Intent:
         return [ig for ig in self.inv.groups if self._matches(ig, tg)]
 
     def _matches(self, ig, tg: TGroup) -> bool:
-        if ig.protocol != tg.protocol or ig.id != tg.vhid:
+        if ig.protocol not in tg.protocols or ig.id != tg.vhid:
             return False
         net = _network(self.inv.segment(ig.segment), ig.segment)
         members = {m.host for m in ig.members}

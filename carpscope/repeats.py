@@ -138,7 +138,7 @@ class Repeats:
                     sp.copy_first = a.ts
                 sp.copy_last = a.ts
                 return False
-            elif last_counter != counter:
+            elif last_counter != counter and not _adopted(counter, g, sp):
                 sp.replays += 1             # an earlier advert again, after other counters
                 if not sp.replay_first:
                     sp.replay_first, sp.replay_of = a.ts, pframe
@@ -150,6 +150,20 @@ class Repeats:
             recent.clear()                  # a cache: what is forgotten can only miss a replay
         recent[key] = (a.ts, a.frame, a.src)
         return True
+
+
+def _adopted(counter: bytes, g: Group, sp: Speaker) -> bool:
+    """Is this counter the last one another speaker of the group sent, or that plus one?
+    FreeBSD, OpenBSD before 2015 and ucarp adopt the counter of every advert they verify and
+    send it + 1 next (docs/implementations.md (a)): a master that hears a second master
+    continues from the other's counter, and may so repeat a value it sent itself before."""
+    value = int.from_bytes(counter, "big")
+    for o in g.speakers.values():
+        if o is not sp and o.last_counter:
+            theirs = int.from_bytes(o.last_counter, "big")
+            if value == theirs or value == (theirs + 1) & 0xFFFFFFFFFFFFFFFF:
+                return True
+    return False
 
 
 def repeat_findings(groups: list[Group]) -> list[Finding]:

@@ -1,9 +1,18 @@
 """Following each group over time: speakers, their runs as master, overlaps, gaps.
 
-A group is (segment, protocol, address family, VHID/VRID). Backups are silent in both CARP
-and VRRP, so a speaker that advertises is acting as master: a *run* is a stretch of adverts
-from one speaker without a pause longer than its master-down interval (the protocol's own
-rule for when the others take over). Two runs of one group at once are two masters.
+A group is an election domain: (segment, CARP or VRRP, address family, VHID/VRID). VRRPv2
+and VRRPv3 speakers of one VRID are one group (they answer for the same addresses and the
+same virtual MAC; that they ignore each other's adverts is a finding, not two groups).
+Backups are silent in both CARP and VRRP, so a speaker that advertises is acting as master:
+a *run* is a stretch of adverts from one speaker without a pause longer than its
+master-down interval (the protocol's own rule for when the others take over), ended early
+by a resignation (VRRP priority 0, CARP advbase = advskew = 255). A resignation ends a run;
+it is never taken as the speaker's priority or timing.
+
+Two runs of one group at once are two masters. Their *window* runs from the later run's
+first advert to the earlier of the two runs' last adverts (or resignations): the wire shows
+a master starting to the packet, but a master that goes quiet only by its silence. A window
+longer than a takeover (``SPLIT_MIN_INTERVALS`` of the longer interval) is a split brain.
 
 Memory is bounded by groups x speakers, never by packets, changes or pairs: per speaker only
 counters and last values; per group a bounded sample of runs, changes, gaps and split-brain
@@ -24,7 +33,7 @@ from typing import Callable, Final
 
 from carpscope.auth.hmac import HmacContext
 from carpscope.auth.results import AuthResult, Diagnosis
-from carpscope.model import CARP, Advert
+from carpscope.model import CARP, Advert, protocol_name
 
 MAX_SPEAKERS: Final = 64          # per group
 MAX_SPEAKERS_TOTAL: Final = 8192  # in all groups: two per group at MAX_GROUPS, or 128 full groups
@@ -39,14 +48,26 @@ DUPLICATE_S: Final = 0.05         # a speaker's advert again within this (and ha
 SAMPLE: Final = 10                # packet numbers kept as evidence per item
 
 # Two masters at once are normal for about one interval during a takeover (the old master
-# sends until it hears the new one; ucarp reads its socket up to 1 s late). Split brain is
-# called when both have sent at least this many adverts within the overlap...
-SPLIT_MIN_ADVERTS: Final = 3
-# ...and the overlap lasted at least this many of the longer advertisement interval.
+# sends until it hears the new one, ucarp one more advert when it yields, and ucarp reads its
+# socket up to 1 s late). Split brain is called when a window lasts at least this many of
+# the longer advertisement interval.
 SPLIT_MIN_INTERVALS: Final = 1.5
 
 Event = dict
 OnEvent = Callable[[dict], None]
+
+
+def kind_of(protocol: str) -> str:
+    """The election a protocol takes part in: "carp", or "vrrp" for both VRRP versions."""
+    return "carp" if protocol == CARP else "vrrp"
+
+
+def resigns(a: Advert) -> bool:
+    """A master giving up: VRRP priority 0 (RFC 5798 §6.4.3, keepalived on stop), CARP
+    advbase = advskew = 255 (OpenBSD's bow-out on ``ifconfig carpN down``)."""
+    if a.protocol == CARP:
+        return a.advbase == 255 and a.advskew == 255
+    return a.priority == 0
 
 
 def master_down(a: Advert) -> float:
@@ -66,6 +87,7 @@ def master_down(a: Advert) -> float:
 class Speaker:
     ip: str
     mac: str | None
+    protocol: str = ""                             # of its first advert (carp, vrrp2, vrrp3)
     adverts: int = 0
     first: float = 0.0
     last: float = 0.0
@@ -75,6 +97,8 @@ class Speaker:
     priority: int | None = None
     interval_cs: int | None = None
     ttl_min: int = 255
+    resigned: int = 0                              # resignations (priority 0 / bow-out) ...
+    resigned_last: float = 0.0                     # ... and the time of the last one
     timings: set = field(default_factory=set)      # distinct (advbase, advskew) / (prio, interval)
     addresses: set = field(default_factory=set)    # VRRP address lists seen (tuples), bounded
     md: float = 3.0
@@ -103,10 +127,14 @@ class Speaker:
     auth_result: AuthResult | None = None          # the last ok verdict, and its count cell in auth_ok_by
     auth_result_cell: list = field(default_factory=list)
     auth_diagnosis: Diagnosis | None = None        # why nothing verified
-    auth_unchecked: str | None = None              # why it could not be checked
+    auth_unchecked: str | None = None              # why it could not be checked ...
+    auth_unchecked_kind: str | None = None         # ... "no-keys" or "unknown-vips"
     fail_frames: list = field(default_factory=list)
+    auth_first_ok: float = 0.0                     # time of the first advert that verified ...
+    auth_last_fail: float = 0.0                    # ... and of the last that did not
     hmac: HmacContext | None = None                # the HMAC context that verified its last advert
     hmac_generation: int = -1                      # ... for this keyring generation
+    hmac_result: AuthResult | None = None          # ... and its verdict for this speaker (its key label)
     # ... VRRPv2 authentication: the last (type, fingerprint), each seen, cleartext frames
     vrrp_auth: tuple | None = None
     vrrp_variants: dict = field(default_factory=dict)
@@ -155,6 +183,11 @@ class Speaker:
     def active(self, t: float) -> bool:
         return self.run_start is not None and t - self.last <= self.md * 1.1
 
+    def still(self, end: float) -> bool:
+        """Still advertising at ``end`` (the end of a capture): its next advert was not yet
+        overdue (half an interval of slack and 0.1 s for timer ticks), and it had not resigned."""
+        return end - self.last <= 1.5 * self.interval + 0.1 and not (self.resigned and self.resigned_last >= self.last)
+
     def period_stats(self) -> dict | None:
         if not self.p_n or self.p_min is None or self.p_max is None:
             return None
@@ -174,11 +207,13 @@ class Run:
     adverts: int
     first_frame: int
     last_frame: int
+    resigned: bool
 
     def __init__(self, ip: str, mac: str | None, start: float, end: float, adverts: int,
-                 first_frame: int, last_frame: int) -> None:
+                 first_frame: int, last_frame: int, resigned: bool = False) -> None:
         self.ip, self.mac, self.start, self.end = ip, mac, start, end
         self.adverts, self.first_frame, self.last_frame = adverts, first_frame, last_frame
+        self.resigned = resigned
 
     def __repr__(self) -> str:
         return f"Run({self.ip}, {self.start}..{self.end}, {self.adverts} adverts)"
@@ -186,27 +221,61 @@ class Run:
 
 @dataclass(slots=True)
 class Episode:
-    """Two speakers advertising at once for longer than a takeover allows."""
+    """A split-brain window: two speakers advertising as master at once for longer than a
+    takeover allows. ``ongoing``: both were still master when the capture ended."""
     a: str
     b: str
     start: float
     end: float
     adverts: dict
     frames: list
+    ongoing: bool = False
 
 
-@dataclass(slots=True)
-class _Pair:
+class _Overlap:
+    """Two runs of one group open at once (from the later start): followed until the window
+    can no longer grow (both runs ended, or the open one has passed the other's end)."""
+
+    a: Speaker
+    b: Speaker
     start: float
-    counts: dict
-    frames: list
-    episode: Episode | None = None
+    end_a: float | None          # a run's end once it has ended (None while it is open)
+    end_b: float | None
+    final: int                   # runs ended by the end of the capture (not by the speaker)
+    counts: dict[str, int]       # adverts each sent while both runs were open
+    frames: list[int]
+    episode: Episode | None
+
+    def __init__(self, a: Speaker, b: Speaker, start: float) -> None:
+        self.a, self.b, self.start = a, b, start
+        self.end_a = self.end_b = None
+        self.final = 0
+        self.counts = {a.ip: 0, b.ip: 0}
+        self.frames = []
+        self.episode = None
+
+    def end(self) -> float:
+        ea = self.end_a if self.end_a is not None else self.a.last
+        eb = self.end_b if self.end_b is not None else self.b.last
+        return ea if ea < eb else eb
+
+    def settled(self) -> bool:
+        ea, eb = self.end_a, self.end_b
+        if ea is not None and eb is not None:
+            return True
+        if ea is not None:
+            return self.b.last >= ea
+        if eb is not None:
+            return self.a.last >= eb
+        return False
 
 
 class Group:
-    def __init__(self, key: tuple[str, str, int, int], tracker: Tracker) -> None:
+    def __init__(self, key: tuple[str, str, int, int], tracker: Tracker, protocol: str) -> None:
         self.key = key
-        self.segment, self.protocol, self.family, self.vhid = key
+        self.segment, self.kind, self.family, self.vhid = key
+        self.protocol = protocol           # of the first speaker; ``protocols``: all seen
+        self.protocols: list[str] = [protocol]
         self.tracker = tracker
         self.speakers: dict[tuple[str, str], Speaker] = {}
         self.runs: deque[Run] = deque(maxlen=MAX_RUNS)
@@ -227,7 +296,14 @@ class Group:
         self.last_master: Speaker | None = None   # the master as of the last advert
         self.counters: dict[bytes, tuple[float, int, str]] = {}   # recent (counter, HMAC): repeats.py
         self.n_open = 0                    # speakers with an open run
-        self._pairs: dict[tuple, _Pair] = {}
+        self._overlaps: list[_Overlap] = []
+
+    @property
+    def name(self) -> str:
+        """How messages name the group: "CARP 5", "VRRPv3 7", "VRRP 7" (both versions)."""
+        if len(self.protocols) > 1:
+            return f"VRRP {self.vhid}"
+        return f"{protocol_name(self.protocol)} {self.vhid}"
 
     def _event(self, etype: str, ts: float, **kw: object) -> None:
         emit = self.tracker.on_event
@@ -247,7 +323,9 @@ class Group:
                 tr.speakers_capped += 1
                 return None
             tr.n_speakers += 1
-            sp = self.speakers[key] = Speaker(a.src, a.eth_src, first=a.ts)
+            sp = self.speakers[key] = Speaker(a.src, a.eth_src, a.protocol, first=a.ts)
+            if a.protocol not in self.protocols:
+                self.protocols.append(a.protocol)
             self._event("speaker", a.ts, ip=a.src, mac=a.eth_src)
         return sp
 
@@ -256,6 +334,18 @@ class Group:
         sp.adverts += 1
         if len(sp.frames) < SAMPLE:
             sp.frames.append(a.frame)
+        if a.ttl < sp.ttl_min:
+            sp.ttl_min = a.ttl
+        # close runs of others that went silent, before judging overlaps
+        if self.n_open > 1 or (self.n_open == 1 and sp.run_start is None):
+            for o in list(self.speakers.values()):
+                if o is not sp and o.run_start is not None and not o.active(t):
+                    self._close_run(o)
+        if sp.run_start is not None and not sp.active(t):
+            self._close_run(sp)
+        if resigns(a):
+            self._resign(sp, a)
+            return
         if a.protocol == CARP:
             if a.advbase != sp.advbase or a.advskew != sp.advskew or not sp.timings:
                 if len(sp.timings) < 16:
@@ -268,17 +358,8 @@ class Group:
             sp.priority, sp.interval_cs = a.priority, a.interval_cs
             if len(sp.addresses) < 8 and a.addresses not in sp.addresses:
                 sp.addresses.add(a.addresses)
-        if a.ttl < sp.ttl_min:
-            sp.ttl_min = a.ttl
         sp.md = master_down(a)
         sp.interval = a.interval_s or 1 / 256
-        # close runs of others that went silent, before judging overlaps
-        if self.n_open > 1 or (self.n_open == 1 and sp.run_start is None):
-            for o in list(self.speakers.values()):
-                if o is not sp and o.run_start is not None and not o.active(t):
-                    self._close_run(o)
-        if sp.run_start is not None and not sp.active(t):
-            self._close_run(sp)
         if sp.run_start is not None and t - sp.last < min(DUPLICATE_S, sp.interval / 2):
             # the same speaker again before its next advert could be due: a copy (a mirror
             # port seeing ingress and egress, a reflecting switch or vSwitch) or a burst; it
@@ -299,13 +380,33 @@ class Group:
         sp.run_adverts += 1
         sp.last = t
         sp.last_frame = a.frame
-        if self.n_open > 1:
-            self._overlaps(sp, t, a.frame)
+        if self._overlaps:
+            self._measure(sp, t, a.frame)
+
+    def _resign(self, sp: Speaker, a: Advert) -> None:
+        """A resignation: the speaker's run (if it had one) ends here."""
+        t = a.ts
+        sp.resigned += 1
+        sp.resigned_last = t
+        sp.last = t
+        sp.last_frame = a.frame
+        self._event("resigned", t, ip=sp.ip, mac=sp.mac)
+        if sp.run_start is not None:
+            self._close_run(sp, resigned=True)
+        if self._overlaps:
+            self._measure(sp, t, a.frame)
 
     def _open_run(self, sp: Speaker, a: Advert) -> None:
         t = a.ts
         sp.run_start, sp.run_adverts, sp.run_first_frame = t, 0, a.frame
         self.n_open += 1
+        if self.n_open > 1:
+            for o in self.speakers.values():
+                if o is not sp and o.run_start is not None:
+                    if len(self._overlaps) >= MAX_PAIRS:
+                        self.pairs_capped += 1
+                    else:
+                        self._overlaps.append(_Overlap(o, sp, t))
         prev = self.master
         last = self.last_run
         if prev is sp or (prev is None and last is not None and last.ip == sp.ip and self.n_open == 1):
@@ -357,19 +458,29 @@ class Group:
         if self.tracker.on_event is not None:
             self._event("gap", t, seconds=round(gap, 3), previous=last.ip, master=sp.ip)
 
-    def _close_run(self, sp: Speaker, final: bool = False) -> None:
+    def _close_run(self, sp: Speaker, final: bool = False, resigned: bool = False) -> None:
         start = sp.run_start if sp.run_start is not None else sp.last
-        run = Run(sp.ip, sp.mac, start, sp.last, sp.run_adverts, sp.run_first_frame, sp.last_frame)
+        run = Run(sp.ip, sp.mac, start, sp.last, sp.run_adverts, sp.run_first_frame, sp.last_frame, resigned)
         if len(self.runs) == MAX_RUNS:
             self.runs_dropped += 1
         self.runs.append(run)
         self.last_run = run
         sp.run_start = None
         self.n_open -= 1
-        if self._pairs:
-            me = sp.key
-            for key in [k for k in self._pairs if me in k]:
-                self._end_pair(self._pairs.pop(key))
+        if self._overlaps:
+            settled = False
+            for ov in self._overlaps:
+                if ov.a is sp and ov.end_a is None:
+                    ov.end_a = sp.last
+                elif ov.b is sp and ov.end_b is None:
+                    ov.end_b = sp.last
+                else:
+                    continue
+                if final:
+                    ov.final += 1
+                settled = settled or ov.settled()
+            if settled and not final:
+                self._settle()
         if self.master is sp and not final:
             others = [o for o in self.speakers.values() if o.run_start is not None] if self.n_open else []
             self.master = max(others, key=lambda o: o.run_start or 0.0) if others else None
@@ -381,59 +492,78 @@ class Group:
             else:
                 self._event("silent", sp.last, ip=sp.ip)
 
-    def _overlaps(self, sp: Speaker, t: float, frame: int) -> None:
-        me = sp.key
-        for o in self.speakers.values():
-            if o is sp or o.run_start is None or sp.run_start is None:
+    def _measure(self, sp: Speaker, t: float, frame: int) -> None:
+        """Count an advert of ``sp`` towards its overlaps and grow their windows; a window
+        longer than a takeover is a split brain."""
+        settled = False
+        for ov in self._overlaps:
+            if ov.a is sp:
+                if ov.end_a is None:
+                    ov.counts[sp.ip] += 1
+            elif ov.b is sp:
+                if ov.end_b is None:
+                    ov.counts[sp.ip] += 1
+            else:
                 continue
-            other = o.key
-            key = (me, other) if me < other else (other, me)
-            pair = self._pairs.get(key)
-            if pair is None:
-                if len(self._pairs) >= MAX_PAIRS:
-                    self.pairs_capped += 1
-                    continue
-                pair = self._pairs[key] = _Pair(max(sp.run_start, o.run_start), {me: 0, other: 0}, [])
-            pair.counts[me] += 1
-            if len(pair.frames) < SAMPLE:
-                pair.frames.append(frame)
-            if pair.episode is None:
-                longest = max(sp.interval, o.interval)
-                if (min(pair.counts.values()) >= SPLIT_MIN_ADVERTS
-                        and t - pair.start >= SPLIT_MIN_INTERVALS * longest):
-                    ep = Episode(key[0][0], key[1][0], pair.start, t, {}, pair.frames)
-                    pair.episode = ep
-                    self._event("split-brain", t, speakers=[key[0][0], key[1][0]], since=pair.start)
-            current = pair.episode
-            if current is not None:
-                current.end = t
+            if len(ov.frames) < SAMPLE:
+                ov.frames.append(frame)
+            self._window(ov, t)
+            settled = settled or ov.settled()
+        if settled:
+            self._settle()
 
-    def _end_pair(self, pair: _Pair) -> None:
-        ep = pair.episode
-        if ep is None:
-            return
-        ep.adverts = {k[0]: v for k, v in pair.counts.items()}
-        if len(self.episodes) < MAX_EPISODES:
-            self.episodes.append(ep)
-        else:
-            self.episodes_dropped += 1
-        self._event("split-brain-end", ep.end, speakers=[ep.a, ep.b], seconds=round(ep.end - ep.start, 3))
+    def _window(self, ov: _Overlap, t: float) -> None:
+        end = ov.end()
+        ep = ov.episode
+        if ep is not None:
+            ep.end = end
+        elif end - ov.start >= SPLIT_MIN_INTERVALS * max(ov.a.interval, ov.b.interval):
+            ov.episode = Episode(ov.a.ip, ov.b.ip, ov.start, end, ov.counts, ov.frames)
+            self._event("split-brain", t, speakers=[ov.a.ip, ov.b.ip], since=ov.start)
+
+    def _settle(self, final: bool = False) -> None:
+        """Record the windows that can no longer grow (all of them at the end of the capture:
+        a window is *ongoing* when both were still advertising as the capture ended)."""
+        keep = []
+        end = max(s.last for s in self.speakers.values()) if final else 0.0
+        for ov in self._overlaps:
+            if not (final or ov.settled()):
+                keep.append(ov)
+                continue
+            self._window(ov, ov.end())
+            ep = ov.episode
+            if ep is None:
+                continue
+            ep.adverts = dict(ov.counts)
+            ep.ongoing = final and ov.final == 2 and ov.a.still(end) and ov.b.still(end)
+            if ep.ongoing:
+                ep.end = end            # both were master to the end of the capture
+            if len(self.episodes) < MAX_EPISODES:
+                self.episodes.append(ep)
+            else:
+                self.episodes_dropped += 1
+            if not ep.ongoing:
+                self._event("split-brain-end", ep.end, speakers=[ep.a, ep.b], seconds=round(ep.end - ep.start, 3))
+        self._overlaps = keep
 
     def close(self, now: float | None = None) -> None:
         """Close every run (end of capture), or only those silent at ``now`` (live ticks)."""
-        if not self.n_open:
-            return
-        for sp in list(self.speakers.values()):
-            if sp.run_start is not None and (now is None or not sp.active(now)):
-                self._close_run(sp, final=now is None)
+        if self.n_open:
+            for sp in list(self.speakers.values()):
+                if sp.run_start is not None and (now is None or not sp.active(now)):
+                    self._close_run(sp, final=now is None)
+        if now is None and self._overlaps:
+            self._settle(final=True)
 
     def all_episodes(self) -> list[Episode]:
-        """Closed split-brain episodes plus those still going on (for live reporting)."""
+        """Recorded split-brain windows plus those still growing (for live reporting)."""
         ongoing = []
-        for p in self._pairs.values():
-            if p.episode is not None:
-                p.episode.adverts = {k[0]: v for k, v in p.counts.items()}
-                ongoing.append(p.episode)
+        for ov in self._overlaps:
+            ep = ov.episode
+            if ep is not None:
+                ep.adverts = dict(ov.counts)
+                ep.ongoing = ov.end_a is None and ov.end_b is None
+                ongoing.append(ep)
         return self.episodes + ongoing
 
     def open_runs(self) -> list[Speaker]:
@@ -460,9 +590,13 @@ class Tracker:
         self.speakers_capped = 0    # adverts of speakers beyond MAX_SPEAKERS_TOTAL
         self.n_speakers = 0
 
+    def group_of(self, a: Advert) -> Group | None:
+        """The group an advert belongs to, if it is tracked."""
+        return self.groups.get((a.segment, kind_of(a.protocol), a.family, a.vhid))
+
     def lookup(self, a: Advert) -> tuple[Group, Speaker] | None:
         """The group and speaker of an advert (new ones are created; None beyond the caps)."""
-        key = (a.segment, a.protocol, a.family, a.vhid)
+        key = (a.segment, kind_of(a.protocol), a.family, a.vhid)
         g = self.groups.get(key)
         if g is None:
             if len(self.groups) >= MAX_GROUPS:
@@ -471,7 +605,7 @@ class Tracker:
             if self.n_speakers >= MAX_SPEAKERS_TOTAL:     # no group without a speaker
                 self.speakers_capped += 1
                 return None
-            g = self.groups[key] = Group(key, self)
+            g = self.groups[key] = Group(key, self, a.protocol)
         sp = g.speaker(a)
         if sp is None:
             return None

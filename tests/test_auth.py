@@ -648,3 +648,28 @@ def test_secret_never_in_repr_str_errors_results_or_findings(tmp_path):
     blob = "\n".join(texts)
     for needle in (SECRET, SECRET[:12], raw.hex(), SECRET.encode().hex(), "x" * 30):
         assert needle not in blob
+
+
+def _speaker_keys(*args: str) -> dict[str, str]:
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, "-m", "carpscope", "analyze", str(repo / "captures/handbook.pcap"),
+                        "--format", "json", "-q", "--exit-zero", "--isolated", *args],
+                       capture_output=True, text=True, cwd=repo, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return {s["ip"]: s["auth"]["key"] for g in json.loads(p.stdout)["groups"] for s in g["speakers"]}
+
+
+def test_one_passphrase_under_several_labels_is_attributed_per_host(tmp_path):
+    """The FreeBSD handbook's three hosts all use "testpass": each speaker's key label is the
+    one its own host's configuration holds (not the first label read); without configs that
+    say who uses which, every candidate label is named."""
+    repo = Path(__file__).resolve().parents[1]
+    confs = [a for h in ("hosta", "hostb", "hostc")
+             for a in ("--rc-conf", str(repo / f"tests/fixtures/configs/handbook/{h}.rc.conf"))]
+    assert _speaker_keys(*confs) == {"192.168.1.3": "hosta:vhid1", "192.168.1.4": "hostb:vhid2"}
+    keys = tmp_path / "k"
+    keys.write_text("one:testpass\ntwo:testpass\n")
+    os.chmod(keys, 0o600)
+    assert set(_speaker_keys("--passphrase-file", str(keys)).values()) == {"one | two"}

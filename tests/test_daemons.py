@@ -78,20 +78,7 @@ ITEM = {
 }
 
 # (case, check) -> issue item whose analysis logic makes it fail today
-XFAIL = {
-    ("ka-version-mix", "present:split-brain"): 3,
-    ("ka-version-mix", "absent:master-gap"): 3,
-    ("ka-version-mix", "split-brain-windows"): 3,
-    ("ka-version-mix", "split-brain-cause"): 3,
-    ("ka-interval-mismatch", "present:split-brain"): 4,
-    ("ka-interval-mismatch", "absent:skew-tie"): 1,
-    ("ka-interval-mismatch", "split-brain-windows"): 4,
-    ("ka-interval-mismatch", "split-brain-cause"): 4,
-    ("ka-auth-split", "absent:skew-tie"): 1,
-    ("ka-owner-pair", "present:priority-owner-conflict"): 1,
-    ("ucarp-lossy", "absent:counter-replay"): 2,
-    ("ucarp-lossy", "split-brain-windows"): 5,
-}
+XFAIL: dict[tuple[str, str], int] = {}     # every check passes since the issue-14 fixes
 
 
 # ---------------------------------------------------------------------------- running carpscope

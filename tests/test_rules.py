@@ -10,6 +10,7 @@ are on the JSON findings. Each case registers itself with ``@trigger(slug)`` or
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -588,8 +589,8 @@ def sixty_five_speakers_on_one_vhid(tmp_path):
 def more_than_4096_groups(tmp_path):
     cap = Capture()
     n = 0
-    for vlan in range(1, 7):
-        for proto in ("carp", "vrrp2", "vrrp3"):
+    for vlan in range(1, 10):          # (VRRPv2 and v3 of one VRID are one group)
+        for proto in ("carp", "vrrp3"):
             for vid in range(1, 256):
                 if n == 4097:
                     break
@@ -651,6 +652,25 @@ def some_adverts_forged(tmp_path):
         cap.add(cap.at(0.5 + i), a.advert(md=bytes(range(20))))
     hit = expect(run_keyed(tmp_path, cap, "--vip", f"7={VIP}"), "hmac-mismatch", vhid=7, speakers=[FW1])
     assert "2 of 10 adverts" in hit["message"] and len(hit["packets"]) == 2
+    assert "forged or corrupted" in hit["message"]
+
+
+@trigger("hmac-mismatch")
+def first_adverts_before_a_change(tmp_path):
+    # a reconfiguration: the first adverts under an old VIP set nobody knows, then the known
+    # one; that is a change during the capture, not forgery; and the speaker's document does
+    # not say "diagnosis: passphrase" while its status is ok
+    old = Carp(FW1, 7, vips=(f"{NET}.99",))
+    new = Carp(FW1, 7, vips=(VIP,))
+    cap = Capture()
+    cap.advertise(old, cap.at(0), count=3)
+    cap.advertise(new, cap.at(3), count=6)
+    doc = analyze_json(cap.write(tmp_path / "c.pcap"), "--passphrase-file", keyfile(tmp_path, site=KEY),
+                       "--vip", f"7={VIP}")
+    hit = expect(doc["findings"], "hmac-mismatch", vhid=7, speakers=[FW1])
+    assert "the first 3 of 9 adverts" in hit["message"] and "forged" not in hit["message"]
+    auth = doc["groups"][0]["speakers"][0]["auth"]
+    assert auth["status"] == "ok" and "diagnosis" not in auth and auth["failed"] == 3
 
 
 @near_miss("hmac-mismatch")
@@ -885,6 +905,25 @@ def split_brain_cause_unknown(tmp_path):
 
 
 @trigger("split-brain")
+def split_brain_cause_unknown_vip_set(tmp_path):
+    # the passphrase is given, but no VIP set (none given, no gratuitous ARP): the cause names
+    # what is missing, not "no passphrase"; and with --no-weak-check nothing speaks of the
+    # bundled defaults, which were not tried
+    a, b = carp_pair()
+    cap = Capture()
+    cap.advertise(a, cap.at(0), until=cap.at(12))
+    cap.advertise(b, cap.at(4.2), until=cap.at(12))
+    f = run_keyed(tmp_path, cap, "--no-weak-check")
+    hit = _split(f, "unknown")
+    assert "no VIP set" in hit["message"] and "no passphrase" not in hit["message"]
+    assert "--vip" in hit["message"]
+    f = analyze(cap.write(tmp_path / "n.pcap"), "--no-weak-check")
+    hit = _split(f, "unknown")
+    assert "no passphrase is known" in hit["message"]
+    assert not [x for x in f if "bundled default" in x["message"]], [x["message"] for x in f]
+
+
+@trigger("split-brain")
 def split_brain_vrrp3_ipv6_one_way(tmp_path):
     a = Vrrp("fe80::2", 12, 150, ("fe80::12", "2001:db8::12"), version=3)
     b = Vrrp("fe80::3", 12, 100, ("fe80::12", "2001:db8::12"), version=3)
@@ -897,6 +936,105 @@ def split_brain_vrrp2_passwords_differ(tmp_path):
     b = Vrrp(FW2, 51, 100, (VIP,), auth_type=1, auth_data=b"bravo456")
     hit = _split(analyze(dual_master(a, b).write(tmp_path / "c.pcap")), "passphrase", vhid=51)
     assert "auth_type/auth_pass" in hit["message"] and "HMAC" not in hit["message"]
+
+
+@trigger("split-brain")
+def split_brain_across_vrrp_versions(tmp_path):
+    # VRRPv2 and VRRPv3 speakers of one VRID discard each other's adverts (keepalived: "wrong
+    # version"): one group, both master, cause "version"; while the v2 side is away the v3
+    # master holds the address, so that silence is no master-gap
+    a = Vrrp(FW1, 51, 150, (VIP,), version=2)
+    b = Vrrp(FW2, 51, 100, (VIP,), version=3)
+    cap = dual_master(a, b, intervals=4)
+    cap.advertise(b, cap.at(9.5), count=8)
+    cap.become_master(a, cap.at(13.2), count=4)
+    doc = analyze_json(cap.write(tmp_path / "c.pcap"))
+    hit = _split(doc["findings"], "version", vhid=51)
+    assert len(hit["evidence"]["windows"]) == 2
+    absent(doc["findings"], "master-gap")
+    expect(doc["findings"], "vrrp-version-mix", vhid=51)
+    groups = [g for g in doc["groups"] if g["vhid"] == 51]
+    assert len(groups) == 1 and groups[0]["protocols"] == ["vrrp2", "vrrp3"]
+    assert {s["ip"]: s["protocol"] for s in groups[0]["speakers"]} == {FW1: "vrrp2", FW2: "vrrp3"}
+
+
+def _resign(sp) -> bytes:
+    """A VRRP priority-0 advert (keepalived on stop) or a CARP bow-out (OpenBSD)."""
+    if isinstance(sp, Carp):
+        return sp.advert(advbase=255, advskew=255)
+    return dataclasses.replace(sp, priority=0).advert()
+
+
+@trigger("split-brain")
+def starved_second_master_then_resignation(tmp_path):
+    # keepalived, VRRPv2 intervals 1 s and 2 s: rb drops ra's adverts and becomes master, but
+    # ra's adverts re-arm rb's timer, so rb's first advert is all it sends until it stops and
+    # resigns (priority 0) 7 s later: two masters for those 7 s, however quiet the second
+    a = Vrrp(FW1, 51, 150, (VIP,))
+    b = Vrrp(FW2, 51, 100, (VIP,), interval_cs=200)
+    cap = Capture()
+    last = cap.become_master(a, cap.at(0), count=15)
+    cap.become_master(b, cap.at(6.6), count=1)
+    cap.add(cap.at(13.6), _resign(b))
+    cap.add(last + 0.03, _resign(a))
+    doc = analyze_json(cap.write(tmp_path / "c.pcap"))
+    hit = _split(doc["findings"], "advbase", vhid=51)
+    (w,) = hit["evidence"]["windows"]
+    assert abs(w["from"] - cap.at(6.6)) < 1e-3 and abs(w["to"] - cap.at(13.6)) < 1e-3 and not w["ongoing"]
+    absent(doc["findings"], "skew-tie", "priority-owner-conflict")
+    (g,) = doc["groups"]
+    assert {s["ip"]: (s["priority"], s["resigned"]) for s in g["speakers"]} == {FW1: (150, 1), FW2: (100, 1)}
+    assert [r["resigned"] for r in g["masters"]] == [True, True] and g["masters_at_end"] == []
+
+
+@near_miss("skew-tie")
+def resignations_are_not_a_tie(tmp_path):
+    # both stop at once and resign (keepalived priority 0; OpenBSD advbase = advskew = 255):
+    # a resignation is no priority, so two of them are no tie
+    for i, (a, b) in enumerate([(Vrrp(FW1, 51, 200, (VIP,)), Vrrp(FW2, 51, 100, (VIP,))),
+                                (Carp(FW1, 7, vips=(VIP,), kind="openbsd"),
+                                 Carp(FW2, 7, advskew=100, vips=(VIP,), kind="openbsd"))]):
+        cap, _ = failover(a, b)
+        cap.add(cap.at(20), _resign(a))
+        cap.add(cap.at(20.001), _resign(b))
+        f = run_keyed(tmp_path, cap, "--vip", f"7={VIP}", name=f"{i}.pcap")
+        absent(f, "skew-tie", "split-brain")
+
+
+@trigger("priority-owner-conflict")
+def owner_claim_stands_after_stepping_down(tmp_path):
+    # keepalived: an owner that hears another owner lowers itself to 254 and later resigns;
+    # what it claimed on the wire (255) is still the misconfiguration
+    a = Vrrp(FW1, 25, 255, (VIP,), version=3)
+    b = Vrrp(FW2, 25, 255, (VIP,), version=3)
+    cap = Capture()
+    cap.become_master(a, cap.at(0), count=2)
+    cap.become_master(b, cap.at(0.01), count=1)
+    cap.advertise(dataclasses.replace(a, priority=254), cap.at(2), count=5)
+    cap.add(cap.at(7), _resign(a))
+    cap.become_master(b, cap.at(7.01), count=3)
+    f = analyze(cap.write(tmp_path / "c.pcap"))
+    expect(f, "priority-owner-conflict", vhid=25, speakers=[FW1, FW2])
+    absent(f, "split-brain")
+
+
+def test_split_brain_still_going_at_the_end_is_not_over(tmp_path):
+    """A window still open when the capture ends reaches the end and is marked ongoing; no
+    "split brain over" event is made up for it. One that ended earlier has its end event."""
+    a, b = carp_pair()
+    doc = analyze_json(dual_master(a, b, intervals=5).write(tmp_path / "c.pcap"), "--no-weak-check")
+    (w,) = expect(doc["findings"], "split-brain", vhid=7)["evidence"]["windows"]
+    assert w["ongoing"] and w["to"] == max(s["last_seen"] for s in doc["groups"][0]["speakers"])
+    from carpscope.report.view import group_events
+    kinds = [e.kind for e in group_events(doc["groups"][0], doc["findings"])]
+    assert "split-brain" in kinds and "split-brain-end" not in kinds
+    cap = dual_master(a, b, intervals=5)
+    cap.advertise(a, cap.at(20), count=5)          # b stopped; a carries on alone
+    doc = analyze_json(cap.write(tmp_path / "d.pcap"), "--no-weak-check")
+    (w,) = expect(doc["findings"], "split-brain", vhid=7)["evidence"]["windows"]
+    assert not w["ongoing"]
+    kinds = [e.kind for e in group_events(doc["groups"][0], doc["findings"])]
+    assert "split-brain-end" in kinds
 
 
 def test_split_brain_vrrp_hint_names_the_address_list(tmp_path):
@@ -938,9 +1076,11 @@ def preemption_overlap_of_one_interval(tmp_path):
 @near_miss("split-brain")
 def preemption_on_a_mirror_port(tmp_path):
     # a SPAN session copying ingress and egress shows every advert twice: ucarp's old master,
-    # reading its socket late, sends two more adverts; copies must not double the count
+    # reading its socket late, sends one more advert on its timer; copies must not lengthen the
+    # overlap. (Two more adverts, 2.8 s after the takeover, would be two masters for longer
+    # than a takeover allows: the daemons' own state would show a dual master then.)
     a, b = carp_pair(skew2=100, kind="ucarp")
-    cap = preemption(b, a, late=2)
+    cap = preemption(b, a, late=1)
     cap.records += [(ts + 0.00002, data) for ts, data in cap.records]
     f = run_keyed(tmp_path, cap, "--vip", f"7={VIP}")
     absent(f, "split-brain", "flapping", "master-gap", "counter-replay")
@@ -962,7 +1102,7 @@ def failover_and_short_tie_break(tmp_path):
 
 @pytest.mark.parametrize("intervals,split", [(1, False), (1.4, False), (5, True), (20, True)])
 def test_split_brain_threshold_in_intervals(tmp_path, intervals, split):
-    """Two masters of one group: below 1.5 intervals (or 3 adverts each) it is a takeover."""
+    """Two masters of one group: a window below 1.5 of the longer interval is a takeover."""
     a, b = carp_pair(skew2=0)
     f = run_keyed(tmp_path, dual_master(a, b, intervals=intervals), "--vip", f"7={VIP}")
     if split:
@@ -1112,6 +1252,21 @@ def replayed_after_other_counters(tmp_path):
     cap.add(cap.at(6.5), frames[1])              # an old advert sent again
     hit = expect(run_keyed(tmp_path, cap), "counter-replay", vhid=7, speakers=[FW1], cause="replay")
     assert hit["evidence"]["first"] == 2
+
+
+@near_miss("counter-replay")
+def ucarp_adopts_a_second_masters_counter(tmp_path):
+    # ucarp (and FreeBSD) adopt the counter of every advert they verify and send it + 1: fb,
+    # which missed fa's last adverts, takes over from fa's counter it last heard + 1; fa then
+    # continues from fb's counter and so repeats values it had sent itself before
+    fa = Carp(FW1, 7, vips=(VIP,), kind="ucarp")
+    fb = Carp(FW2, 7, advskew=100, vips=(VIP,), kind="ucarp")
+    cap = Capture()
+    for i in range(6):
+        cap.add(cap.at(i), fa.advert(counter=100 + i))
+    for i, (sp, c) in enumerate([(fb, 102), (fa, 103), (fb, 104), (fa, 105), (fb, 106), (fa, 107)]):
+        cap.add(cap.at(5.3 + 0.5 * i), sp.advert(counter=c))
+    absent(run_keyed(tmp_path, cap), "counter-replay")
 
 
 @near_miss("counter-replay")

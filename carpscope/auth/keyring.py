@@ -50,13 +50,14 @@ class Keyring:
         return key
 
     def add_passphrase(self, label: str, secret: str | bytes, origin: str = "cli",
-                       style: str = "bsd") -> Key:
-        """Add a passphrase under ``label`` (derived with ``derive_key(secret, style)``)."""
+                       style: str = "bsd", owners: frozenset[str] = frozenset()) -> Key:
+        """Add a passphrase under ``label`` (derived with ``derive_key(secret, style)``);
+        ``owners``: addresses of the host whose configuration holds it, if known."""
         _check_label(label)
         raw = derive_key(secret, style)
         remember_secret(secret, raw)
         return self.add_key(Key(label, raw, origin, truncated=is_truncated(secret),
-                                weak_index=weak_index_of(raw)))
+                                weak_index=weak_index_of(raw), owners=owners))
 
     def add_raw_key(self, label: str, key: bytes | str, origin: str = "cli") -> Key:
         """Add a raw 20-byte key (bytes, or 40 hex digits)."""

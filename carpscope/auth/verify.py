@@ -100,6 +100,8 @@ class Verifier:
         self._generation = -1
         self._pads: dict[str, KeyPads] = {}
         self._keys: list[Key] = []
+        self._aliases: dict[str, list[Key]] = {}     # label -> every key with that secret
+        self._attributed: dict[tuple[int, str], AuthResult] = {}
         self._contexts: dict[tuple, list[HmacContext]] = {}
         self._good: dict[tuple, HmacContext] = {}
         self._diag: dict[tuple, _DiagEntry] = {}
@@ -122,12 +124,18 @@ class Verifier:
         if self._generation == self.keyring.generation:
             return
         self._generation = self.keyring.generation
-        keys, seen = [], set()
+        keys: list[Key] = []
+        first: dict[bytes, Key] = {}
+        self._aliases = {}
         for k in self.keyring.keys() + (list(weak_keys()) if self.try_weak else []):
-            if k._raw not in seen:            # same secret under two labels: first label wins
-                seen.add(k._raw)
+            f = first.get(k._raw)
+            if f is None:                     # one secret is tried once, under its first label ...
+                first[k._raw] = k
                 keys.append(k)
+            elif k.origin != "weak":          # ... and attributed per speaker (``_attribute``)
+                self._aliases.setdefault(f.label, [f]).append(k)
         self._keys = keys
+        self._attributed = {}
         old = self._pads
         self._pads = {k.label: (old[k.label] if k.label in old and old[k.label].key is k else KeyPads(k))
                       for k in keys}
@@ -190,7 +198,9 @@ class Verifier:
         if good is not None and good.matches(counter, md):
             self.n_fast += 1
             self.n_ok += 1
-            return good.result
+            if holder is not None and holder.hmac_result is not None:
+                return holder.hmac_result
+            return good.result if not self._aliases else self._attribute(good.result, advert.src)
         base = self.contexts(advert.segment, advert.vhid)
         if not base or not self._keys:
             self.n_unchecked += 1
@@ -200,14 +210,15 @@ class Verifier:
         extra = self.contexts(advert.segment, advert.vhid, lladdr) if lladdr else []
         for ctx in (*base, *extra):
             if ctx is not good and ctx.matches(counter, md):
+                result = ctx.result if not self._aliases else self._attribute(ctx.result, advert.src)
                 if holder is not None:
-                    holder.hmac, holder.hmac_generation = ctx, self._generation
+                    holder.hmac, holder.hmac_generation, holder.hmac_result = ctx, self._generation, result
                 else:
                     if len(self._good) >= self.MAX_SPEAKERS:
                         self._good.clear()
                     self._good[(advert.segment, advert.src, advert.eth_src, advert.vhid)] = ctx
                 self.n_ok += 1
-                return ctx.result
+                return result
         speaker = (advert.segment, advert.src, advert.eth_src, advert.vhid)
         diag = self._diagnosis_for(speaker, advert)
         if all(k.origin == "weak" for k in self._keys) and diag.kind != "vip-set":
@@ -223,6 +234,27 @@ class Verifier:
                 self._fail_results.clear()
             self._fail_results[speaker] = res
         return res
+
+    def _attribute(self, result: AuthResult, src: str) -> AuthResult:
+        """The label of a verified advert when several labels hold its secret (two hosts'
+        configs with one passphrase): the label configured on the sending host when the
+        configs say which, else every candidate ("a | b")."""
+        keys = self._aliases.get(result.key or "")
+        if not keys:
+            return result
+        mine = [k.label for k in keys if src in k.owners]
+        label = mine[0] if len(mine) == 1 else " | ".join(mine or [k.label for k in keys])
+        ck = (id(result), label)
+        out = self._attributed.get(ck)
+        if out is None:
+            out = AuthResult(result.status, key=label, vips=result.vips, flavour=result.flavour,
+                             flavours=result.flavours, inferred_vips=result.inferred_vips, weak=result.weak,
+                             weak_index=result.weak_index, lladdr=result.lladdr, reason=result.reason,
+                             diagnosis=result.diagnosis)
+            if len(self._attributed) >= self.MAX_SPEAKERS:
+                self._attributed.clear()
+            self._attributed[ck] = out
+        return out
 
     def _unchecked_result(self, advert: Advert) -> AuthResult:
         ck = (advert.segment, advert.vhid)
@@ -259,7 +291,7 @@ class Verifier:
         """Why nothing can be tried: no key at all, or no VIP set for this vhid here."""
         every = tuple(e.vips.addrs for e in self.keyring.vip_entries(vhid, all_segments=True))
         here = self.keyring.vip_entries(vhid, segment)
-        if here and all(k.origin == "weak" for k in self._keys):
+        if here and self._keys and all(k.origin == "weak" for k in self._keys):
             return Diagnosis("no-keys", f"no passphrase was given and none of the bundled default "
                              f"passphrases verifies vhid {vhid}: the HMAC is not checked (give "
                              "--passphrase-file or $CARPSCOPE_PASSPHRASES)", vhid, known_vips=every)

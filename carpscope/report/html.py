@@ -211,7 +211,10 @@ def _timing(g: dict, s: dict) -> str:
     if g["protocol"] == "carp":
         t = f"advbase {s.get('advbase')} advskew {s.get('advskew')}"
         return t + (f" demote {s['demote']}" if s.get("demote") else "")
-    return f"priority {s.get('priority')}, every {(s.get('interval_cs') or 0) / 100:g} s"
+    t = f"priority {s.get('priority')}, every {(s.get('interval_cs') or 0) / 100:g} s"
+    if len(g.get("protocols") or ()) > 1 and s.get("protocol"):
+        t = f"VRRPv{s['protocol'][-1]}, {t}"
+    return t
 
 
 def _auth(g: dict, s: dict) -> str:

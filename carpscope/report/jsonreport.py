@@ -22,7 +22,7 @@ def _r(x: float | None) -> float | None:
 def speaker_json(g: Group, s: Speaker, names: dict[str, str] | None = None) -> dict:
     carp = g.protocol == CARP
     d = {
-        "ip": s.ip, "mac": s.mac, "adverts": s.adverts,
+        "ip": s.ip, "mac": s.mac, "protocol": s.protocol, "adverts": s.adverts,
         "first_seen": _r(s.first), "last_seen": _r(s.last),
         "advbase": s.advbase if carp else None, "advskew": s.advskew if carp else None,
         "priority": None if carp else s.priority, "interval_cs": None if carp else s.interval_cs,
@@ -33,15 +33,21 @@ def speaker_json(g: Group, s: Speaker, names: dict[str, str] | None = None) -> d
         "period": s.period_stats(),
         "host": (names or {}).get(s.ip),
         "frames": list(s.frames),
+        "resigned": s.resigned,
+        "resigned_at": _r(s.resigned_last) if s.resigned else None,
     }
     if carp:
         d["auth"]["inferred_vips"] = s.auth_inferred
         d["auth"]["weak"] = s.auth_weak
         if s.auth_diagnosis is not None and s.auth_fail:
-            d["auth"]["diagnosis"] = s.auth_diagnosis.to_json()
+            # why its failing adverts fail: "diagnosis" when that is its status, else (some
+            # adverts failed, most verified) "failed_diagnosis", so the two never contradict
+            key = "diagnosis" if s.auth_status() == "fail" else "failed_diagnosis"
+            d["auth"][key] = s.auth_diagnosis.to_json()
+            d["auth"]["failed"] = s.auth_fail
     else:
         d["addresses"] = sorted({a for al in s.addresses for a in al})
-        if g.protocol == "vrrp2" and s.vrrp_auth:
+        if s.protocol == "vrrp2" and s.vrrp_auth:
             d["auth"]["status"] = "none" if not s.vrrp_auth[0] else "cleartext" if s.vrrp_auth[0] == 1 else "ah"
     return d
 
@@ -54,16 +60,18 @@ def masters_at_end(g: Group) -> list[str]:
     # interval beyond its next advert has stopped (stepped down or died), even before the
     # backups' master-down timers would expire
     end = max(s.last for s in g.speakers.values())
-    return sorted(s.ip for s in g.speakers.values() if end - s.last <= 1.5 * s.interval + 0.1)
+    return sorted(s.ip for s in g.speakers.values() if s.still(end))
 
 
 def group_json(g: Group, intent=None) -> dict:
     names = intent.addr_host if intent is not None else None
     return {
-        "segment": g.segment, "protocol": g.protocol, "family": g.family, "vhid": g.vhid,
+        "segment": g.segment, "protocol": g.protocol, "protocols": list(g.protocols), "family": g.family,
+        "vhid": g.vhid,
         "speakers": [speaker_json(g, s, names) for s in sorted(g.speakers.values(), key=lambda s: (s.first, s.ip))],
         "masters": [{"ip": r.ip, "from": _r(r.start), "to": _r(r.end), "adverts": r.adverts,
-                     "first_packet": r.first_frame, "last_packet": r.last_frame} for r in g.timeline()],
+                     "first_packet": r.first_frame, "last_packet": r.last_frame, "resigned": r.resigned}
+                    for r in g.timeline()],
         "master": g.master.ip if g.master else None,
         "masters_at_end": masters_at_end(g),
         "changes": [{"ts": _r(c[0]), "from": c[1], "to": c[2], "kind": c[3], "packet": c[4]} for c in g.changes],

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.text import Text
 
 from carpscope.model import CARP, Advert, protocol_name
-from carpscope.report.view import (Clock, annotate, group_events, group_findings, group_name, group_vips,
+from carpscope.report.view import (Clock, annotate, group_events, group_findings, group_name, group_protocol, group_vips,
                                    host_roles, intent_lines, left_out, named, packets_total, ticks)
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -182,7 +182,10 @@ def timing(g: dict, s: dict) -> str:
         if s.get("demote"):
             t += f" demote {s['demote']}"
         return t
-    return f"prio {s.get('priority')} int {(s.get('interval_cs') or 0) / 100:g}s"
+    t = f"prio {s.get('priority')} int {(s.get('interval_cs') or 0) / 100:g}s"
+    if len(g.get("protocols") or ()) > 1 and s.get("protocol"):
+        t = f"v{s['protocol'][-1]} {t}"       # a VRID with both versions: which one each speaks
+    return t
 
 
 def auth_text(g: dict, s: dict) -> Text:
@@ -226,7 +229,7 @@ def group_rows(g: dict, hosts: dict[str, str], clock: Clock, *, dated: bool = Fa
     """A group's cells from its document. ``masters`` (default ``masters_at_end``) and ``extra``
     (cells per speaker address) let the dashboard say who advertises now and add its columns."""
     masters = list(g.get("masters_at_end") or []) if masters is None else masters
-    head = {"proto": Text(protocol_name(g["protocol"]) + ("/v6" if g.get("family") == 6 else "")),
+    head = {"proto": Text(group_protocol(g) + ("/v6" if g.get("family") == 6 else "")),
             "id": Text(str(g["vhid"]), style="bold"), "master": master_text(masters, hosts)}
     rows = []
     for s in g.get("speakers") or []:

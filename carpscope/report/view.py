@@ -110,7 +110,7 @@ def annotate(text: str, hosts: dict[str, str]) -> str:
 
 def group_name(g: dict) -> str:
     """``CARP 42``, ``VRRPv3 12 (IPv6)`` for IPv6 groups."""
-    return f"{protocol_name(g['protocol'])} {g['vhid']}" + (" (IPv6)" if g.get("family") == 6 else "")
+    return f"{group_protocol(g)} {g['vhid']}" + (" (IPv6)" if g.get("family") == 6 else "")
 
 
 def group_vips(g: dict) -> list[str]:
@@ -138,8 +138,17 @@ def group_findings(g: dict, findings: list[dict]) -> list[dict]:
         for f in findings:
             index.setdefault((f.get("segment"), f.get("vhid")), []).append(f)
         _BY_GROUP[:] = [findings, len(findings), index]
+    protos = g.get("protocols") or [g["protocol"]]
     return [f for f in _BY_GROUP[2].get((g["segment"], g["vhid"]), ())
-            if f.get("protocol") in (None, g["protocol"])]
+            if f.get("protocol") is None or f["protocol"] in protos]
+
+
+def group_protocol(g: dict) -> str:
+    """How a group's protocol is named: CARP, VRRPv2, VRRPv3, or VRRPv2+v3 for a mixed VRID."""
+    protos = g.get("protocols") or [g["protocol"]]
+    if len(protos) > 1:
+        return "VRRPv" + "+v".join(sorted(p[-1] for p in protos))
+    return protocol_name(protos[0])
 
 
 def left_out(shown: int, total: int | None) -> str:
@@ -267,8 +276,16 @@ def group_events(g: dict, findings: list[dict], hosts: dict[str, str] | None = N
             out.append(Event(r["from"], kind, text, level="warning" if flagged else "info", speaker=r["ip"],
                              others=[last["ip"]] if last else [], seconds=round(gap, 3),
                              packet=r.get("first_packet"), until=None))
-        # the end of a run before the end of the capture: the speaker stopped advertising
-        if end - r["to"] > 1.5 * interval.get(r["ip"], 1.0) + 0.1:
+        # the end of a run before the end of the capture: the speaker resigned or stopped advertising
+        if r.get("resigned"):
+            # VRRP priority 0 here; a CARP bow-out has its own finding (the event below)
+            if g["protocol"] != "carp":
+                still = [o["ip"] for o in runs if o is not r and o["from"] <= r["to"] < o["to"]]
+                text = f"{n(r['ip'])} resigns (priority 0): " + (
+                    f"{_and([n(x) for x in still])} still master" if still else "a backup takes over at once")
+                out.append(Event(r["to"], "resigned", text, speaker=r["ip"], others=still,
+                                 packet=r.get("last_packet")))
+        elif end - r["to"] > 1.5 * interval.get(r["ip"], 1.0) + 0.1:
             still = [o["ip"] for o in runs if o is not r and o["from"] <= r["to"] < o["to"]]
             text = f"{n(r['ip'])} sends its last advert"
             text += f" ({', '.join(n(x) for x in still)} still master)" if still else " (no other master now)"
@@ -278,15 +295,15 @@ def group_events(g: dict, findings: list[dict], hosts: dict[str, str] | None = N
         ev = f.get("evidence") or {}
         rule = f["rule"]
         if rule == "split-brain":
-            pair = [x for x in ev.get("speakers") or []]
             for w in ev.get("windows") or []:
+                pair = list(w.get("speakers") or ev.get("speakers") or [])
                 secs = w["to"] - w["from"]
                 who = " and ".join(n(x) for x in pair)
                 out.append(Event(w["from"], "split-brain", f"SPLIT BRAIN: {who} both master for {_fmt_s(secs)} ("
                                  f"likely cause: {f.get('cause') or 'unknown'})", level="error",
                                  speaker=pair[0] if pair else None, others=pair[1:], seconds=round(secs, 3),
                                  until=w["to"], packet=(f.get("packets") or [None])[0]))
-                if w["to"] < end - 1e-6:
+                if not w.get("ongoing") and w["to"] < end - 1e-6:
                     out.append(Event(w["to"], "split-brain-end", f"split brain over: {who} no longer both master",
                                      speaker=pair[0] if pair else None, others=pair[1:]))
         elif rule in ("demoted", "bow-out") and f.get("first_seen") is not None:
@@ -301,12 +318,6 @@ def group_events(g: dict, findings: list[dict], hosts: dict[str, str] | None = N
                 text += f"; {count} adverts until {clock.clock(f.get('last_seen'))}"
             out.append(Event(f["first_seen"], rule, text, level="warning" if rule == "demoted" else "info",
                              speaker=who, packet=(f.get("packets") or [None])[0]))
-    for ip, s in speakers.items():
-        # VRRP priority 0: a master giving up the group (RFC 5798 §6.4.3); the document keeps a
-        # speaker's last values, so a resignation shows when it was the last thing it sent
-        if g["protocol"] != "carp" and s.get("priority") == 0:
-            out.append(Event(s["last_seen"], "resigned", f"{n(ip)} resigns (priority 0): a backup takes over at once",
-                             speaker=ip))
     at_end = g.get("masters_at_end") or []
     if len(at_end) > 1:
         out.append(Event(end, "end", f"end of capture: {_and([n(x) for x in at_end])} {'both' if len(at_end) == 2 else 'all'} master",

@@ -50,6 +50,8 @@ def tally(sp: Speaker, a: Advert, result: AuthResult | None) -> None:
         st = result.status
         if st == "ok":
             sp.auth_ok += 1
+            if sp.auth_ok == 1:
+                sp.auth_first_ok = a.ts
             if result is sp.auth_result:
                 # the same verdict as its last advert (results are shared): one count more
                 sp.auth_result_cell[0] += 1
@@ -67,6 +69,7 @@ def tally(sp: Speaker, a: Advert, result: AuthResult | None) -> None:
             sp.auth_result_cell = cell
         elif st == "fail":
             sp.auth_fail += 1
+            sp.auth_last_fail = a.ts
             if len(sp.fail_frames) < _SAMPLE:
                 sp.fail_frames.append(a.frame)
             if result.diagnosis is not None:
@@ -74,6 +77,7 @@ def tally(sp: Speaker, a: Advert, result: AuthResult | None) -> None:
         elif st == "unchecked":
             sp.auth_unchecked_n += 1
             sp.auth_unchecked = result.reason
+            sp.auth_unchecked_kind = result.diagnosis.kind if result.diagnosis is not None else None
     elif a.protocol == CARP:
         sp.auth_unchecked_n += 1
     elif a.protocol == VRRP2:
@@ -91,11 +95,12 @@ class _View:
     """What the auth rules read of one speaker (built at report time from its record)."""
 
     def __init__(self, g: Group, sp: Speaker) -> None:
-        self.segment, self.protocol, self.vhid, self.family = g.segment, g.protocol, g.vhid, g.family
+        self.segment, self.protocol, self.vhid, self.family = g.segment, sp.protocol, g.vhid, g.family
         self.src, self.eth_src = sp.ip, sp.mac
         self.first_seen, self.last_seen, self.adverts = sp.first, sp.last, sp.adverts
         self.ok, self.fail, self.unchecked = sp.auth_ok, sp.auth_fail, sp.auth_unchecked_n
         self.frames, self.fail_frames = sp.frames, sp.fail_frames
+        self.first_ok, self.last_fail = sp.auth_first_ok, sp.auth_last_fail
         self.ok_by = {k: cell[0] for k, cell in sp.auth_ok_by.items()}
         self.diagnosis: Diagnosis | None = sp.auth_diagnosis
         self.unchecked_reason = sp.auth_unchecked
@@ -122,10 +127,11 @@ def auth_findings(groups: list[Group]) -> list[Finding]:
     """The authentication findings of every group (CARP HMACs, VRRPv2 authentication)."""
     out: list[Finding] = []
     for g in sorted(groups, key=lambda g: (g.segment, g.protocol, g.vhid)):
-        if g.protocol not in (CARP, VRRP2) or not g.speakers:
-            continue
-        sps = sorted((_View(g, sp) for sp in g.speakers.values()), key=lambda s: (s.first_seen, s.src))
-        out += _carp_findings(sps) if g.protocol == CARP else _vrrp_findings(sps)
+        # CARP HMACs; VRRPv2 authentication (VRRPv3 has none: its speakers of a mixed VRID are left out)
+        sps = sorted((_View(g, sp) for sp in g.speakers.values() if sp.protocol in (CARP, VRRP2)),
+                     key=lambda s: (s.first_seen, s.src))
+        if sps:
+            out += _carp_findings(sps) if g.protocol == CARP else _vrrp_findings(sps)
     return out
 
 
@@ -210,11 +216,17 @@ def _carp_findings(sps: list[_View]) -> list:
             continue
         if not s.ok and s.diagnosis is not None and s.diagnosis.kind == "vip-set":
             continue
-        if s.ok:
+        if s.ok and s.last_fail < s.first_ok:
+            good = s.best_ok()
+            msg = (f"the first {s.fail} of {s.adverts} adverts from {s.src} ({where}) verify with nothing "
+                   f"known, every later one with `{good[0]}` and VIP set {_set_txt(good[1])}: the passphrase "
+                   "or the VIP set changed during the capture (a reconfiguration), or the adverts came "
+                   "before anything revealed the VIP set in use")
+        elif s.ok:
             good = s.best_ok()
             msg = (f"{s.fail} of {s.adverts} adverts from {s.src} ({where}) verify with nothing known, "
-                   f"while its other adverts verify with `{good[0]}`: forged or corrupted adverts, "
-                   "or a passphrase/VIP change during the capture")
+                   f"between others that verify with `{good[0]}`: forged or corrupted adverts, a second "
+                   "sender using this address, or a passphrase/VIP change back and forth")
         else:
             why = s.diagnosis.message if s.diagnosis is not None else "no known key and VIP set verify"
             msg = f"adverts from {s.src} ({where}) verify with no known passphrase and VIP set: {why}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from carpscope.model import CARP, Finding, protocol_name
+from carpscope.model import CARP, VRRP2, VRRP3, Finding
 from carpscope.rules import ERROR, WARNING, declare
 from carpscope.track import MAX_PAIRS, MAX_SPEAKERS_TOTAL, Group, Speaker, Tracker
 
@@ -35,7 +35,7 @@ def _where(g: Group) -> dict:
 
 
 def _name(g: Group) -> str:
-    return f"{protocol_name(g.protocol)} {g.vhid}"
+    return g.name
 
 
 def _timing(sp: Speaker, g: Group) -> str:
@@ -93,15 +93,16 @@ def _consistency(g: Group) -> list[Finding]:
             evidence={"dropped_pair_checks": g.pairs_capped, "max_pairs": MAX_PAIRS}, **_where(g)))
     if len(sps) < 2:
         return out
-    # equal timing: the election then rests on a tie-break (CARP timing races, VRRP address)
+    # equal timing: the election then rests on a tie-break (CARP timing races, VRRP address).
+    # Resignations (priority 0, bow-out) are never a speaker's timing (track.resigns).
     by_timing: defaultdict[Any, list[Speaker]] = defaultdict(list)
     for s in sps:
-        if g.protocol == CARP:
+        if g.protocol == CARP and s.advbase is not None:
             by_timing[(s.advbase, s.advskew)].append(s)
-        else:
+        elif g.protocol != CARP and s.priority is not None:
             by_timing[s.priority].append(s)
     for t, same in by_timing.items():
-        if len(same) > 1 and not (g.protocol == CARP and t == (255, 255)):
+        if len(same) > 1:
             ips = sorted(s.ip for s in same)
             decided = ("the first to time out wins, and a master hearing an equal advert yields (FreeBSD) or "
                        "compares addresses (ucarp)" if g.protocol == CARP else
@@ -112,26 +113,39 @@ def _consistency(g: Group) -> list[Finding]:
                                evidence={"speakers": ips, "timing": list(t) if isinstance(t, tuple) else t},
                                packets=_frames(*same), **_span(*same), **_where(g)))
     # different intervals
+    timed = [s for s in sps if (s.advbase if g.protocol == CARP else s.interval_cs) is not None]
     if g.protocol == CARP:
-        bases = {s.advbase for s in sps if not (s.advbase == 255 and s.advskew == 255)}
+        bases = {s.advbase for s in timed}
         label = "advbase"
     else:
-        bases = {s.interval_cs for s in sps}
+        bases = {s.interval_cs for s in timed}
         label = "advertisement interval (cs)"
+    versions = {s.protocol for s in timed}
     if len(bases) > 1:
-        per = {s.ip: (s.advbase if g.protocol == CARP else s.interval_cs) for s in sps}
-        if g.protocol == "vrrp2":
+        per = {s.ip: (s.advbase if g.protocol == CARP else s.interval_cs) for s in timed}
+        if g.protocol == CARP:
+            effect = ("master-down timers differ: the slower side takes longer to notice a failure, and the "
+                      "election compares whole intervals, so the base dominates the skew")
+        elif versions == {VRRP2}:
             effect = ("VRRPv2 receivers discard adverts whose interval differs from theirs (RFC 3768 §7.1): "
                       "each side ignores the other")
-        elif g.protocol == "vrrp3":
+        elif versions == {VRRP3}:
             effect = ("VRRPv3 backups adopt the master's interval (RFC 5798 §6.4.2), so the group still "
                       "elects one master, but how fast a failure is noticed depends on which speaker is master")
         else:
-            effect = ("master-down timers differ: the slower side takes longer to notice a failure, and the "
-                      "election compares whole intervals, so the base dominates the skew")
+            effect = "VRRPv2 and VRRPv3 speakers ignore each other's adverts whatever the interval (vrrp-version-mix)"
         out.append(ADVBASE_MISMATCH.finding(f"{_name(g)}: speakers use different {label}: "
                            + ", ".join(f"{ip} {v}" for ip, v in sorted(per.items())) + f". {effect}",
-                           evidence={"values": per}, cause="advbase", packets=_frames(*sps), **_span(*sps), **_where(g)))
+                           evidence={"values": per}, cause="advbase", packets=_frames(*timed), **_span(*timed),
+                           **_where(g)))
+    if {VRRP2, VRRP3} <= set(g.protocols):
+        both = {p: sorted(s.ip for s in sps if s.protocol == p) for p in (VRRP2, VRRP3)}
+        out.append(VRRP_VERSION_MIX.finding(
+            f"{_name(g)}: {', '.join(both[VRRP2])} advertise{'s' if len(both[VRRP2]) == 1 else ''} VRRPv2 and "
+            f"{', '.join(both[VRRP3])} VRRPv3 for the same VRID: each version discards the other's adverts "
+            "(RFC 5798 §8.4; keepalived logs 'wrong version'), so each side acts as master unless a v3 router "
+            "runs the interop mode and also sends v2",
+            evidence=both, cause="version", packets=_frames(*sps), **_span(*sps), **_where(g)))
     if g.protocol != CARP:
         lists = {s.ip: sorted({a for al in s.addresses for a in al}) for s in sps}
         distinct = {tuple(v) for v in lists.values()}
@@ -144,7 +158,9 @@ def _consistency(g: Group) -> list[Finding]:
                                    "associated with VRID not present in MASTER advert')",
                                    evidence={"addresses": lists}, cause="vip-set", packets=_frames(*sps),
                                    **_span(*sps), **_where(g)))
-        owners = [s for s in sps if s.priority == 255]
+        # an owner's claim stands even after it lowered its priority (keepalived drops to 254
+        # when it hears another owner) or resigned: any advert at 255 is the claim
+        owners = [s for s in sps if any(t[0] == 255 for t in s.timings)]
         if len(owners) > 1:
             out.append(PRIORITY_OWNER_CONFLICT.finding(f"{_name(g)}: {', '.join(sorted(s.ip for s in owners))} "
                                "all claim to own the addresses (priority 255); only one router can be the owner",
@@ -180,7 +196,7 @@ def _timeline(g: Group) -> list[Finding]:
 
 
 def _segment_conflicts(groups: list[Group]) -> list[Finding]:
-    """CARP and VRRP (or two VRRP versions) on one id of one segment."""
+    """CARP and VRRP on one id of one segment (two VRRP versions are one group: _consistency)."""
     out = []
     by_id = defaultdict(list)
     for g in groups:
@@ -191,26 +207,22 @@ def _segment_conflicts(groups: list[Group]) -> list[Finding]:
         # IPv6 VRRPv3 VRID with the same number never see each other's adverts
         for fam in sorted({g.family for g in gs}):
             fgs = [g for g in gs if g.family == fam]
-            protos = {g.protocol for g in fgs}
-            if not (CARP in protos and protos - {CARP}):
+            kinds = {g.kind for g in fgs}
+            if kinds != {"carp", "vrrp"}:
                 continue
             sps = [s for g in fgs for s in g.speakers.values()]
-            who = {g.protocol: sorted({s.ip for s in g.speakers.values()}) for g in fgs}
+            who: dict[str, list[str]] = {}
+            for s in sorted(sps, key=lambda s: s.ip):
+                if s.ip not in who.setdefault(s.protocol, []):
+                    who[s.protocol].append(s.ip)
             shared = (f"224.0.0.18 and the virtual MAC 00:00:5e:00:01:{vid:02x}" if fam == 4 else "ff02::12")
+            vrrp = sorted({ip for p, ips in who.items() if p != CARP for ip in ips})
             out.append(VHID_CONFLICT.finding(f"id {vid} is used by CARP ({', '.join(who[CARP])}) and VRRP "
-                               f"({', '.join(ip for p, v in who.items() if p != CARP for ip in v)}) on one segment: "
+                               f"({', '.join(vrrp)}) on one segment: "
                                f"they share protocol 112, {shared}; each rejects the other's adverts and "
                                "both act as master; renumber one of them",
                                protocol=None, vhid=vid, segment=seg, evidence={"speakers": who},
                                cause="vhid-conflict", packets=_frames(*sps), **_span(*sps)))
-        vr = [g for g in gs if g.protocol in ("vrrp2", "vrrp3") and g.family == 4]
-        if {g.protocol for g in vr} == {"vrrp2", "vrrp3"}:
-            sps = [s for g in vr for s in g.speakers.values()]
-            out.append(VRRP_VERSION_MIX.finding(f"VRRP {vid}: both VRRPv2 and VRRPv3 adverts on one segment "
-                               "(RFC 9568 §8.4 interop mode at best; a v2-only router ignores v3 adverts)",
-                               protocol="vrrp2", vhid=vid, segment=seg,
-                               evidence={g.protocol: sorted(s.ip for s in g.speakers.values()) for g in vr},
-                               packets=_frames(*sps), **_span(*sps)))
         for g in gs:
             if g.protocol == CARP:
                 continue

@@ -1,6 +1,8 @@
 """split-brain: two masters of one group at once, with the most likely cause from evidence.
 
 Causes are tried from the most to the least conclusive:
+  version    a VRRPv2 and a VRRPv3 speaker of one VRID: each version discards the other's
+             adverts (RFC 5798 §8.4; keepalived logs "wrong version"), so both are master;
   ttl        one side's adverts arrive below TTL 255: receivers drop them, so it is never heard;
   passphrase the two verify under different keys;
   vip-set    the same key, but different VIP sets (the VIPs are inside the HMAC);
@@ -17,9 +19,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from carpscope.model import CARP, Finding, protocol_name
+from carpscope.model import CARP, VRRP2, Finding, protocol_name
 from carpscope.rules import ERROR, declare
-from carpscope.track import Episode, Group, Speaker
+from carpscope.track import Group, Speaker
 
 SPLIT_BRAIN = declare("split-brain", "CS401", ERROR,
                       "Two or more masters advertise the same group at once", __name__)
@@ -35,7 +37,11 @@ HINTS = {
     "one-way": "the adverts do not reach one side: check IGMP snooping / multicast filtering on the switch, "
                "hypervisor MAC spoofing / forged transmits settings, and port isolation",
     "unknown": "give carpscope the passphrase (--passphrase-file) so it can check authentication",
+    "unknown-vips": "give carpscope the VIP set (--vip VHID=ADDR[,ADDR...], an inventory or the configs) so it "
+                    "can check authentication",
     "vhid-conflict": "two unrelated groups use this id on one segment: renumber one of them",
+    "version": "run one VRRP version on every member of the VRID (keepalived: the same vrrp_version; "
+               "RFC 5798 §8.4 interop needs a v3 router that also sends v2)",
     "vrrp-auth": "set the same authentication (auth_type/auth_pass) on every member",
     "vip-list": "give every member the same virtual_ipaddress list",
 }
@@ -69,7 +75,7 @@ def _auth_cause(g: Group, a: Speaker, b: Speaker) -> tuple[str, str] | None:
 def _vrrp_cause(g: Group, a: Speaker, b: Speaker) -> tuple[str, str] | None:
     if g.protocol == CARP:
         return None
-    if g.protocol == "vrrp2" and a.vrrp_auth != b.vrrp_auth:
+    if a.protocol == b.protocol == VRRP2 and a.vrrp_auth != b.vrrp_auth:
         return "passphrase", f"{a.ip} and {b.ip} send different VRRPv2 authentication"
     la = {x for al in a.addresses for x in al}
     lb = {x for al in b.addresses for x in al}
@@ -80,7 +86,29 @@ def _vrrp_cause(g: Group, a: Speaker, b: Speaker) -> tuple[str, str] | None:
     return None
 
 
+def _unchecked_why(a: Speaker, b: Speaker) -> str:
+    """Why authentication cannot explain it: what was missing to check each side."""
+    unchecked = [s for s in (a, b) if s.auth_status() == "unchecked"]
+    kinds = {s.auth_unchecked_kind for s in unchecked}
+    who = " and ".join(s.ip for s in unchecked)
+    if kinds == {"unknown-vips"}:
+        why = (f"the HMAC of {who} was not checked: a passphrase is known, but no VIP set for this "
+               "VHID (the HMAC covers the VIPs; none was given and no gratuitous ARP revealed one)")
+    elif "unknown-vips" in kinds:
+        why = f"the HMAC of {who} was not checked (no passphrase verifies, or no VIP set is known)"
+    else:
+        why = f"the HMAC of {who} was not checked: no passphrase is known for it"
+    ok = [s for s in (a, b) if s.auth_status() == "ok"]
+    if ok:
+        by = f"key '{ok[0].auth_key}'" + (" (a well-known default passphrase)" if ok[0].auth_weak else "")
+        why += f"; {ok[0].ip} verifies with {by}"
+    return why
+
+
 def diagnose(g: Group, a: Speaker, b: Speaker) -> tuple[str, str]:
+    if a.protocol != b.protocol:
+        return "version", (f"{a.ip} sends {protocol_name(a.protocol)} and {b.ip} {protocol_name(b.protocol)}: "
+                           "each version discards the other's adverts, so neither ever hears a master")
     low = [s for s in (a, b) if s.ttl_min < 255]
     if low:
         s = low[0]
@@ -89,17 +117,19 @@ def diagnose(g: Group, a: Speaker, b: Speaker) -> tuple[str, str]:
         r = check(g, a, b)
         if r:
             return r
-    if g.protocol == "vrrp2" and a.interval_cs != b.interval_cs:
+    if a.protocol == b.protocol == VRRP2 and a.interval_cs != b.interval_cs:
         return "advbase", (f"advertisement intervals differ ({a.ip}: {(a.interval_cs or 0) / 100:g} s, "
                            f"{b.ip}: {(b.interval_cs or 0) / 100:g} s): VRRPv2 receivers discard adverts "
                            "with another interval")
     if g.protocol == CARP and "unchecked" in (a.auth_status(), b.auth_status()):
-        return "unknown", "authentication not checked (no passphrase known)"
+        return "unknown", _unchecked_why(a, b)
     return "one-way", ("both sides' adverts are well formed, TTL 255 and authenticate alike, yet neither "
                        "yields: each does not receive the other")
 
 
-def _hint(g: Group, cause: str) -> str:
+def _hint(g: Group, cause: str, why: str = "") -> str:
+    if cause == "unknown" and "no VIP set" in why:
+        return HINTS["unknown-vips"]
     if g.protocol != CARP:      # VRRP has no HMAC: the CARP wording would mislead
         if cause in ("passphrase", "auth"):
             return HINTS["vrrp-auth"]
@@ -113,25 +143,35 @@ def _hms(ts: float) -> str:
 
 
 def split_brain_findings(g: Group) -> list[Finding]:
-    out = []
-    pairs: dict[tuple, list[Episode]] = {}
-    for ep in g.all_episodes():
-        pairs.setdefault((ep.a, ep.b), []).append(ep)
-    for (ia, ib), eps in pairs.items():
-        a = next(s for s in g.speakers.values() if s.ip == ia)
-        b = next(s for s in g.speakers.values() if s.ip == ib)
-        cause, why = diagnose(g, a, b)
-        total = sum(e.end - e.start for e in eps)
-        first, last = min(e.start for e in eps), max(e.end for e in eps)
-        name = f"{protocol_name(g.protocol)} {g.vhid}"
-        out.append(SPLIT_BRAIN.finding(
-           
-            f"{name}: {ia} and {ib} both advertise as master for {total:.1f} s "
-            f"({len(eps)} window{'s' if len(eps) > 1 else ''}, {_hms(first)} to {_hms(last)} UTC). "
-            f"Likely cause: {cause} — {why}. Next: {_hint(g, cause)}",
-            protocol=g.protocol, vhid=g.vhid, segment=g.segment, first_seen=first, last_seen=last,
-            packets=sorted({f for e in eps for f in e.frames})[:10], cause=cause,
-            evidence={"speakers": [ia, ib], "seconds": round(total, 3),
-                      "windows": [{"from": e.start, "to": e.end, "adverts": e.adverts} for e in eps[:10]],
-                      "why": why}))
-    return out
+    """One finding per group with a split brain: every window (each names its pair), their
+    total (overlapping windows counted once), and the cause of the pair that overlapped longest."""
+    eps = sorted(g.all_episodes(), key=lambda e: (e.start, e.a, e.b))
+    if not eps:
+        return []
+    by_ip = {s.ip: s for s in g.speakers.values()}
+    per_pair: dict[tuple[str, str], float] = {}
+    for e in eps:
+        per_pair[(e.a, e.b)] = per_pair.get((e.a, e.b), 0.0) + e.end - e.start
+    ia, ib = max(per_pair, key=lambda k: per_pair[k])
+    cause, why = diagnose(g, by_ip[ia], by_ip[ib])
+    total, reach = 0.0, None
+    for e in eps:                   # the union of the windows
+        lo = e.start if reach is None or e.start > reach else reach
+        if e.end > lo:
+            total += e.end - lo
+        reach = e.end if reach is None or e.end > reach else reach
+    speakers = list(dict.fromkeys(ip for e in eps for ip in (e.a, e.b)))
+    first, last = eps[0].start, max(e.end for e in eps)
+    ongoing = any(e.ongoing for e in eps)
+    who = " and ".join(speakers) if len(speakers) < 3 else ", ".join(speakers[:-1]) + " and " + speakers[-1]
+    return [SPLIT_BRAIN.finding(
+        f"{g.name}: {who} {'both' if len(speakers) == 2 else 'all'} advertise as "
+        f"master for {total:.1f} s ({len(eps)} window{'s' if len(eps) > 1 else ''}, {_hms(first)} to "
+        f"{_hms(last)} UTC{', still at the end of the capture' if ongoing else ''}). "
+        f"Likely cause: {cause} — {why}. Next: {_hint(g, cause, why)}",
+        protocol=g.protocol, vhid=g.vhid, segment=g.segment, first_seen=first, last_seen=last,
+        packets=sorted({f for e in eps for f in e.frames})[:10], cause=cause,
+        evidence={"speakers": speakers, "seconds": round(total, 3), "ongoing": ongoing,
+                  "windows": [{"from": e.start, "to": e.end, "speakers": [e.a, e.b], "adverts": e.adverts,
+                               "ongoing": e.ongoing} for e in eps[:10]],
+                  "windows_total": len(eps), "why": why})]
