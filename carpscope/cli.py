@@ -14,6 +14,7 @@ import sys
 from carpscope import __version__
 from carpscope.commands import EXIT_ERROR, EXIT_OK, UsageError, say
 from carpscope.commands.output import FORMATS
+from carpscope.files import abort_unfinished
 from carpscope.policy import FAIL_ON
 
 COMMANDS = ("analyze", "sniff", "lint", "inventory", "rules", "completion")
@@ -194,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     debug = getattr(args, "debug", False)
+    try:
+        return _run(args, debug)
+    finally:
+        abort_unfinished()      # an output begun and not completed leaves no partial file
+
+
+def _run(args, debug: bool) -> int:
     try:
         if hasattr(args, "write_baseline"):
             resolve_policy(args)

@@ -25,7 +25,7 @@ from carpscope.model import CARP, AddressHint, Advert, Finding, Malformed, Sourc
 from carpscope.repeats import Cell, Repeats, repeat_findings
 from carpscope.rules import WARNING, declare
 from carpscope.rules.auth import auth_findings, tally
-from carpscope.rules.group import SPEAKER_LIMIT, group_findings
+from carpscope.rules.group import group_findings, limit_findings
 from carpscope.rules.packet import PacketRules
 from carpscope.rules.splitbrain import split_brain_findings
 from carpscope.track import Group, Speaker, Tracker
@@ -277,10 +277,7 @@ class Engine:
         findings += auth_findings(groups)
         if self.intent is not None:
             findings += self.intent.findings(groups)    # type: ignore[attr-defined]
-        if self.tracker.groups_capped:
-            findings.append(SPEAKER_LIMIT.finding(f"more than {len(groups)} groups: "
-                                                  f"{self.tracker.groups_capped} adverts of further groups not tracked",
-                                                  evidence={"dropped_adverts": self.tracker.groups_capped}))
+        findings += limit_findings(self.tracker)
         findings.sort(key=lambda f: (-f.severity.rank, f.segment or "", f.vhid or 0, f.code, f.first_seen or 0))
         kinds = set(self.numberings.values()) or {"all"}
         numbering = kinds.pop() if len(kinds) == 1 else "mixed"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TextIO
+from typing import Iterable, TextIO
 
 MAX_TEXT = 4 << 20          # 4 MiB: far above any rc.conf, keepalived.conf or passphrase file
 
@@ -49,12 +49,61 @@ def read_limited(path: str | os.PathLike, limit: int = MAX_TEXT) -> bytes:
     return data
 
 
+class NotText(UnicodeDecodeError):
+    """A file with a NUL byte: no configuration or passphrase file holds one (a binary file, or
+    one damaged on disk). A UnicodeDecodeError, so every reader of text refuses it."""
+
+    def __init__(self, data: bytes, pos: int) -> None:
+        super().__init__("utf-8", data[pos:pos + 1], 0, 1, "NUL byte")
+        self.line = data.count(b"\n", 0, pos) + 1
+
+    def __str__(self) -> str:
+        return f"not a text file: a NUL byte on line {self.line}"
+
+
+def text_error(e: UnicodeDecodeError) -> str:
+    """What is wrong with a file that is no readable text, in one phrase."""
+    return str(e) if isinstance(e, NotText) else "not UTF-8 text"
+
+
 def read_text_limited(path: str | os.PathLike, limit: int = MAX_TEXT) -> str:
-    """UTF-8 text of a bounded file (UnicodeDecodeError as from read_text)."""
-    return read_limited(path, limit).decode("utf-8")
+    """UTF-8 text of a bounded regular file: ``NotText`` (a UnicodeDecodeError) for a NUL byte,
+    UnicodeDecodeError for bytes that are not UTF-8, OSErrors as ``read_limited``."""
+    data = read_limited(path, limit)
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise NotText(data, nul)
+    return data.decode("utf-8")
+
+
+def head(path: str | os.PathLike, n: int) -> bytes:
+    """The first ``n`` bytes of a regular file, to tell its kind; b"" for anything else (a FIFO
+    must not be opened for reading twice, nor block) or when it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        return os.read(fd, n)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 # ------------------------------------------------------------------------------ writing outputs
+
+_BEGUN: "set[Output]" = set()     # outputs begun and not yet committed or aborted
+
+
+def abort_unfinished() -> None:
+    """Remove the temporary files of outputs begun and never put in place (the command failed
+    or was interrupted on the way): no partial report is left behind."""
+    for out in list(_BEGUN):
+        out.abort()
+
 
 class OutputError(OSError):
     """An output that cannot be written: one line for the user (exit status 2)."""
@@ -102,11 +151,16 @@ class Output:
     def _error(self, e: OSError) -> OutputError:
         return OutputError(f"{self.option} {self.name}: {e.strerror or e}")
 
-    def write(self, text: str) -> None:
-        """The whole file at once."""
+    def write(self, text: str | Iterable[str]) -> None:
+        """The whole file: a string, or its pieces in order; put in place once all are written
+        (a write error leaves no part of it: ``OutputError``)."""
         f = self.begin()
         try:
-            f.write(text)
+            for piece in [text] if isinstance(text, str) else text:
+                f.write(piece)
+        except OSError as e:
+            self.abort()
+            raise self._error(e) from None
         except BaseException:
             self.abort()
             raise
@@ -124,6 +178,7 @@ class Output:
             self._file = os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape")
         except OSError as e:
             raise self._error(e) from None
+        _BEGUN.add(self)
         return self._file
 
     def commit(self) -> None:
@@ -140,9 +195,11 @@ class Output:
         except OSError as e:
             self.abort()
             raise self._error(e) from None
+        _BEGUN.discard(self)
 
     def abort(self) -> None:
         """Drop what was written (the target is left as it was)."""
+        _BEGUN.discard(self)
         try:
             self._file.close()
         except (OSError, AttributeError, ValueError):

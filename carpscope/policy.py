@@ -38,6 +38,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from carpscope.files import read_limited, read_text_limited, text_error
 from carpscope.model import Finding, Severity
 from carpscope.rules import catalogue
 
@@ -46,6 +47,7 @@ LEVELS = {s.value: s for s in Severity}
 SETTINGS_FILES = ("carpscope.toml", ".carpscope.toml")
 FINGERPRINT_KEY = "carpscope/v1"
 BASELINE_VERSION = 1
+MAX_BASELINE = 256 << 20     # a baseline may be an earlier JSON/SARIF report (20 MB for 8192 speakers)
 
 _LIST_KEYS = ("select", "extend-select", "ignore", "inventory", "rc-conf", "configs",
               "passphrase-files", "vip")
@@ -134,8 +136,9 @@ def find_settings(start: Path | None = None) -> tuple[Path, dict] | None:
 
 def _read_toml(path: Path, standalone: bool) -> dict | None:
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        data = tomllib.loads(read_text_limited(path))
+    except UnicodeDecodeError as e:
+        raise PolicyError(f"{path}: {text_error(e)}") from None
     except OSError as e:
         raise PolicyError(f"{path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
@@ -157,7 +160,7 @@ def load_settings(path: Path | str | None = None, isolated: bool = False) -> Set
         return Settings()
     if path is not None:
         p = Path(path)
-        if not p.is_file():
+        if not p.exists():
             raise PolicyError(f"--settings {path}: no such file")
         table = _read_toml(p, standalone=p.name != "pyproject.toml")
         if table is None:
@@ -455,8 +458,7 @@ def load_baseline(path: str) -> Counter:
     """Fingerprints accepted by a baseline: a file from --write-baseline, or an earlier report
     in the json, sarif or gitlab format."""
     try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read())
+        data = json.loads(read_limited(path, MAX_BASELINE))
     except OSError as e:
         raise PolicyError(f"--baseline {path}: {e.strerror or e}") from None
     except ValueError as e:

@@ -17,7 +17,11 @@ longer than a takeover (``SPLIT_MIN_INTERVALS`` of the longer interval) is a spl
 Memory is bounded by groups x speakers, never by packets, changes or pairs: per speaker only
 counters and last values; per group a bounded sample of runs, changes, gaps and split-brain
 episodes with the count of the rest, and at most ``MAX_PAIRS`` pairs of simultaneous masters
-followed at a time; in all at most ``MAX_GROUPS`` groups and ``MAX_SPEAKERS_TOTAL`` speakers.
+followed at a time; in all at most ``MAX_GROUPS`` groups and ``MAX_SPEAKERS_TOTAL`` speakers
+(a group is only created for a speaker that can be tracked). Each cap counts what it dropped
+(``Group.speakers_capped``, ``Group.pairs_capped``, ``Tracker.groups_capped``,
+``Tracker.speakers_capped``) for the speaker-limit finding; the budget these caps give is in
+docs/performance.md ("Memory budget").
 The tracker works the same offline and live: it calls ``on_event`` as things happen (new
 speaker, master change, split brain begins/ends, gap).
 """
@@ -32,7 +36,7 @@ from carpscope.auth.results import AuthResult, Diagnosis
 from carpscope.model import CARP, Advert, protocol_name
 
 MAX_SPEAKERS: Final = 64          # per group
-MAX_SPEAKERS_TOTAL: Final = 32768
+MAX_SPEAKERS_TOTAL: Final = 8192  # in all groups: two per group at MAX_GROUPS, or 128 full groups
 MAX_GROUPS: Final = 4096
 MAX_RUNS: Final = 64              # closed runs kept per group for the timeline (the latest)
 MAX_CHANGES: Final = 64           # mastership changes kept per group (the first, then counted)
@@ -317,8 +321,11 @@ class Group:
         sp = self.speakers.get(key)
         if sp is None:
             tr = self.tracker
-            if len(self.speakers) >= MAX_SPEAKERS or tr.n_speakers >= MAX_SPEAKERS_TOTAL:
+            if len(self.speakers) >= MAX_SPEAKERS:
                 self.speakers_capped += 1
+                return None
+            if tr.n_speakers >= MAX_SPEAKERS_TOTAL:
+                tr.speakers_capped += 1
                 return None
             tr.n_speakers += 1
             sp = self.speakers[key] = Speaker(a.src, a.eth_src, a.protocol, first=a.ts)
@@ -607,7 +614,8 @@ class Tracker:
     def __init__(self, on_event: OnEvent | None = None) -> None:
         self.groups: dict[tuple[str, str, int, int], Group] = {}
         self.on_event = on_event
-        self.groups_capped = 0
+        self.groups_capped = 0      # adverts of groups beyond MAX_GROUPS
+        self.speakers_capped = 0    # adverts of speakers beyond MAX_SPEAKERS_TOTAL
         self.n_speakers = 0
 
     def group_of(self, a: Advert) -> Group | None:
@@ -621,6 +629,9 @@ class Tracker:
         if g is None:
             if len(self.groups) >= MAX_GROUPS:
                 self.groups_capped += 1
+                return None
+            if self.n_speakers >= MAX_SPEAKERS_TOTAL:     # no group without a speaker
+                self.speakers_capped += 1
                 return None
             g = self.groups[key] = Group(key, self, a.protocol)
         sp = g.speaker(a)

@@ -1,4 +1,4 @@
-"""Build the seed corpora in fuzz/corpus/{decode,capture,config,report}/ (regenerated, not committed).
+"""Build the seed corpora in fuzz/corpus/{decode,capture,pipe,config,report}/ (regenerated, not committed).
 
 Seeds: every capture in the repository (captures/, captures/public/, tests/data/) and in
 ../shared/captures/external (the public tcpdump and PcapPlusPlus captures, including
@@ -107,6 +107,8 @@ def main(outdir: Path) -> None:
         write(outdir / "capture", b"\x00" + data)
         write(outdir / "capture", b"\x01" + data)
         write(outdir / "report", bytes([i % 7 | (0x80 if i % 3 == 0 else 0)]) + data)
+        if len(data) <= 65535:            # the campaign's -max_len
+            write(outdir / "pipe", bytes([(i % 12)]) + data)      # stdin or FIFO, pieces of every size
     frames = list(synthetic_frames())
     for data in caps:
         try:
@@ -126,7 +128,7 @@ def main(outdir: Path) -> None:
                 else "keepalived.conf" if p.parent.parent.name == "keepalived" or "keepalived" in n
                 or p.parent.name == "conf.d" else "ucarp.service")
         write(outdir / "config", bytes([CONFIG_KINDS.index(kind)]) + p.read_bytes())
-    for sub in ("decode", "capture", "config", "report"):
+    for sub in ("decode", "capture", "pipe", "config", "report"):
         counts[sub] = len(list((outdir / sub).iterdir()))
     print(" ".join(f"{k}={v}" for k, v in counts.items()), f"seeds in {outdir}")
 

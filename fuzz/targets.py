@@ -12,6 +12,9 @@ Layout of an input:
   capture  the whole input is a capture file; byte 0 bit 0 chooses the path: 0 the exact
            reader (pcapfile.read_records) then decode_frame on every record; 1 the standard
            input path of capture.FileSource (peek, first link type, BPF per frame).
+  pipe     byte 0 bit 0: a FIFO (1) or standard input as a real pipe (0); bits 1-7 pick the size
+           of the pieces the writer sends (1 byte to 64 KiB); the rest is the capture, which
+           must read as the exact reader reads it from memory.
   config   byte 0 picks the kind (rc.conf, sysctl.conf, keepalived.conf, ucarp unit,
            interfaces, inventory TOML), the rest is the text (UTF-8, undecodable bytes replaced).
 """
@@ -22,6 +25,7 @@ import io
 import os
 import sys
 import tempfile
+import threading
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -132,6 +136,104 @@ def capture_target(data: bytes) -> None:
         _exact(body)
 
 
+# ------------------------------------------------------------------ pipe (stdin and FIFO, in pieces)
+
+PIECES = (1, 3, 64, 1000, 4096, 65536)
+_fifo_dir = None
+
+
+class _FdStdin:
+    """A stand-in for sys.stdin over a real file descriptor (FileSource dups it)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _feed(fd_or_path, data: bytes, piece: int) -> threading.Thread:
+    def write() -> None:
+        try:
+            fd = os.open(fd_or_path, os.O_WRONLY) if isinstance(fd_or_path, str) else fd_or_path
+        except OSError:
+            return
+        try:
+            for i in range(0, len(data), piece):
+                os.write(fd, data[i:i + piece])
+        except OSError:            # the reader stopped early (damage): a closed pipe
+            pass
+        finally:
+            os.close(fd)
+    t = threading.Thread(target=write, daemon=True)
+    t.start()
+    return t
+
+
+def pipe_target(data: bytes) -> None:
+    """The capture read through a real pipe (standard input) or a FIFO, written in pieces of
+    a size byte 0 picks (1 byte to 64 KiB): what FileSource reads must be what the exact reader
+    reads from memory (the same records counted, the same damage), whatever the pieces."""
+    global _fifo_dir
+    if not data:
+        return
+    body, piece, fifo = data[1:], PIECES[(data[0] >> 1) % len(PIECES)], bool(data[0] & 1)
+    expect_records, expect_damage = 0, None
+    try:
+        for item in read_records(io.BytesIO(body)):
+            if isinstance(item, Damage):
+                expect_damage = (item.number, item.offset)
+            else:
+                expect_records += 1
+        readable = True
+    except CaptureFormatError:
+        readable = False
+    saved = sys.stdin
+    if fifo:
+        if _fifo_dir is None:
+            _fifo_dir = tempfile.mkdtemp(prefix="carpscope-fuzz-fifo-")
+        path = os.path.join(_fifo_dir, "cap")
+        if not os.path.exists(path):
+            os.mkfifo(path)
+        writer = _feed(path, body, piece)
+    else:
+        r, w = os.pipe()
+        writer = _feed(w, body, piece)
+        sys.stdin = _FdStdin(r)
+        path = "-"
+    try:
+        try:
+            src = FileSource(path)
+        except CaptureError as e:
+            assert (not readable or "link type" in str(e) or expect_damage is not None and expect_records == 0), \
+                f"refused a readable capture: {e}"
+            return
+        n = 0
+        for num, ts, lt, frame, _off, _len in src.frames():
+            assert num > n
+            n = num
+            _check_record(decode_frame(lt, frame, num, ts, "pipe"))
+        src.close()
+        info = src.info
+        assert readable, "read a capture the exact reader refuses"
+        assert info.packets == expect_records, (info.packets, expect_records)
+        got = (info.stopped_frame, info.stopped_offset) if info.error else None
+        assert got == expect_damage, (got, expect_damage, info.error)
+    finally:
+        sys.stdin = saved
+        if not fifo:
+            os.close(r)
+        elif writer.is_alive():          # the reader never opened it: open it so the writer ends
+            try:
+                os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+        writer.join(5)
+
+
 # ------------------------------------------------------------------ config
 
 CONFIG_KINDS = ("rc.conf", "sysctl.conf", "keepalived.conf", "ucarp.service", "interfaces", "inventory.toml")
@@ -240,4 +342,5 @@ def report_target(data: bytes) -> None:
 
 _LINT = importlib.import_module("carpscope.config.lint")
 _real_tokenize = keepalived.tokenize_file
-TARGETS = {"decode": decode_target, "capture": capture_target, "config": config_target, "report": report_target}
+TARGETS = {"decode": decode_target, "capture": capture_target, "pipe": pipe_target, "config": config_target,
+           "report": report_target}

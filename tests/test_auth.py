@@ -550,8 +550,10 @@ def test_passphrase_file_rules(tmp_path):
     p.chmod(0o600)
     kr, warnings = load_passphrase_file(p)
     labels = {k.label: k for k in kr.keys()}
-    assert list(labels) == ["lab", "key2", "key3", "win", "long"]   # 'key2:dupe' collides: skipped
+    # 'key2:dupe' collides: skipped; a line WORD:REST is also the unlabelled passphrase of its line
+    assert list(labels) == ["lab", "line3", "key2", "key3", "win", "line8", "long", "line9"]
     assert labels["lab"]._raw == derive_key("pass:word")           # label = text before the FIRST ':'
+    assert labels["line3"]._raw == derive_key("lab:pass:word")     # ... or the whole line
     assert labels["key2"]._raw == derive_key("plain secret")        # default label = entry number
     assert labels["key3"]._raw == derive_key("has space:x")         # 'has space' is not a label
     assert labels["win"]._raw == derive_key("crlf")                 # CRLF line ending stripped
@@ -563,7 +565,7 @@ def test_passphrase_file_rules(tmp_path):
     # group/other readable file: warned, still loaded
     p.chmod(0o644)
     kr2, warnings = load_passphrase_file(p)
-    assert len(kr2) == 5 and any("readable by group or others" in w for w in warnings)
+    assert len(kr2) == 8 and any("readable by group or others" in w for w in warnings)
 
 
 def test_keyring_from_env(tmp_path):
@@ -571,8 +573,8 @@ def test_keyring_from_env(tmp_path):
     p.write_text("ops:" + SECRET + "\n")
     p.chmod(0o600)
     kr, warnings = keyring_from_env({"CARPSCOPE_PASSPHRASES": str(p)})
-    assert [k.label for k in kr.keys()] == ["ops"] and warnings == []
-    assert kr.keys()[0].origin == "env"
+    assert [k.label for k in kr.keys()] == ["ops", "line1"] and warnings == []   # or 'ops:...' unlabelled
+    assert {k.origin for k in kr.keys()} == {"env"}
     kr, warnings = keyring_from_env({})
     assert len(kr) == 0 and warnings == []
     with pytest.raises(OSError):

@@ -116,7 +116,8 @@ def render(fmt: str, placed, ctx) -> str:
         return buf.getvalue()
     doc = {"findings": [p.finding.to_json() for p in placed]}
     args = argparse.Namespace(format=fmt, tz="utc", policy=policy.build_policy(policy.Settings()))
-    return body(args, placed, ctx, json_doc=doc)
+    out = body(args, placed, ctx, json_doc=doc)
+    return out if isinstance(out, str) else "".join(out)     # JSON, SARIF, HTML: written in pieces
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -570,11 +570,11 @@ def one_owner_one_backup(tmp_path):
     absent(analyze(cap.write(tmp_path / "c.pcap")), "priority-owner-conflict")
 
 
-def _many_speakers(n: int) -> Capture:
+def _many_speakers(n: int, spacing: float = 0.01) -> Capture:
     cap = Capture()
     for i in range(n):
         sp = Carp(f"10.7.{i // 200}.{i % 200 + 2}", 7, advskew=i % 200, vips=("10.7.0.1",))
-        cap.add(cap.at(i * 0.01), sp.advert())
+        cap.add(cap.at(i * spacing), sp.advert())
     return cap
 
 
@@ -604,9 +604,34 @@ def more_than_4096_groups(tmp_path):
     assert hit["evidence"]["dropped_adverts"] == 1 and "4096 groups" in hit["message"]
 
 
+@trigger("speaker-limit")
+def seventeen_pairs_of_masters_at_once(tmp_path):
+    # 7 speakers advertising together: 21 pairs of simultaneous masters, 16 followed (track.MAX_PAIRS)
+    cap = Capture()
+    sps = [Carp(f"10.7.0.{i + 2}", 7, advskew=i, vips=("10.7.0.1",)) for i in range(7)]
+    for k in range(3):
+        for i, sp in enumerate(sps):
+            cap.add(cap.at(k + i * 0.01), sp.advert())
+    hit = expect(analyze(cap.write(tmp_path / "c.pcap")), "speaker-limit", vhid=7)
+    assert hit["evidence"]["max_pairs"] == 16 and hit["evidence"]["dropped_pair_checks"] > 0
+    assert "pairs" in hit["message"]
+
+
 @near_miss("speaker-limit")
 def sixty_four_speakers(tmp_path):
-    absent(analyze(_many_speakers(64).write(tmp_path / "c.pcap")), "speaker-limit")
+    # one after the other (each silent before the next begins): 64 speakers, no pair at once
+    absent(analyze(_many_speakers(64, spacing=4.0).write(tmp_path / "c.pcap")), "speaker-limit")
+
+
+@near_miss("speaker-limit")
+def six_masters_at_once(tmp_path):
+    # 15 pairs of simultaneous masters: all followed
+    cap = Capture()
+    sps = [Carp(f"10.7.0.{i + 2}", 7, advskew=i, vips=("10.7.0.1",)) for i in range(6)]
+    for k in range(3):
+        for i, sp in enumerate(sps):
+            cap.add(cap.at(k + i * 0.01), sp.advert())
+    absent(analyze(cap.write(tmp_path / "c.pcap")), "speaker-limit")
 
 
 # ============================================================================= authentication

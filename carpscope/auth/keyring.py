@@ -162,9 +162,12 @@ def load_passphrase_file(path: str | os.PathLike, keyring: Keyring | None = None
     Line rule: if the line starts with ``LABEL:`` where LABEL is ``[A-Za-z0-9_.-]+`` (everything
     before the *first* colon), that is the label and the rest of the line, verbatim, is the
     passphrase; otherwise the whole line is the passphrase and the label is ``keyN`` (N = the
-    entry's position among the file's passphrases). So a passphrase that itself looks like
-    ``word:more`` or starts with ``#`` must be written with a label: ``lab:word:more``. Nothing
-    but the line ending is stripped. ``#`` comment lines and blank lines are skipped.
+    entry's position among the file's passphrases). A line ``word:more`` cannot say which it
+    means (an unlabelled passphrase with a colon, or a label): it is read both ways, the whole
+    line also being a key labelled ``lineL`` (L = the line number, so that no part of what may
+    be a passphrase becomes a label in a report); the HMAC decides which one is right. A
+    passphrase starting with ``#`` must be written with a label: ``lab:#more``. Nothing but the
+    line ending is stripped. ``#`` comment lines and blank lines are skipped.
 
     Returns (keyring, warnings); warnings name lines and labels, never passphrases, and include
     a file readable by group or others. Nothing is printed.
@@ -187,6 +190,8 @@ def load_passphrase_file(path: str | os.PathLike, keyring: Keyring | None = None
             warnings.append(f"{path}:{lineno}: duplicate key label {label!r}: line ignored")
             continue
         keyring.add_passphrase(label, secret, origin=origin)
+        if m and f"line{lineno}" not in keyring:    # or an unlabelled passphrase with a colon
+            keyring.add_passphrase(f"line{lineno}", line, origin=origin)
         if not secret:
             warnings.append(f"{path}:{lineno}: key {label!r} is empty (the all-zero key)")
         elif secret != secret.strip():

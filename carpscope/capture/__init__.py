@@ -73,9 +73,10 @@ class FileSource:
                 raise _open_error(path, e) from None
             self._raw = os.fdopen(fd, "rb", buffering=0)
         try:
-            self._regular = stat.S_ISREG(os.fstat(self._raw.fileno()).st_mode)
+            st = os.fstat(self._raw.fileno())
+            self._regular, self._size0 = stat.S_ISREG(st.st_mode), st.st_size
         except (AttributeError, OSError, ValueError):
-            self._regular = False
+            self._regular, self._size0 = False, 0
         self.reader = Reader(self._raw)
         try:
             self.reader.start()
@@ -122,12 +123,29 @@ class FileSource:
             info.packets = r.numbered if self._numbering is not None else r.records
             if self._numbering is not None:
                 self.filter = self._numbering.text
+        shrank = self._shrank() if r.eof else None
         if r.damage is not None:
             d = r.damage
             info.error = f"reading stopped at record {d.number} (byte offset {d.offset}): {d.reason}"
             info.stopped_frame, info.stopped_offset = d.number, d.offset
+            if shrank:
+                info.error += f" ({shrank})"
+        elif shrank:       # cut between two records: the end looks clean, but is not the file's
+            info.error = f"reading stopped at record {r.records + 1} (byte offset {r.offset}): {shrank}"
+            info.stopped_frame, info.stopped_offset = r.records + 1, r.offset
         if info.linktype is None and r.linktype >= 0:
             info.linktype = linktype_name(r.linktype)
+
+    def _shrank(self) -> str | None:
+        """Why a regular file ended before its size when opened: it was cut (or rewritten)
+        while carpscope read it."""
+        if not self._regular or self.reader.offset >= self._size0:
+            return None
+        try:
+            now = os.fstat(self._raw.fileno()).st_size
+        except (OSError, ValueError):
+            return None
+        return f"the file shrank from {self._size0} to {now} bytes while it was read"
 
     def frames(self) -> Iterator[Frame]:
         for chunk in self.chunks():

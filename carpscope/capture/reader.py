@@ -163,12 +163,15 @@ class Reader:
         self.nano = False
         self.snaplen = 0
         self.stop = False           # set from outside (a signal): end after the current chunk
+        self.waiting = False        # inside a read of the stream (a pipe may block there)
 
     # -------------------------------------------------------------- the stream
     def _read(self, n: int) -> bytes:
         if self.eof:
             return b""
+        self.waiting = True
         more = self.raw.read(n)
+        self.waiting = False
         if not more:
             self.eof = True
             return b""

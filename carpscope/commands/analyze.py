@@ -46,10 +46,17 @@ def _identity(path: str) -> tuple | None:
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
-def open_sources(paths: list[str], numbering: str, errors: list[tuple[str, str]]) -> list[FileSource]:
-    sources, seen = [], set()
+def open_sources(paths: list[str], numbering: str, errors: list[tuple[str, str]],
+                 sources: list[FileSource] | None = None, stop: "_Stop | None" = None) -> list[FileSource]:
+    """Open each capture once (into ``sources`` as each opens); a signal (``stop``) ends the
+    loop: at once while an open may block (a FIFO, standard input), else after that file."""
+    sources, seen = [] if sources is None else sources, set()
     for path in paths:
         ident = _identity(path)
+        if stop is not None:
+            if stop.engine.interrupted:
+                break
+            stop.blocking = ident is None or ident == ("stdin",)
         if ident is not None and ident in seen:
             say(f"carpscope: warning: {display_name(path)}: named more than once; read once")
             continue
@@ -64,11 +71,15 @@ def open_sources(paths: list[str], numbering: str, errors: list[tuple[str, str]]
 
 
 class _Stop:
-    """SIGINT/SIGTERM during the read: stop after the current chunk, or at once when the reader
-    is waiting for input (a pipe with nothing to say)."""
+    """SIGINT/SIGTERM: stop reading and report what was read. While the captures are read, the
+    reader stops after the current chunk, or at once when it is waiting for input (a pipe or a
+    FIFO with nothing to say); before (a FIFO whose writer has not come), at once. A second
+    signal stops at once whatever is going on."""
 
     def __init__(self, engine: Engine, sources: list[FileSource]) -> None:
         self.engine, self.sources = engine, sources
+        self.reading = False
+        self.blocking = False       # opening an input that may wait (a FIFO, a pipe)
         self.old: dict = {}
 
     def __enter__(self) -> "_Stop":
@@ -77,11 +88,12 @@ class _Stop:
         return self
 
     def _handler(self, num: int, _frame: object) -> None:
-        if self.engine.interrupted is None:
+        again = self.engine.interrupted is not None
+        if not again:
             self.engine.interrupted = signal.Signals(num).name
         for src in self.sources:
             src.stop()
-        if any(src.reader.waiting for src in self.sources):
+        if again or (not self.reading and self.blocking) or any(src.reader.waiting for src in self.sources):
             raise Interrupted()
 
     def __exit__(self, *exc: object) -> bool:
@@ -98,18 +110,27 @@ def run(args) -> int:
     on_advert = advert_printer(args) if args.adverts or args.format == "jsonl" else None
     engine = Engine(verifier, vipinfer, intent, on_advert=on_advert)
     errors: list[tuple[str, str]] = []
-    sources = open_sources(expand(args.captures), args.numbering, errors)
+    sources: list[FileSource] = []
+    with _Stop(engine, sources) as stop:
+        open_sources(expand(args.captures), args.numbering, errors, sources, stop)
+        if engine.interrupted:          # during the opening: nothing more is read
+            for src in sources:
+                src.stop()
+        if sources:
+            stop.reading = True
+            with _progress(args, sources):
+                engine.feed_sources(sources, args.segment)
     status = EXIT_ERROR if errors else EXIT_OK
-    if not sources and args.format not in CI_FORMATS:
+    if not sources and args.format not in CI_FORMATS and not engine.interrupted:
         return EXIT_ERROR
-    with _progress(args, sources), _Stop(engine, sources):
-        engine.feed_sources(sources, args.segment)
     for src in sources:
         src.close()
         if src.info.error:
             say(f"carpscope: warning: {src.name}: {src.info.error}")
     if engine.interrupted:
-        say(f"carpscope: {engine.interrupted}: reading stopped; the report covers what was read")
+        where = ", ".join(f"{s.name} at byte offset {s.position()}" for s in sources if not s.reader.eof)
+        say(f"carpscope: {engine.interrupted}: reading stopped{f' ({where})' if where else ''}; "
+            "the report covers what was read")
     # the report is built once and the process ends: the collector's passes over everything the
     # analysis holds would only cost time (a tenth of a run with many groups)
     gc.disable()
@@ -127,16 +148,16 @@ def advert_printer(args):
     written as the adverts are analysed: to --output when given (jsonl), else stdout."""
     import json
 
-    from carpscope.commands.output import stream
+    from carpscope.commands.output import Lines
     from carpscope.report.adverts import advert_json, advert_line
     local = getattr(args, "tz", "utc") == "local"
     if args.format == "jsonl":
-        out = stream(args)
+        out = Lines(args)
 
         def on_advert(a, g, sp, result) -> None:
             out.write(json.dumps(advert_json(a, result)) + "\n")
     else:
-        out = sys.stdout
+        out = Lines(args, to_stdout=True)
 
         def on_advert(a, g, sp, result) -> None:
             out.write(advert_line(a, result, local) + "\n")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Iterable, Union
 
 from carpscope import __version__
 from carpscope.commands import EXIT_ERROR, EXIT_OK, EXIT_SIGNAL, UsageError, say
 from carpscope.files import Output, OutputError
 
+Text = Union[str, Iterable[str]]      # a report: whole, or in pieces written as they come
 FORMATS = ["text", "json", "jsonl", "html", "sarif", "junit", "github", "gitlab"]
 CI_FORMATS = ("sarif", "junit", "github", "gitlab")
 
@@ -70,16 +72,17 @@ def final_status(args, status: int, findings, interrupted: str | None = None) ->
     return max(status, policy.exit_status(findings, args.policy.fail_on))
 
 
-def body(args, placed, ctx, json_doc=None, jsonl_tail=None) -> str | None:
-    """The report in a machine format (None for text). ``json_doc`` is the JSON report whose
-    findings get their fingerprints; jsonl is one finding per line, then the tail."""
+def body(args, placed, ctx, json_doc=None, jsonl_tail=None) -> Text | None:
+    """The report in a machine format (None for text): a string, or its pieces (JSON, SARIF:
+    written as they are encoded). ``json_doc`` is the JSON report whose findings get their
+    fingerprints; jsonl is one finding per line, then the tail."""
     import json
     fmt = args.format
     if fmt == "json":
         for d, p in zip(json_doc["findings"], placed):
             d["fingerprint"] = p.fingerprint
         from carpscope.report import jsonreport
-        return jsonreport.dumps(json_doc)
+        return jsonreport.chunks(json_doc)
     if fmt == "jsonl":
         lines = [json.dumps({"type": "finding", **p.finding.to_json(), "fingerprint": p.fingerprint})
                  for p in placed]
@@ -88,10 +91,13 @@ def body(args, placed, ctx, json_doc=None, jsonl_tail=None) -> str | None:
         return "".join(line + "\n" for line in lines)
     if fmt == "html":
         from carpscope.report import html
-        return html.render(json_doc, clock(args))
+        return html.pieces(json_doc, clock(args))
     if fmt == "junit":
         from carpscope.report import junit
         return junit.render(placed, ctx, doc=json_doc, fail_on=args.policy.fail_on)
+    if fmt == "sarif":
+        from carpscope.report import jsonreport, sarif
+        return jsonreport.chunks(sarif.sarif_json(placed, ctx))
     if fmt in CI_FORMATS:
         import importlib
         return importlib.import_module(f"carpscope.report.{fmt}").render(placed, ctx)
@@ -104,7 +110,7 @@ def clock(args):
     return Clock(getattr(args, "tz", None) or "utc")
 
 
-def write(args, text: str) -> None:
+def write(args, text: Text) -> None:
     """The report to --output (whole or not at all: after what was streamed into it, see
     ``stream``) or to stdout."""
     out = getattr(args, "output_file", None)
@@ -116,7 +122,8 @@ def write(args, text: str) -> None:
         if stream is None:
             out.write(text)
         else:
-            stream.write(text)
+            for piece in [text] if isinstance(text, str) else text:
+                stream.write(piece)
             args.output_stream = None
             out.commit()
     except OutputError as e:
@@ -124,6 +131,34 @@ def write(args, text: str) -> None:
     except OSError as e:
         out.abort()
         raise UsageError(f"--output {out.name}: {e.strerror or e}") from None
+
+
+class Lines:
+    """Lines written as they come (per-advert lines, sniff's events) to the --output file being
+    written or to stdout: a write error (a full disk, /dev/full) is one clear line naming the
+    output (exit 2; the --output file is then not put in place); a closed pipe stays a
+    BrokenPipeError (the reader went away: exit quietly)."""
+
+    def __init__(self, args, to_stdout: bool = False) -> None:
+        out = None if to_stdout else getattr(args, "output_file", None)
+        self.f = sys.stdout if out is None else stream(args)
+        self.name = "standard output" if out is None else f"--output {out.name}"
+
+    def write(self, text: str) -> None:
+        try:
+            self.f.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise UsageError(f"cannot write to {self.name}: {e.strerror or e}") from None
+
+    def flush(self) -> None:
+        try:
+            self.f.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise UsageError(f"cannot write to {self.name}: {e.strerror or e}") from None
 
 
 def stream(args):
@@ -139,9 +174,10 @@ def stream(args):
     return args.output_stream
 
 
-def stdout_write(text: str) -> None:
+def stdout_write(text: Text) -> None:
     try:
-        sys.stdout.write(text)
+        for piece in [text] if isinstance(text, str) else text:
+            sys.stdout.write(piece)
         sys.stdout.flush()
     except BrokenPipeError:
         raise

@@ -168,8 +168,13 @@ class JsonLines:
         d = {"schema": SCHEMA, "ts": rfc3339(ts), "type": etype, "interface": iface or self.interface}
         for k, v in kw.items():
             d[k] = rfc3339(v) if k == "since" and isinstance(v, (int, float)) else v
-        self.out.write(json.dumps(d, default=str) + "\n")
-        self.out.flush()
+        try:
+            self.out.write(json.dumps(d, default=str) + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:     # a full disk: one line, exit 2 (the --output file is not kept)
+            raise UsageError(f"cannot write the events: {e.strerror or e}") from None
 
 
 class Sniffer:

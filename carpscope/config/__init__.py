@@ -25,7 +25,7 @@ import os
 import re
 from pathlib import Path
 
-from carpscope.files import read_text_limited
+from carpscope.files import head, read_text_limited, text_error
 from carpscope.config.inventory import (
     CARP, PROTOCOLS, VRRP2, VRRP3, ConfigError, Declared, Group, Host, HostConfig, Inventory,
     Member, Origin, Secret, Segment, bsd_key, group_name, inventory_to_toml, load_inventory,
@@ -128,8 +128,8 @@ def _read(path: str | os.PathLike) -> str:
         raise ConfigError("is a directory, not a configuration file", str(path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", str(path)) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", str(path)) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(text_error(e), str(path), getattr(e, "line", None)) from None
 
 
 # -------------------------------------------------------------------------------------------------
@@ -211,11 +211,7 @@ def _is_configxml(path: str) -> bool:
 
     if path.lower().endswith(".xml"):
         return True
-    try:
-        with open(path, "rb") as fh:
-            return configxml.looks_like(fh.read(4096))
-    except OSError:
-        return False          # _read reports it
+    return configxml.looks_like(head(path, 4096))     # not a regular file: _read reports it
 
 
 def _bsd_hosts(bsd: dict[str, list[tuple[str, str, object]]], trouble) -> list[HostConfig]:

@@ -23,6 +23,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from carpscope.files import read_text_limited, text_error
+
 CARP, VRRP2, VRRP3 = "carp", "vrrp2", "vrrp3"
 PROTOCOLS = (CARP, VRRP2, VRRP3)
 
@@ -34,6 +36,7 @@ CARP_DEFAULT_ADVBASE = 1
 CARP_DEFAULT_ADVSKEW = 0
 VRRP_DEFAULT_PRIORITY = 100
 VRRP_DEFAULT_ADVERT_INT = 1.0
+MAX_PASSPHRASE_FILE = 64 << 10   # a passphrase file holds one short line
 
 
 class ConfigError(ValueError):
@@ -149,16 +152,15 @@ class Secret:
                                   where.path, where.line)
             return val
         p = self.path()
-        try:
-            with open(p, encoding="utf-8") as fh:
-                first = fh.readline(4096)     # a passphrase is one short line; never read /dev/zero whole
+        try:     # a passphrase file is a small regular file: /dev/zero or a FIFO is refused
+            first = read_text_limited(p, MAX_PASSPHRASE_FILE).split("\n", 1)[0]
         except OSError as exc:
             raise ConfigError(f"passphrase {self.label!r}: cannot read the file {self.file!r}: "
                               f"{exc.strerror or exc}", where.path, where.line) from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"passphrase {self.label!r}: the file {self.file!r} is not UTF-8 text",
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"passphrase {self.label!r}: the file {self.file!r} is {text_error(exc)}",
                               where.path, where.line) from None
-        return first.rstrip("\r\n")
+        return first.rstrip("\r")
 
     def available(self) -> bool:
         try:
@@ -578,11 +580,11 @@ def load_inventory(path: str | os.PathLike) -> Inventory:
     """Read an inventory TOML file (format: docs/inventory.md). Raises ConfigError with file:line."""
     path = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_text_limited(path)
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", path) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", path) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(text_error(exc), path, getattr(exc, "line", None)) from None
     return parse_inventory(text, path)
 
 

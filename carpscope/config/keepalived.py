@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from carpscope.files import read_text_limited
+from carpscope.files import read_text_limited, text_error
 from carpscope.config.inventory import (
     VRRP2, VRRP3, ConfigError, Declared, Host, HostConfig, Link, Member, Origin, Secret, SyncGroup,
 )
@@ -67,8 +67,8 @@ def tokenize_file(path: str, _depth: int = 0, _stack: tuple[str, ...] = (),
         text = read_text_limited(path)
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", path) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", path) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(text_error(e), path, getattr(e, "line", None)) from None
     out: list[Token] = []
     for line_tokens in _lex_lines(text, path):
         first = line_tokens[0]

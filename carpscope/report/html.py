@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from typing import Iterator
 
 from carpscope import __version__
 from carpscope.report.view import (Clock, annotate, group_events, group_findings, group_name, group_vips,
@@ -72,14 +73,21 @@ nav a{margin-right:12px} a{color:var(--info)} ul.headline{margin:8px 0 0;padding
 
 
 def render(doc: dict, clock: Clock | None = None) -> str:
+    return "".join(pieces(doc, clock))
+
+
+def pieces(doc: dict, clock: Clock | None = None) -> Iterator[str]:
+    """The page in pieces, written as they are made (a report of thousands of groups is not
+    held twice in memory)."""
     clock = clock or Clock()
     hosts = doc.get("hosts") or {}
     findings = doc.get("findings") or []
     groups = doc.get("groups") or []
-    parts = [_head(doc, clock), _summary(doc, clock, hosts)]
+    yield _head(doc, clock)
+    yield _summary(doc, clock, hosts)
     roles = host_roles(doc)
     if roles:
-        parts.append('<section class="card"><h2>Hosts</h2><ul>' + "".join(
+        yield ('<section class="card"><h2>Hosts</h2><ul>' + "".join(
             f'<li class="lvl-{esc(lvl)}">{esc(t)}</li>' for lvl, t in roles) + "</ul></section>")
     by_seg: dict[str, list[dict]] = {}
     for g in groups:
@@ -88,12 +96,11 @@ def render(doc: dict, clock: Clock | None = None) -> str:
         times = [t for g in gs for s in g["speakers"] for t in (s["first_seen"], s["last_seen"]) if t is not None]
         t0, t1 = min(times), max(times)
         for g in gs:
-            parts.append(_group(g, findings, t0, t1, clock, hosts))
-    parts.append(_findings(findings, clock, hosts))
-    parts.append(f'<p class="sub">carpscope {esc(doc.get("carpscope", __version__))} · times in '
-                 f'{esc(clock.zone())} · frame numbers as in the report ({esc(doc.get("packet_numbering", "filtered"))} '
-                 "numbering: see the README)</p></main></body></html>\n")
-    return "".join(parts)
+            yield _group(g, findings, t0, t1, clock, hosts)
+    yield from _findings(findings, clock, hosts)
+    yield (f'<p class="sub">carpscope {esc(doc.get("carpscope", __version__))} · times in '
+           f'{esc(clock.zone())} · frame numbers as in the report ({esc(doc.get("packet_numbering", "filtered"))} '
+           "numbering: see the README)</p></main></body></html>\n")
 
 
 def _head(doc: dict, clock: Clock) -> str:
@@ -123,6 +130,9 @@ def _summary(doc: dict, clock: Clock, hosts: dict) -> str:
     if times:
         out.append(f'<div class="sub">{esc(clock.iso(min(times)))} to {esc(clock.iso(max(times)))}</div>')
     out.append(f'<div class="verdict">{pills}</div>')
+    if doc.get("interrupted"):
+        out.append(f'<div class="lvl-warning">interrupted ({esc(doc["interrupted"])}): reading stopped early; '
+                   "this report covers only what was read</div>")
     top = [f for f in findings if f["severity"] != "info"][:8]
     if top:
         out.append('<ul class="headline">' + "".join(
@@ -339,14 +349,17 @@ def _markers(g: dict, findings: list[dict], x, clock: Clock, hosts: dict) -> lis
     return o
 
 
-def _findings(findings: list[dict], clock: Clock, hosts: dict) -> str:
+def _findings(findings: list[dict], clock: Clock, hosts: dict) -> Iterator[str]:
+    """The findings section, one piece per finding (each rule page rendered once)."""
     from carpscope.rules import lookup, page
-    out = ['<section class="card" id="findings"><h2>Findings</h2>']
+    yield '<section class="card" id="findings"><h2>Findings</h2>'
     if not findings:
-        out.append('<p><span class="pill ok">no findings</span></p>')
+        yield '<p><span class="pill ok">no findings</span></p>'
+    pages: dict[str, str] = {}
     for sev in SEVERITIES:
-        for f in (x for x in findings if x["severity"] == sev):
-            out.append(f'<div class="finding {esc(sev)}" id="f{findings.index(f)}" data-rule="{esc(f["rule"])}">'
+        for i, f in ((i, x) for i, x in enumerate(findings) if x["severity"] == sev):
+            out = []
+            out.append(f'<div class="finding {esc(sev)}" id="f{i}" data-rule="{esc(f["rule"])}">'
                        f'<span class="pill {esc(sev)}">{esc(sev)}</span> <b class="mono">{esc(f["code"])}</b> '
                        f'<b>{esc(f["rule"])}</b>')
             where = _where(f)
@@ -367,14 +380,15 @@ def _findings(findings: list[dict], clock: Clock, hosts: dict) -> str:
             if f.get("evidence"):
                 out.append("<details><summary>evidence</summary><pre>"
                            + esc(json.dumps(f["evidence"], indent=2, default=str)) + "</pre></details>")
-            rule = lookup(f["rule"])
-            text = page(rule) if rule else None
-            if text:
-                out.append(f'<details class="rule"><summary>rule page: {esc(f["rule"])}</summary>'
-                           f'<div class="page">{markdown(text)}</div></details>')
+            if f["rule"] not in pages:
+                rule = lookup(f["rule"])
+                text = page(rule) if rule else None
+                pages[f["rule"]] = (f'<details class="rule"><summary>rule page: {esc(f["rule"])}</summary>'
+                                    f'<div class="page">{markdown(text)}</div></details>') if text else ""
+            out.append(pages[f["rule"]])
             out.append("</div>")
-    out.append("</section>")
-    return "".join(out)
+            yield "".join(out)
+    yield "</section>"
 
 
 def _where(f: dict) -> str:

@@ -108,6 +108,25 @@ def result(p: Placed, rule_index: dict[str, int], where: dict, baseline: bool) -
     return r
 
 
+class _Results(list):
+    """The results as a list the JSON encoder walks, each made when it is reached: a report of
+    thousands of findings is never held as SARIF objects all at once (json's encoder, which
+    indented output uses, takes ``len`` and iterates; nothing else reads it)."""
+
+    def __init__(self, placed: list[Placed], make) -> None:
+        super().__init__()
+        self.placed, self.make = placed, make
+
+    def __len__(self) -> int:
+        return len(self.placed)
+
+    def __bool__(self) -> bool:
+        return bool(self.placed)
+
+    def __iter__(self):
+        return (self.make(p) for p in self.placed)
+
+
 def sarif_json(placed: list[Placed], ctx: Context) -> dict:
     rules = rule_descriptors()
     rule_index = {d["id"]: i for i, d in enumerate(rules)}
@@ -123,14 +142,15 @@ def sarif_json(placed: list[Placed], ctx: Context) -> dict:
             a["mimeType"] = MIME[ext]
         artifacts.append(a)
     art_index = {path: i for i, path in enumerate(files)}
-    results = []
-    for p in placed:
+
+    def make(p: Placed) -> dict:
         r = result(p, rule_index, {}, ctx.baseline)
         for loc in r.get("locations", []) + r.get("relatedLocations", []):
             al = loc.get("physicalLocation", {}).get("artifactLocation")
             if al is not None and p.path in art_index:
                 al["index"] = art_index[p.path]
-        results.append(r)
+        return r
+    results = _Results(placed, make)
     invocation: dict = {"executionSuccessful": not ctx.errors}
     if ctx.overrides:
         invocation["ruleConfigurationOverrides"] = [

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from rich.console import Console
 from rich.text import Text
@@ -347,26 +348,30 @@ def render(doc: dict, console: Console, show_timeline: bool = True, clock: Clock
         console.print(line, soft_wrap=True, highlight=False)
 
 
-def report_lines(doc: dict, clock: Clock, width: int | None, show_timeline: bool = True) -> list[Text]:
+def report_lines(doc: dict, clock: Clock, width: int | None, show_timeline: bool = True) -> Iterator[Text]:
+    """The report line by line, made as they are printed (thousands of groups are never held
+    as lines all at once)."""
     hosts = doc.get("hosts") or {}
     findings = doc.get("findings") or []
-    out: list[Text] = []
+    if doc.get("interrupted"):
+        yield from prose(Text.assemble((f"interrupted ({doc['interrupted']}): ", "bold yellow"),
+                                   "reading stopped early; this report covers only what was read"), width, 0, 4)
     for s in doc.get("sources") or []:
         line = f"{s['name']}: {s['packets']} frames read, {s['adverts']} adverts, {s['malformed']} malformed"
         if s.get("linktype"):
             line += f" ({s['linktype']})"
-        out += prose(Text(line), width, 0, 4)
+        yield from prose(Text(line), width, 0, 4)
         if s.get("error"):
-            out += prose(Text.assemble(("stopped early: ", "yellow"), s["error"]), width, 2, 4)
+            yield from prose(Text.assemble(("stopped early: ", "yellow"), s["error"]), width, 2, 4)
     groups = doc.get("groups") or []
     if not groups:
-        out.append(Text("no CARP or VRRP advertisements found"))
+        yield Text("no CARP or VRRP advertisements found")
     roles = host_roles(doc)
     if roles:
-        out.append(Text(""))
-        out.append(Text("hosts (from the inventory / configs)", style="bold"))
+        yield Text("")
+        yield Text("hosts (from the inventory / configs)", style="bold")
         for lvl, text in roles:
-            out += prose(Text(text, style=LEVEL_STYLE[lvl]), width, INDENT, INDENT + 4)
+            yield from prose(Text(text, style=LEVEL_STYLE[lvl]), width, INDENT, INDENT + 4)
     by_seg: dict[str, list[dict]] = {}
     for g in groups:
         by_seg.setdefault(g["segment"], []).append(g)
@@ -375,26 +380,25 @@ def report_lines(doc: dict, clock: Clock, width: int | None, show_timeline: bool
         t0, t1 = min(times), max(times)
         one_day = clock.day(t0) == clock.day(t1)
         when = f"times {clock.zone(t0)}" + (f", {clock.day(t0)}" if one_day else "")
-        out.append(Text(""))
-        out += prose(Text.assemble(("segment ", "bold"), (seg, "bold"), f"  ({when})"), width, 0, 4)
+        yield Text("")
+        yield from prose(Text.assemble(("segment ", "bold"), (seg, "bold"), f"  ({when})"), width, 0, 4)
         rows = [group_rows(g, hosts, clock, dated=not one_day) for g in gs]
-        out += layout(rows, REPORT_COLUMNS, width)
+        yield from layout(rows, REPORT_COLUMNS, width)
         if any(s["auth"].get("inferred_vips") for g in gs for s in g["speakers"]):
-            out += prose(Text(INFERRED_NOTE, style="dim"), width, INDENT, INDENT + 2)
+            yield from prose(Text(INFERRED_NOTE, style="dim"), width, INDENT, INDENT + 2)
         for g in gs:
-            out.append(Text(""))
+            yield Text("")
             vips = group_vips(g)
             title = Text.assemble((group_name(g), "bold"))
             if vips:
                 title.append(f"  VIP{'s' if len(vips) > 1 else ''} {', '.join(vips)}")
             title.append(f"  mastership and events ({clock.zone(t0)})")
-            out += prose(title, width, 0, 4)
+            yield from prose(title, width, 0, 4)
             if show_timeline:
-                out += timeline_lines(g, findings, t0, t1, clock, width, hosts)
-            out += event_lines(g, findings, clock, width, hosts)
-    out.append(Text(""))
-    out += finding_lines(findings, clock, width, hosts)
-    return out
+                yield from timeline_lines(g, findings, t0, t1, clock, width, hosts)
+            yield from event_lines(g, findings, clock, width, hosts)
+    yield Text("")
+    yield from finding_lines(findings, clock, width, hosts)
 
 
 def event_lines(g: dict, findings: list[dict], clock: Clock, width: int | None, hosts: dict[str, str]) -> list[Text]:

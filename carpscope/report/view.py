@@ -127,11 +127,20 @@ def group_vips(g: dict) -> list[str]:
     return out
 
 
+_BY_GROUP: list = [None, 0, {}]      # the findings list last indexed, its length, (segment, id) -> findings
+
+
 def group_findings(g: dict, findings: list[dict]) -> list[dict]:
-    """The findings about one group (same segment, protocol and id)."""
+    """The findings about one group (same segment, protocol and id). The list is indexed once
+    per report, not scanned once per group (a report of 4,096 groups)."""
+    if _BY_GROUP[0] is not findings or _BY_GROUP[1] != len(findings):
+        index: dict[tuple, list[dict]] = {}
+        for f in findings:
+            index.setdefault((f.get("segment"), f.get("vhid")), []).append(f)
+        _BY_GROUP[:] = [findings, len(findings), index]
     protos = g.get("protocols") or [g["protocol"]]
-    return [f for f in findings if f.get("segment") == g["segment"] and f.get("vhid") == g["vhid"]
-            and (f.get("protocol") is None or f["protocol"] in protos)]
+    return [f for f in _BY_GROUP[2].get((g["segment"], g["vhid"]), ())
+            if f.get("protocol") is None or f["protocol"] in protos]
 
 
 def group_protocol(g: dict) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from carpscope.model import CARP, VRRP2, VRRP3, Finding
 from carpscope.rules import ERROR, WARNING, declare
-from carpscope.track import Group, Speaker
+from carpscope.track import MAX_PAIRS, MAX_SPEAKERS_TOTAL, Group, Speaker, Tracker
 
 VHID_CONFLICT = declare("vhid-conflict", "CS201", ERROR,
                         "One VHID/VRID on one segment used by unrelated groups", __name__)
@@ -61,6 +61,23 @@ def group_findings(groups: list[Group]) -> list[Finding]:
     return out
 
 
+def limit_findings(tracker: Tracker) -> list[Finding]:
+    """speaker-limit for the caps of the whole analysis: groups (MAX_GROUPS) and speakers in all
+    (MAX_SPEAKERS_TOTAL); those of one group are judged with the group."""
+    out = []
+    if tracker.groups_capped:
+        out.append(SPEAKER_LIMIT.finding(f"more than {len(tracker.groups)} groups: "
+                                         f"{tracker.groups_capped} adverts of further groups not tracked",
+                                         evidence={"dropped_adverts": tracker.groups_capped}))
+    if tracker.speakers_capped:
+        out.append(SPEAKER_LIMIT.finding(
+            f"more than {MAX_SPEAKERS_TOTAL} speakers in all groups: {tracker.speakers_capped} adverts of "
+            "further speakers (and of the groups they alone would have formed) not tracked "
+            "(spoofed sources or a flood?)",
+            evidence={"dropped_adverts": tracker.speakers_capped, "max_speakers": MAX_SPEAKERS_TOTAL}))
+    return out
+
+
 def _consistency(g: Group) -> list[Finding]:
     out = []
     sps = list(g.speakers.values())
@@ -68,6 +85,12 @@ def _consistency(g: Group) -> list[Finding]:
         out.append(SPEAKER_LIMIT.finding(f"{_name(g)}: more than {len(sps)} distinct speakers; "
                            f"{g.speakers_capped} adverts from further speakers were not tracked (spoofed "
                            "sources or a flood?)", evidence={"dropped_adverts": g.speakers_capped}, **_where(g)))
+    if g.pairs_capped:
+        out.append(SPEAKER_LIMIT.finding(
+            f"{_name(g)}: more than {MAX_PAIRS} pairs of speakers advertised as masters at once; split "
+            f"brain is followed for {MAX_PAIRS} pairs at a time, {g.pairs_capped} overlaps of further pairs "
+            "were not followed (spoofed sources or a flood?)",
+            evidence={"dropped_pair_checks": g.pairs_capped, "max_pairs": MAX_PAIRS}, **_where(g)))
     if len(sps) < 2:
         return out
     # equal timing: the election then rests on a tie-break (CARP timing races, VRRP address).
