@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import re
-import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -135,6 +134,7 @@ def find_settings(start: Path | None = None) -> tuple[Path, dict] | None:
 
 
 def _read_toml(path: Path, standalone: bool) -> dict | None:
+    import tomllib           # only when there is a settings file to read
     try:
         data = tomllib.loads(read_text_limited(path))
     except UnicodeDecodeError as e:
@@ -517,7 +517,9 @@ class Context:
 
 def rule_overrides(policy: Policy) -> dict[str, Severity]:
     """code -> level for every catalogue rule whose level the policy changes."""
-    out = {}
+    out: dict[str, Severity] = {}
+    if not policy.severity:
+        return out           # nothing changes a level: no need to import every detector
     for rule in catalogue().values():
         level = policy.level(rule.finding(""))
         if level is not rule.severity:

@@ -213,8 +213,8 @@ def render_report(args, report, placed=None, ctx=None, intent=None, summary: boo
     tail = {"type": "summary", **{k: v for k, v in doc.items() if k != "findings"}} if args.format == "jsonl" else None
     text_body = body(args, placed, ctx, json_doc=doc, jsonl_tail=tail)
     show_timeline = not getattr(args, "no_timeline", False)
-    when = clock(args)
     if text_body is None:
+        when = clock(args)
         from carpscope.report import text    # rich: only for the text report
         if args.output_file is not None:
             import io
@@ -228,5 +228,5 @@ def render_report(args, report, placed=None, ctx=None, intent=None, summary: boo
         write(args, text_body)
         if args.output_file is not None and summary:
             from carpscope.report import text
-            text.render(doc, console(args), show_timeline, when)
+            text.render(doc, console(args), show_timeline, clock(args))
     step_summary(args, placed, ctx)
