@@ -77,6 +77,22 @@ def ensure_system_packages() -> None:
         print(f"tasks.py: not root: the live tests that need {', '.join(missing)} will be skipped", flush=True)
 
 
+def ensure_build_tools() -> None:
+    """A C compiler and the Python headers, so that `pip install` compiles the engine (mypyc)
+    and the HMAC kernel: the tests compare the compiled engine with the Python source. Without
+    them the install still works (the source runs), and those tests skip outside CI."""
+    import sysconfig
+    missing = []
+    if not (shutil.which("gcc") or shutil.which("cc")):
+        missing.append("gcc")
+    if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
+        missing.append(f"python3.{sys.version_info.minor}-dev")
+    if missing and is_root() and shutil.which("apt-get"):
+        apt_install(missing)
+    elif missing:
+        print(f"tasks.py: no {', '.join(missing)}: carpscope installs as pure Python (slower)", flush=True)
+
+
 def demo(argv: list[str]) -> int:
     ensure_venv()
     caps = sorted(glob.glob(str(ROOT / "captures" / "**" / "*.pcap*"), recursive=True))
@@ -93,6 +109,7 @@ def demo(argv: list[str]) -> int:
 
 def test(argv: list[str]) -> int:
     ensure_system_packages()
+    ensure_build_tools()
     ensure_venv("[test]")
     return subprocess.run([str(PY), "-m", "pytest", *argv], cwd=ROOT).returncode
 
