@@ -50,7 +50,7 @@ def load_intent(paths: list[str], keyring, warnings: list[str]) -> "Intent":
                         owners.add(_bare(m.source))
                 try:
                     keyring.add_passphrase(secret.label, secret.reveal(), origin="config",
-                                           owners=frozenset(owners))
+                                           owners=frozenset(owners), vhids=frozenset((g.id,)))
                 except ConfigError as e:
                     warnings.append(f"{e} (that key is not checked)")
             if vips and tuple(sorted(vips)) not in seen_sets:

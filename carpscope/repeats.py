@@ -138,7 +138,7 @@ class Repeats:
                     sp.copy_first = a.ts
                 sp.copy_last = a.ts
                 return False
-            elif last_counter != counter and not _adopted(counter, g, sp):
+            elif last_counter != counter and not _adopted(counter, g, sp, pts, a.ts):
                 sp.replays += 1             # an earlier advert again, after other counters
                 if not sp.replay_first:
                     sp.replay_first, sp.replay_of = a.ts, pframe
@@ -152,16 +152,18 @@ class Repeats:
         return True
 
 
-def _adopted(counter: bytes, g: Group, sp: Speaker) -> bool:
-    """Is this counter the last one another speaker of the group sent, or that plus one?
+def _adopted(counter: bytes, g: Group, sp: Speaker, since: float, now: float) -> bool:
+    """Can adoption explain ``sp`` sending again, at ``now``, a counter it sent at ``since``?
     FreeBSD, OpenBSD before 2015 and ucarp adopt the counter of every advert they verify and
-    send it + 1 next (docs/implementations.md (a)): a master that hears a second master
-    continues from the other's counter, and may so repeat a value it sent itself before."""
+    count on from it + 1 (docs/implementations.md (a)): a master that hears a second master
+    restarts from the other's counter and so runs again through values it sent itself. So it
+    is adoption when another speaker of the group advertised since ``since`` and its last
+    counter lies at most as many steps below this one as ``sp`` could have sent adverts since."""
     value = int.from_bytes(counter, "big")
+    steps = int((now - since) / (sp.interval or 1 / 256)) + 2
     for o in g.speakers.values():
-        if o is not sp and o.last_counter:
-            theirs = int.from_bytes(o.last_counter, "big")
-            if value == theirs or value == (theirs + 1) & 0xFFFFFFFFFFFFFFFF:
+        if o is not sp and o.last_counter and o.last >= since:
+            if (value - int.from_bytes(o.last_counter, "big")) & 0xFFFFFFFFFFFFFFFF <= steps:
                 return True
     return False
 

@@ -122,6 +122,7 @@ class Speaker:
     auth_fail: int = 0
     auth_unchecked_n: int = 0
     auth_key: str | None = None                    # ... the last key, VIP set, flavour that verified
+    auth_key_id: str | None = None                 # ... that key's identity (one per secret)
     auth_vips: tuple = ()
     auth_flavour: str | None = None
     auth_inferred: bool = False

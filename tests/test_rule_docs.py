@@ -120,3 +120,38 @@ def test_rules_unknown_name_is_a_usage_error():
     r = _carpscope("rules", "no-such-rule")
     assert r.returncode == 2
     assert "no-such-rule" in r.stderr
+
+
+# ---------------------------------------------------------------------------- example output
+
+try:
+    from tests import rule_examples
+except ImportError:
+    import rule_examples      # type: ignore[no-redef]
+
+_EXAMPLE_HEAD = re.compile(r"^(ERROR  |WARNING|INFO   ) (CS\d{3}) ([a-z0-9-]+)  \S")
+
+
+@pytest.mark.parametrize("slug", sorted(s for s in CATALOGUE if not s.startswith("config-")))
+def test_example_output_is_what_carpscope_prints(slug, tmp_path):
+    """The page's "Example output" is the finding of the rule's first trigger case, rendered as
+    the text report renders it (regenerate: python -m tests.rule_examples --write)."""
+    want = rule_examples.rendered(slug, tmp_path)
+    if want is None:
+        pytest.fail(f"{slug}: its first trigger case produced no {slug} finding")
+    assert rule_examples.page_block(slug) == want, "stale example: python -m tests.rule_examples --write"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.slug)
+def test_example_output_has_the_report_layout(rule):
+    """Every example (config rules' too) starts with severity, code and slug as the report
+    prints them, followed by the indented evidence line ending with the rule's command."""
+    block = rule_examples.page_block(rule.slug)
+    assert block is not None, f"{rule.slug}: no 'Example output:' block"
+    lines = [x for x in block.splitlines() if x.strip() and not x.startswith("$ ")]   # not the command
+    assert _EXAMPLE_HEAD.match(lines[0]), lines[0]
+    heads = [m for m in map(_EXAMPLE_HEAD.match, lines) if m]
+    assert all(m.group(2) == rule.code and m.group(3) == rule.slug for m in heads), lines[0]
+    # the default severity (a detector may raise one finding above it, as the page then shows)
+    assert rule.severity.value in {m.group(1).strip().lower() for m in heads}
+    assert lines[-1].startswith("        ") and lines[-1].endswith(f"carpscope rules {rule.slug}"), lines[-1]

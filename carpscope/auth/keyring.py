@@ -50,14 +50,16 @@ class Keyring:
         return key
 
     def add_passphrase(self, label: str, secret: str | bytes, origin: str = "cli",
-                       style: str = "bsd", owners: frozenset[str] = frozenset()) -> Key:
+                       style: str = "bsd", owners: frozenset[str] = frozenset(),
+                       vhids: frozenset[int] = frozenset()) -> Key:
         """Add a passphrase under ``label`` (derived with ``derive_key(secret, style)``);
-        ``owners``: addresses of the host whose configuration holds it, if known."""
+        ``owners``, ``vhids``: the addresses of the host whose configuration holds it and the
+        VHIDs it is configured for, when a configuration says so."""
         _check_label(label)
         raw = derive_key(secret, style)
         remember_secret(secret, raw)
         return self.add_key(Key(label, raw, origin, truncated=is_truncated(secret),
-                                weak_index=weak_index_of(raw), owners=owners))
+                                weak_index=weak_index_of(raw), owners=owners, vhids=vhids))
 
     def add_raw_key(self, label: str, key: bytes | str, origin: str = "cli") -> Key:
         """Add a raw 20-byte key (bytes, or 40 hex digits)."""

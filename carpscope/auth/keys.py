@@ -71,10 +71,11 @@ def key_from_hex(text: str) -> bytes:
 class Key:
     """A labelled 20-byte key. The secret is private: repr and str show only label and origin."""
 
-    __slots__ = ("label", "origin", "_raw", "truncated", "weak_index", "owners")
+    __slots__ = ("label", "origin", "_raw", "truncated", "weak_index", "owners", "vhids")
 
     def __init__(self, label: str, raw: bytes, origin: str = "cli", *, truncated: bool = False,
-                 weak_index: int | None = None, owners: frozenset[str] = frozenset()):
+                 weak_index: int | None = None, owners: frozenset[str] = frozenset(),
+                 vhids: frozenset[int] = frozenset()):
         if len(raw) != KEY_LEN:
             raise PassphraseError(f"a CARP key is {KEY_LEN} bytes")
         self.label = label
@@ -83,6 +84,7 @@ class Key:
         self.truncated = truncated          # passphrase was longer than 19 bytes
         self.weak_index = weak_index        # bundled weak list entry (0 = empty passphrase)
         self.owners = owners                # addresses of the host configured with it (configs)
+        self.vhids = vhids                  # ... and the VHIDs it is configured for
 
     @property
     def weak(self) -> bool:

@@ -46,6 +46,7 @@ class AuthResult:
 
     status: str
     key: str | None = None
+    key_id: str | None = None      # the key's own label when ``key`` names the speaker's (an alias)
     vips: tuple[str, ...] = ()
     flavour: str | None = None
     flavours: tuple[str, ...] = ()

@@ -200,7 +200,7 @@ class Verifier:
             self.n_ok += 1
             if holder is not None and holder.hmac_result is not None:
                 return holder.hmac_result
-            return good.result if not self._aliases else self._attribute(good.result, advert.src)
+            return good.result if not self._aliases else self._attribute(good.result, advert.src, advert.vhid)
         base = self.contexts(advert.segment, advert.vhid)
         if not base or not self._keys:
             self.n_unchecked += 1
@@ -210,7 +210,7 @@ class Verifier:
         extra = self.contexts(advert.segment, advert.vhid, lladdr) if lladdr else []
         for ctx in (*base, *extra):
             if ctx is not good and ctx.matches(counter, md):
-                result = ctx.result if not self._aliases else self._attribute(ctx.result, advert.src)
+                result = ctx.result if not self._aliases else self._attribute(ctx.result, advert.src, advert.vhid)
                 if holder is not None:
                     holder.hmac, holder.hmac_generation, holder.hmac_result = ctx, self._generation, result
                 else:
@@ -235,19 +235,20 @@ class Verifier:
             self._fail_results[speaker] = res
         return res
 
-    def _attribute(self, result: AuthResult, src: str) -> AuthResult:
+    def _attribute(self, result: AuthResult, src: str, vhid: int) -> AuthResult:
         """The label of a verified advert when several labels hold its secret (two hosts'
-        configs with one passphrase): the label configured on the sending host when the
-        configs say which, else every candidate ("a | b")."""
+        configs, or two VHIDs, with one passphrase): the label configured on the sending host
+        for this VHID when the configs say which, else every candidate ("a | b")."""
         keys = self._aliases.get(result.key or "")
         if not keys:
             return result
-        mine = [k.label for k in keys if src in k.owners]
-        label = mine[0] if len(mine) == 1 else " | ".join(mine or [k.label for k in keys])
+        here = [k for k in keys if vhid in k.vhids] or keys
+        mine = [k.label for k in here if src in k.owners]
+        label = mine[0] if len(mine) == 1 else " | ".join(mine or [k.label for k in here])
         ck = (id(result), label)
         out = self._attributed.get(ck)
         if out is None:
-            out = AuthResult(result.status, key=label, vips=result.vips, flavour=result.flavour,
+            out = AuthResult(result.status, key=label, key_id=result.key, vips=result.vips, flavour=result.flavour,
                              flavours=result.flavours, inferred_vips=result.inferred_vips, weak=result.weak,
                              weak_index=result.weak_index, lladdr=result.lladdr, reason=result.reason,
                              diagnosis=result.diagnosis)

@@ -145,6 +145,8 @@ class FileSource:
             now = os.fstat(self._raw.fileno()).st_size
         except (OSError, ValueError):
             return None
+        if now >= self._size0:
+            return None          # the same size: cut where it was written, not while read
         return f"the file shrank from {self._size0} to {now} bytes while it was read"
 
     def frames(self) -> Iterator[Frame]:

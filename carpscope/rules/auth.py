@@ -58,8 +58,9 @@ def tally(sp: Speaker, a: Advert, result: AuthResult | None) -> None:
                 return
             sp.auth_result = result
             sp.auth_key, sp.auth_vips, sp.auth_flavour = result.key, tuple(result.vips), result.flavour
+            sp.auth_key_id = result.key_id or result.key
             sp.auth_inferred, sp.auth_weak = result.inferred_vips, result.weak
-            k = (result.key, sp.auth_vips, result.flavour, result.weak_index)
+            k = (sp.auth_key_id, sp.auth_vips, result.flavour, result.weak_index)
             cell = sp.auth_ok_by.get(k)
             if cell is None:
                 cell = [0]
@@ -101,11 +102,17 @@ class _View:
         self.ok, self.fail, self.unchecked = sp.auth_ok, sp.auth_fail, sp.auth_unchecked_n
         self.frames, self.fail_frames = sp.frames, sp.fail_frames
         self.first_ok, self.last_fail = sp.auth_first_ok, sp.auth_last_fail
+        self.key_id, self.key_label = sp.auth_key_id, sp.auth_key
         self.ok_by = {k: cell[0] for k, cell in sp.auth_ok_by.items()}
         self.diagnosis: Diagnosis | None = sp.auth_diagnosis
         self.unchecked_reason = sp.auth_unchecked
         self.auth: dict = sp.vrrp_variants
         self.auth_frames = sp.vrrp_frames
+
+    def label(self, key_id: str | None) -> str | None:
+        """How this speaker's key is named: the label attributed to it (its host's, when several
+        labels hold one secret), the key's own label otherwise."""
+        return self.key_label if key_id is not None and key_id == self.key_id else key_id
 
     def best_ok(self):
         return max(self.ok_by.items(), key=lambda kv: kv[1])[0] if self.ok_by else None
@@ -185,13 +192,13 @@ def _carp_findings(sps: list[_View]) -> list:
     labels = {eff[s.src][0] for s in judged}
     pp_covered: set[str] = set()
     if len(judged) >= 2 and len(labels) >= 2 and labels != {None}:
-        parts = [f"{s.src} with " + (f"`{eff[s.src][0]}`" if eff[s.src][0] else "no known passphrase")
+        parts = [f"{s.src} with " + (f"`{s.label(eff[s.src][0])}`" if eff[s.src][0] else "no known passphrase")
                  for s in judged]
         frames = _failing_first(judged)
         out.append(_finding(PASSPHRASE_MISMATCH,
                             f"speakers of {where} verify under different passphrases: " + "; ".join(parts),
                             judged, frames, cause="passphrase",
-                            key_labels=sorted(label for label in labels if label)))
+                            key_labels=sorted({s.label(eff[s.src][0]) or "" for s in judged} - {""})))
         pp_covered = {s.src for s in judged if eff[s.src][0] is None and not s.ok}
 
     # vip-set-mismatch: a known key verifies only with another VIP set than configured / others use
@@ -199,7 +206,7 @@ def _carp_findings(sps: list[_View]) -> list:
     sets = {tuple(eff[s.src][1]) for s in vip_users}
     diag_vip = [s for s in vip_users if not s.ok and s.diagnosis is not None and s.diagnosis.kind == "vip-set"]
     if diag_vip or len(sets) >= 2:
-        parts = [f"{s.src} uses {_set_txt(eff[s.src][1])}" + (f" (key `{eff[s.src][0]}`)" if eff[s.src][0] else "")
+        parts = [f"{s.src} uses {_set_txt(eff[s.src][1])}" + (f" (key `{s.label(eff[s.src][0])}`)" if eff[s.src][0] else "")
                  for s in vip_users]
         msg = f"speakers of {where} hash different VIP sets: " + "; ".join(parts)
         if known_sets:
@@ -219,13 +226,13 @@ def _carp_findings(sps: list[_View]) -> list:
         if s.ok and s.last_fail < s.first_ok:
             good = s.best_ok()
             msg = (f"the first {s.fail} of {s.adverts} adverts from {s.src} ({where}) verify with nothing "
-                   f"known, every later one with `{good[0]}` and VIP set {_set_txt(good[1])}: the passphrase "
+                   f"known, every later one with `{s.label(good[0])}` and VIP set {_set_txt(good[1])}: the passphrase "
                    "or the VIP set changed during the capture (a reconfiguration), or the adverts came "
                    "before anything revealed the VIP set in use")
         elif s.ok:
             good = s.best_ok()
             msg = (f"{s.fail} of {s.adverts} adverts from {s.src} ({where}) verify with nothing known, "
-                   f"between others that verify with `{good[0]}`: forged or corrupted adverts, a second "
+                   f"between others that verify with `{s.label(good[0])}`: forged or corrupted adverts, a second "
                    "sender using this address, or a passphrase/VIP change back and forth")
         else:
             why = s.diagnosis.message if s.diagnosis is not None else "no known key and VIP set verify"
@@ -240,7 +247,7 @@ def _carp_findings(sps: list[_View]) -> list:
         msg = f"{', '.join(s.src for s in weak)} ({where}) authenticate with {what}"
         out.append(_finding(WEAK_PASSPHRASE, msg, weak, [f for s in weak for f in s.frames],
                             cause="passphrase", weak_entries=idx,
-                            key_labels=sorted({eff[s.src][0] for s in weak})))
+                            key_labels=sorted({s.label(eff[s.src][0]) or "" for s in weak})))
 
     # hmac-unchecked: nothing in the group could be checked
     if all(not s.ok and not s.fail for s in sps) and any(s.unchecked for s in sps):

@@ -52,7 +52,7 @@ def _auth_cause(g: Group, a: Speaker, b: Speaker) -> tuple[str, str] | None:
         return None
     sa, sb = a.auth_status(), b.auth_status()
     if sa == "ok" and sb == "ok":
-        if a.auth_key != b.auth_key:
+        if a.auth_key_id != b.auth_key_id:
             return "passphrase", f"{a.ip} verifies with key '{a.auth_key}', {b.ip} with '{b.auth_key}'"
         if set(a.auth_vips) != set(b.auth_vips):
             return "vip-set", (f"same key '{a.auth_key}', but {a.ip} signs VIPs {{{', '.join(a.auth_vips)}}} "

@@ -303,8 +303,12 @@ UC_PREEMPT = Case(
                 "preempts: it adopts fb's counter N from the advert it verifies and sends N+1, as fb "
                 "does at its next timer; the same counter and HMAC come from both hosts.",
     hosts=UC_NET, run=_preempt, keys={"site62": "preempt62"}, vips={62: ["10.61.4.62"]},
-    require=lambda t: _need(t["wire"]["carp_counters"]["repeats"]["other_source"] >= 1,
-                            "no counter sent by both hosts (no adoption visible)"),
+    # adoption always shows as a counter continued from the other host's + 1; the same counter
+    # from both hosts only when fb's extra advert as it yields crosses fa's timer (ucarp reads
+    # its socket up to a second late: in about half the rounds). The saved recording has both.
+    require=lambda t: _need(t["wire"]["carp_counters"]["repeats"]["other_source"] >= 1
+                            or t["wire"]["carp_counters"].get("continued", 0) >= 2,
+                            "no adoption visible (no counter continued from the other host's)"),
     expect={"no_error": True, "findings_absent": ["counter-replay"],
             "notes": "Near miss: an ordinary preempting failover. The brief dual master (ucarp reads "
                      "packets up to 1 s late) is a handover, not an error."},

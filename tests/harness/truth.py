@@ -116,15 +116,24 @@ def carp_counter_repeats(adverts: list[Advert], t0: float, examples: int = 6) ->
 
     * ``copy``: the same source again within COPY_WINDOW (a reflection / loop copy);
     * ``other_source``: a different source address (a node that adopted the counter);
-    * ``same_source``: the same source later, after it sent other counters (a replay)."""
+    * ``same_source``: the same source later, after it sent other counters (a replay).
+
+    ``continued``: adverts whose counter is the previous advert's (from another source) + 1: a
+    node that took over or preempted, continuing from the counter it heard (adoption)."""
     first: dict[bytes, Advert] = {}
     last_by_src: dict[str, Advert] = {}
     kinds = {"copy": 0, "other_source": 0, "same_source": 0}
+    continued = 0
+    previous: Advert | None = None
     shown: list[dict] = []
     for a in adverts:
         if a.kind != "carp" or len(a.payload) < 36:
             continue
         key = bytes(a.payload[8:36])
+        if previous is not None and previous.src != a.src and \
+                int.from_bytes(a.payload[8:16], "big") == (int.from_bytes(previous.payload[8:16], "big") + 1) % 2 ** 64:
+            continued += 1
+        previous = a
         prev = first.get(key)
         if prev is None:
             first[key] = a
@@ -140,7 +149,7 @@ def carp_counter_repeats(adverts: list[Advert], t0: float, examples: int = 6) ->
                 shown.append({"kind": kind, "counter": key[:8].hex(), "first_src": prev.src,
                               "first_s": _r(prev.ts - t0), "again_src": a.src, "again_s": _r(a.ts - t0)})
         last_by_src[a.src] = a
-    return {"repeats": kinds, "examples": shown}
+    return {"repeats": kinds, "continued": continued, "examples": shown}
 
 
 def _latest_same(prev: Advert, a: Advert, last_by_src: dict[str, Advert]) -> float:
