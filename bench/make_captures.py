@@ -15,6 +15,11 @@ Captures (see bench/README.md):
   mixed1m   the same generator at scale 0.5 (1,000,000 frames): peak RSS vs large
   large     the same generator at scale 5 (10,000,000 frames, ~7.5 GB)
   dense     300,000 back-to-back CARP adverts from 20 groups (three keys, all verify)
+  groups250 300,000 adverts of 250 steady masters (20 minutes)
+  storm     one master whose adverts are copied every 0.1 ms (300,000 frames)
+  loop      250 masters, every advert 20 times within 1 ms (300,000 frames)
+  flap      250 pairs changing master every 1-6 adverts (300,000 adverts)
+  flap1m    the same at 1,000,000 adverts: peak RSS vs flap
 
 Beside each NAME.pcap the builder writes NAME.keys (the three candidate passphrases,
 ``label:passphrase``, mode 0600) and NAME.json (a manifest: frame counts, the ``--vip``
@@ -29,11 +34,14 @@ import json
 import os
 import random
 import sys
+from collections import Counter
 from pathlib import Path
 
 from carpscope import synth
 
-VERSION = 1                      # bump when the generated traffic changes
+# per generator: bump when its traffic or its manifest changes (a capture is rebuilt when its
+# manifest holds another version; the others are kept: the 7 GB one takes a while)
+VERSIONS = {"mixed": 1, "dense": 1, "groups250": 2, "storm": 2, "loop": 2, "flap": 2}
 BASE_TS = 1_700_000_000.0
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -237,7 +245,7 @@ def mixed(path: str | os.PathLike, scale: float = 1.0, seed: int = 1) -> dict:
         if s.proto == "carp":
             vips[s.vhid] = s.vips
     manifest = {
-        "name": path.stem, "kind": "mixed", "scale": scale, "seed": seed, "version": VERSION,
+        "name": path.stem, "kind": "mixed", "scale": scale, "seed": seed, "version": VERSIONS["mixed"],
         "duration_s": round(duration, 3), **stats,
         "keys": str(path.with_suffix(".keys")),
         "vip_args": [f"{v}={','.join(a)}" for v, a in sorted(vips.items())],
@@ -282,7 +290,7 @@ def dense(path: str | os.PathLike, adverts: int = 300_000, groups: int = 20, see
             if quota[i]:
                 heapq.heappush(heap, (t + s.period + s.rng.uniform(-0.002, 0.002), i))
     manifest = {
-        "name": path.stem, "kind": "dense", "seed": seed, "version": VERSION, "frames": written,
+        "name": path.stem, "kind": "dense", "seed": seed, "version": VERSIONS["dense"], "frames": written,
         "protocol112": written, "groups": groups,
         "keys": str(path.with_suffix(".keys")),
         "vip_args": [f"{s.vhid}={','.join(s.vips)}" for s in sps],
@@ -311,29 +319,39 @@ def _many_groups(rng: random.Random, groups: int, first_vhid: int = 1):
     return out
 
 
-def _write_heap(path: Path, sps, quota: int, step) -> int:
-    """Write ``quota`` frames: a heap of (time, speaker index); ``step(i, t)`` returns the
-    frames of speaker i at t as (ts, bytes) and the time of its next turn (None: done)."""
-    written = 0
+def _write_heap(path: Path, starts: list[float], quota: int, step) -> tuple[int, Counter]:
+    """Write ``quota`` frames in time order. A heap of (time, speaker index) says whose turn is
+    next; ``step(i, t)`` returns the frames of speaker i from t on as (ts, bytes, tag), ts >= t,
+    and the time of its next turn (None: done). A step's frames wait in a second heap until no
+    turn comes before them, so the bursts of several speakers interleave as they would on the
+    wire. Returns the frames written and how many of each tag were (what was planted, counted
+    after the cut at ``quota``)."""
+    written, seq = 0, 0
+    tags: Counter = Counter()
+    pending: list[tuple[float, int, bytes, object]] = []
     with open(path, "wb", buffering=1 << 22) as f:
         w = synth.PcapWriter(f)
-        heap = [(s0, i) for i, s0 in enumerate(sps)]
+        heap = [(s0, i) for i, s0 in enumerate(starts)]
         heapq.heapify(heap)
-        while heap and written < quota:
+        while (heap or pending) and written < quota:
+            if pending and (not heap or pending[0][0] <= heap[0][0]):
+                ts, _, data, tag = heapq.heappop(pending)
+                w.write(BASE_TS + ts, data)
+                tags[tag] += 1
+                written += 1
+                continue
             t, i = heapq.heappop(heap)
             frames, nxt = step(i, t)
-            for ts, data in frames:
-                if written >= quota:
-                    break
-                w.write(BASE_TS + ts, data)
-                written += 1
+            for ts, data, tag in frames:
+                heapq.heappush(pending, (ts, seq, data, tag))
+                seq += 1
             if nxt is not None:
                 heapq.heappush(heap, (nxt, i))
-    return written
+    return written, tags
 
 
 def _manifest(path: Path, kind: str, seed: int, written: int, pairs, planted: dict, **extra) -> dict:
-    m = {"name": path.stem, "kind": kind, "seed": seed, "version": VERSION, "frames": written,
+    m = {"name": path.stem, "kind": kind, "seed": seed, "version": VERSIONS[kind], "frames": written,
          "protocol112": written, "keys": str(path.with_suffix(".keys")),
          "vip_args": sorted({f"{a.vhid}={','.join(a.vips)}" for a, _ in pairs},
                             key=lambda v: int(v.split("=")[0])) if len(pairs) <= 255 else [],
@@ -341,6 +359,28 @@ def _manifest(path: Path, kind: str, seed: int, written: int, pairs, planted: di
     write_keys(path.with_suffix(".keys"))
     path.with_suffix(".json").write_text(json.dumps(m, indent=2) + "\n")
     return m
+
+
+def group_key(vhid: int, vlan: int | None) -> str:
+    """How a manifest names a group: "7", or "vlan2/7" on an 802.1Q VLAN (as carpscope's
+    segment names it)."""
+    return str(vhid) if vlan is None else f"vlan{vlan}/{vhid}"
+
+
+def _per_group(pairs, tags: Counter, runs: bool = False) -> dict:
+    """What the builder wrote per group: each speaker's adverts (copies apart), the copies, and
+    (``runs``) the runs of adverts of one master (every run after the first a change)."""
+    out: dict = {}
+    for i, pair in enumerate(pairs):
+        sps = [s for s in pair if s is not None]
+        entry: dict = {"speakers": {s.src: tags[(i, k, "advert")] + tags[(i, k, "first")]
+                                    for k, s in enumerate(sps)}}
+        entry["speakers"] = {ip: n for ip, n in entry["speakers"].items() if n}
+        entry["copies"] = tags[(i, 0, "copy")]
+        if runs:
+            entry["runs"] = tags[(i, 0, "first")] + tags[(i, 1, "first")]
+        out[group_key(sps[0].vhid, sps[0].vlans[0] if sps[0].vlans else None)] = entry
+    return out
 
 
 def groups250(path: str | os.PathLike, adverts: int = 300_000, groups: int = 250, seed: int = 3) -> dict:
@@ -352,10 +392,11 @@ def groups250(path: str | os.PathLike, adverts: int = 300_000, groups: int = 250
 
     def step(i, t):
         a = pairs[i][0]
-        return [(t, a._advert())], t + a.period + a.rng.uniform(-0.002, 0.002)
+        return [(t, a._advert(), (i, 0, "advert"))], t + a.period + a.rng.uniform(-0.002, 0.002)
     sps = [rng.uniform(0, 1) for _ in pairs]
-    written = _write_heap(path, sps, adverts, step)
-    return _manifest(path, "groups250", seed, written, pairs, {"auth": "all verify", "findings": []},
+    written, tags = _write_heap(path, sps, adverts, step)
+    return _manifest(path, "groups250", seed, written, pairs,
+                     {"auth": "all verify", "findings": [], "groups": _per_group(pairs, tags)},
                      groups=groups)
 
 
@@ -368,19 +409,23 @@ def storm(path: str | os.PathLike, frames: int = 300_000, seed: int = 4, every: 
     state = {"frame": None, "next": 0.0}
 
     def step(i, t):
+        tag = "copy"
         if t >= state["next"]:
             state["frame"] = a._advert()
             state["next"] = t + a.period
-        return [(t, state["frame"])], t + every
-    written = _write_heap(path, [0.0], frames, step)
+            tag = "advert"
+        return [(t, state["frame"], tag)], t + every
+    written, tags = _write_heap(path, [0.0], frames, step)
     return _manifest(path, "storm", seed, written, [(a, None)],
-                     {"storm": {"vhid": a.vhid, "speaker": a.src, "copy_every_s": every}})
+                     {"storm": {"vhid": a.vhid, "speaker": a.src, "copy_every_s": every,
+                                "adverts": tags["advert"], "copies": tags["copy"]}})
 
 
 def loop(path: str | os.PathLike, frames: int = 300_000, groups: int = 250, copies: int = 20,
          seed: int = 5) -> dict:
     """``groups`` steady masters on a segment with a switching loop: every advert arrives
-    ``copies`` times within 1 ms (byte-identical)."""
+    ``copies`` times within 1 ms (byte-identical), the bursts of the groups interleaved in
+    time order."""
     path = Path(path)
     rng = random.Random(seed)
     pairs = _many_groups(rng, groups)
@@ -388,10 +433,11 @@ def loop(path: str | os.PathLike, frames: int = 300_000, groups: int = 250, copi
     def step(i, t):
         a = pairs[i][0]
         data = a._advert()
-        return ([(t + k * (0.001 / copies), data) for k in range(copies)],
+        return ([(t + k * (0.001 / copies), data, (i, 0, "copy" if k else "advert")) for k in range(copies)],
                 t + a.period + a.rng.uniform(-0.002, 0.002))
-    written = _write_heap(path, [rng.uniform(0, 1) for _ in pairs], frames, step)
-    return _manifest(path, "loop", seed, written, pairs, {"loop": {"copies": copies, "within_s": 0.001}},
+    written, tags = _write_heap(path, [rng.uniform(0, 1) for _ in pairs], frames, step)
+    return _manifest(path, "loop", seed, written, pairs,
+                     {"loop": {"copies": copies, "within_s": 0.001}, "groups": _per_group(pairs, tags)},
                      groups=groups)
 
 
@@ -402,22 +448,24 @@ def flap(path: str | os.PathLike, adverts: int = 300_000, groups: int = 250, see
     path = Path(path)
     rng = random.Random(seed)
     pairs = _many_groups(rng, groups)
-    state = [[0, rng.randint(1, 6)] for _ in pairs]       # (who advertises, adverts left)
+    state = [[0, rng.randint(1, 6), True] for _ in pairs]   # (who advertises, adverts left, first of its run)
 
     def step(i, t):
-        who, left = state[i]
+        who, left, first = state[i]
         s = pairs[i][who]
-        data = s._advert()
+        frame = (t, s._advert(), (i, who, "first" if first else "advert"))
         left -= 1
         if left:
-            state[i][1] = left
-            return [(t, data)], t + s.period + s.rng.uniform(-0.002, 0.002)
+            state[i][1:] = [left, False]
+            return [frame], t + s.period + s.rng.uniform(-0.002, 0.002)
         other = pairs[i][1 - who]
-        state[i] = [1 - who, rng.randint(1, 6)]
+        state[i] = [1 - who, rng.randint(1, 6), True]
         # the other takes over after its master-down interval, measured from this last advert
-        return [(t, data)], t + 3 * other.advbase + other.advskew / 256 + 0.01
-    written = _write_heap(path, [rng.uniform(0, 1) for _ in pairs], adverts, step)
-    return _manifest(path, "flap", seed, written, pairs, {"flapping": "every group"}, groups=groups)
+        return [frame], t + 3 * other.advbase + other.advskew / 256 + 0.01
+    written, tags = _write_heap(path, [rng.uniform(0, 1) for _ in pairs], adverts, step)
+    return _manifest(path, "flap", seed, written, pairs,
+                     {"flapping": "every group", "groups": _per_group(pairs, tags, runs=True)},
+                     groups=groups)
 
 
 CAPTURES = {
@@ -429,6 +477,7 @@ CAPTURES = {
     "storm": lambda p: storm(p),
     "loop": lambda p: loop(p),
     "flap": lambda p: flap(p),
+    "flap1m": lambda p: flap(p, adverts=1_000_000),
 }
 
 
@@ -438,7 +487,7 @@ def ensure(name: str, out: Path = OUT, force: bool = False) -> dict:
     pcap, man = out / f"{name}.pcap", out / f"{name}.json"
     if not force and pcap.exists() and man.exists():
         m = json.loads(man.read_text())
-        if m.get("version") == VERSION:
+        if m.get("version") == VERSIONS.get(m.get("kind")):
             return m
     tmp = out / f"{name}.tmp.pcap"
     m = CAPTURES[name](tmp)
