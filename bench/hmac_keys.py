@@ -30,8 +30,9 @@ def adverts(n: int, key: bytes, new_speakers: bool) -> list[Advert]:
         ctr = i.to_bytes(8, "big")
         md = synth.carp_md(key, 7, [VIP], ctr)
         src = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" if new_speakers else "10.0.0.2"
-        out.append(Advert(i + 1, float(i), "bench", "bench", "carp", 4, src, "224.0.0.18", 255, 7, 2, 1, 0,
-                          True, "plain", 36, advbase=1, advskew=0, authlen=7, demote=0, counter=ctr, md=md,
+        out.append(Advert(i + 1, float(i), "bench", "bench", 4, src, "224.0.0.18", 255, protocol="carp",
+                          vhid=7, version=2, type=1, checksum_ok=True, checksum_variant="plain",
+                          payload_len=36, advbase=1, advskew=0, authlen=7, demote=0, counter=ctr, md=md,
                           eth_src="00:00:5e:00:01:07"))
     return out
 
