@@ -8,7 +8,7 @@ import stat
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from carpscope.auth.keys import Key, _check_label, derive_key, is_truncated, key_from_hex, weak_index_of, PassphraseError, KEY_LEN
+from carpscope.auth.keys import Key, check_label, derive_key, is_truncated, key_from_hex, weak_index_of, PassphraseError, KEY_LEN
 from carpscope.auth.secrets import BSD_PASS_MAX, remember_secret
 from carpscope.auth.vips import VipSet
 from carpscope.files import read_limited
@@ -55,7 +55,7 @@ class Keyring:
         """Add a passphrase under ``label`` (derived with ``derive_key(secret, style)``);
         ``owners``, ``vhids``: the addresses of the host whose configuration holds it and the
         VHIDs it is configured for, when a configuration says so."""
-        _check_label(label)
+        check_label(label)
         raw = derive_key(secret, style)
         remember_secret(secret, raw)
         return self.add_key(Key(label, raw, origin, truncated=is_truncated(secret),
@@ -63,7 +63,7 @@ class Keyring:
 
     def add_raw_key(self, label: str, key: bytes | str, origin: str = "cli") -> Key:
         """Add a raw 20-byte key (bytes, or 40 hex digits)."""
-        _check_label(label)
+        check_label(label)
         raw = key_from_hex(key) if isinstance(key, str) else bytes(key)
         if len(raw) != KEY_LEN:
             raise PassphraseError(f"a raw CARP key must be {KEY_LEN} bytes")

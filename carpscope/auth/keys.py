@@ -99,7 +99,7 @@ class Key:
         raise TypeError("carpscope keys are not picklable (they hold a secret)")
 
 
-def _check_label(label: str) -> str:
+def check_label(label: str) -> str:
     # The label is not echoed: a caller who swapped label and secret would otherwise leak it.
     if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
         raise ValueError("a key label must be 1-64 letters, digits or _ . : @ / -")

@@ -20,7 +20,7 @@ from typing import Iterator
 
 from carpscope import __version__
 from carpscope.report.view import (Clock, annotate, group_events, group_findings, group_name, group_vips,
-                                   host_roles, intent_lines, left_out, named, packets_total, ticks)
+                                   host_roles, intent_lines, left_out, named, packets_total, segments, ticks)
 
 SEVERITIES = ("error", "warning", "info")
 # the SVG's coordinate system (it scales to the page width)
@@ -89,12 +89,7 @@ def pieces(doc: dict, clock: Clock | None = None) -> Iterator[str]:
     if roles:
         yield ('<section class="card"><h2>Hosts</h2><ul>' + "".join(
             f'<li class="lvl-{esc(lvl)}">{esc(t)}</li>' for lvl, t in roles) + "</ul></section>")
-    by_seg: dict[str, list[dict]] = {}
-    for g in groups:
-        by_seg.setdefault(g["segment"], []).append(g)
-    for seg, gs in by_seg.items():
-        times = [t for g in gs for s in g["speakers"] for t in (s["first_seen"], s["last_seen"]) if t is not None]
-        t0, t1 = min(times), max(times)
+    for _seg, gs, t0, t1 in segments(groups):
         for g in gs:
             yield _group(g, findings, t0, t1, clock, hosts)
     yield from _findings(findings, clock, hosts)

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from carpscope.model import CARP, Advert, protocol_name
 from carpscope.report.view import (Clock, annotate, group_events, group_findings, group_name, group_protocol, group_vips,
-                                   host_roles, intent_lines, left_out, named, packets_total, ticks)
+                                   host_roles, intent_lines, left_out, named, packets_total, segments, ticks)
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": ""}
@@ -372,12 +372,7 @@ def report_lines(doc: dict, clock: Clock, width: int | None, show_timeline: bool
         yield Text("hosts (from the inventory / configs)", style="bold")
         for lvl, text in roles:
             yield from prose(Text(text, style=LEVEL_STYLE[lvl]), width, INDENT, INDENT + 4)
-    by_seg: dict[str, list[dict]] = {}
-    for g in groups:
-        by_seg.setdefault(g["segment"], []).append(g)
-    for seg, gs in by_seg.items():
-        times = [t for g in gs for s in g["speakers"] for t in (s["first_seen"], s["last_seen"]) if t is not None]
-        t0, t1 = min(times), max(times)
+    for seg, gs, t0, t1 in segments(groups):
         one_day = clock.day(t0) == clock.day(t1)
         when = f"times {clock.zone(t0)}" + (f", {clock.day(t0)}" if one_day else "")
         yield Text("")

@@ -143,6 +143,19 @@ def group_findings(g: dict, findings: list[dict]) -> list[dict]:
             if f.get("protocol") is None or f["protocol"] in protos]
 
 
+def segments(groups: list[dict]) -> list[tuple[str, list[dict], float, float]]:
+    """The groups by segment, in order of first appearance, with the span of the segment's
+    speakers (first to last advert): (segment, groups, t0, t1)."""
+    by_seg: dict[str, list[dict]] = {}
+    for g in groups:
+        by_seg.setdefault(g["segment"], []).append(g)
+    out = []
+    for seg, gs in by_seg.items():
+        times = [t for g in gs for s in g["speakers"] for t in (s["first_seen"], s["last_seen"]) if t is not None]
+        out.append((seg, gs, min(times), max(times)))
+    return out
+
+
 def group_protocol(g: dict) -> str:
     """How a group's protocol is named: CARP, VRRPv2, VRRPv3, or VRRPv2+v3 for a mixed VRID."""
     protos = g.get("protocols") or [g["protocol"]]
