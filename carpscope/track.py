@@ -72,6 +72,19 @@ def resigns(a: Advert) -> bool:
     return a.priority == 0
 
 
+def _deaf(x: Speaker, y: Speaker) -> bool:
+    """Does the wire show that two VRRP speakers reject each other's adverts? Another version
+    (keepalived: "wrong version"), another VRRPv2 interval (RFC 3768 §7.1) or authentication,
+    another address list (keepalived: "ip address associated with VRID not present in MASTER
+    advert")."""
+    if x.protocol != y.protocol:
+        return True
+    if x.protocol == "vrrp2" and (x.interval_cs != y.interval_cs or x.vrrp_auth != y.vrrp_auth):
+        return True
+    return bool(x.addresses) and bool(y.addresses) and \
+        {a for al in x.addresses for a in al} != {a for al in y.addresses for a in al}
+
+
 def master_down(a: Advert) -> float:
     """Seconds of silence after which backups of this speaker take over (per its own values)."""
     if a.protocol == CARP:
@@ -99,6 +112,7 @@ class Speaker:
     priority: int | None = None
     interval_cs: int | None = None
     ttl_min: int = 255
+    held: float = 0.0                              # presumed master until then though silent (VRRP, starved)
     resigned: int = 0                              # resignations (priority 0 / bow-out) ...
     resigned_last: float = 0.0                     # ... and the time of the last one
     timings: set = field(default_factory=set)      # distinct (advbase, advskew) / (prio, interval)
@@ -185,13 +199,18 @@ class Speaker:
         return self.ip, self.mac or ""
 
     def active(self, t: float) -> bool:
-        return self.run_start is not None and t - self.last <= self.md * 1.1
+        return self.run_start is not None and t - self.until() <= self.md * 1.1
+
+    def until(self) -> float:
+        """Up to when its current run is known to last: its last advert, or later while it is
+        held (a keepalived master starved by another master's adverts: see ``Group._hold``)."""
+        return self.last if self.held <= self.last else self.held
 
     def still(self, end: float) -> bool:
         """Still advertising at ``end`` (the end of a capture): its next advert was not yet
         overdue (masters send on a timer: a tenth of an interval and 0.1 s of slack for ticks
         and scheduling), and it had not resigned."""
-        return end - self.last <= 1.1 * self.interval + 0.1 and not (self.resigned and self.resigned_last >= self.last)
+        return end - self.until() <= 1.1 * self.interval + 0.1 and not (self.resigned and self.resigned_last >= self.last)
 
     def period_stats(self) -> dict | None:
         if not self.p_n or self.p_min is None or self.p_max is None:
@@ -260,8 +279,8 @@ class _Overlap:
         self.episode = None
 
     def end(self) -> float:
-        ea = self.end_a if self.end_a is not None else self.a.last
-        eb = self.end_b if self.end_b is not None else self.b.last
+        ea = self.end_a if self.end_a is not None else self.a.until()
+        eb = self.end_b if self.end_b is not None else self.b.until()
         return ea if ea < eb else eb
 
     def settled(self) -> bool:
@@ -269,9 +288,9 @@ class _Overlap:
         if ea is not None and eb is not None:
             return True
         if ea is not None:
-            return self.b.last >= ea
+            return self.b.until() >= ea
         if eb is not None:
-            return self.a.last >= eb
+            return self.a.until() >= eb
         return False
 
 
@@ -351,7 +370,7 @@ class Group:
                     if o is not sp and not o.active(t):
                         self._close_run(o)
                     else:
-                        e = o.last + o.md * 1.1
+                        e = o.until() + o.md * 1.1
                         if e < soonest:
                             soonest = e
             self.expiry = soonest
@@ -398,7 +417,28 @@ class Group:
         sp.last = sp.p_ref = t
         sp.last_frame = a.frame
         if self._overlaps:
+            if sp.protocol != CARP:
+                self._hold(sp, t)
             self._measure(sp, t, a.frame)
+
+    def _hold(self, y: Speaker, t: float) -> None:
+        """keepalived re-arms a master's advert timer on every packet of its VRID, accepted or
+        not (docs/implementations.md (c)): a master whose adverts the other master rejects, and
+        that rejects the other's, may fall silent while the other advertises at least as often
+        as it would. So a VRRP speaker X that claimed mastership (its first advert) while ``y``
+        was master is held master while ``y`` goes on advertising, past a takeover, *when the
+        wire shows why neither accepts the other's adverts* (``_deaf``: another VRRP version,
+        another VRRPv2 interval or authentication, another address list). Without such a
+        reason X's silence proves nothing: it may have yielded (keepalived's state MASTER
+        starts with one advert; a tracking script lowers a priority without a word)."""
+        for ov in self._overlaps:
+            x = ov.b if ov.a is y else ov.a if ov.b is y else None
+            if x is None or x.run_start is None or x.protocol == CARP or x.last >= t:
+                continue
+            if y.run_start is None or x.run_start <= y.run_start or y.interval > x.interval * 1.05:
+                continue
+            if t >= x.run_start + SPLIT_MIN_INTERVALS * y.interval and _deaf(x, y):
+                x.held = t
 
     def _resign(self, sp: Speaker, a: Advert) -> None:
         """A resignation: the speaker's run (if it had one) ends here."""
@@ -416,6 +456,7 @@ class Group:
     def _open_run(self, sp: Speaker, a: Advert) -> None:
         t = a.ts
         sp.run_start, sp.run_adverts, sp.run_first_frame = t, 0, a.frame
+        sp.held = 0.0
         self.n_open += 1
         e = t + sp.md * 1.1
         if e < self.expiry:
@@ -483,8 +524,9 @@ class Group:
             self._event("gap", t, seconds=round(gap, 3), previous=last.ip, master=sp.ip)
 
     def _close_run(self, sp: Speaker, final: bool = False, resigned: bool = False) -> None:
-        start = sp.run_start if sp.run_start is not None else sp.last
-        run = Run(sp.ip, sp.mac, start, sp.last, sp.run_adverts, sp.run_first_frame, sp.last_frame, resigned)
+        end = sp.until()
+        start = sp.run_start if sp.run_start is not None else end
+        run = Run(sp.ip, sp.mac, start, end, sp.run_adverts, sp.run_first_frame, sp.last_frame, resigned)
         if len(self.runs) == MAX_RUNS:
             self.runs_dropped += 1
         self.runs.append(run)
@@ -495,9 +537,9 @@ class Group:
             settled = False
             for ov in self._overlaps:
                 if ov.a is sp and ov.end_a is None:
-                    ov.end_a = sp.last
+                    ov.end_a = end
                 elif ov.b is sp and ov.end_b is None:
-                    ov.end_b = sp.last
+                    ov.end_b = end
                 else:
                     continue
                 if final:
@@ -601,7 +643,7 @@ class Group:
     def timeline(self) -> list[Run]:
         runs = list(self.runs)
         for s in self.open_runs():
-            runs.append(Run(s.ip, s.mac, s.run_start or s.last, s.last, s.run_adverts, s.run_first_frame,
+            runs.append(Run(s.ip, s.mac, s.run_start or s.last, s.until(), s.run_adverts, s.run_first_frame,
                             s.last_frame))
         return sorted(runs, key=lambda r: (r.start, r.ip))
 

@@ -966,6 +966,23 @@ def _resign(sp) -> bytes:
 
 
 @trigger("split-brain")
+def starved_master_across_versions(tmp_path):
+    # keepalived re-arms a master's advert timer on every packet of its VRID: a VRRPv2 master
+    # that the VRRPv3 master ignores (and ignores in turn) may send one advert and then nothing
+    # while the other advertises every second; both stay master (live ka-version-mix showed it)
+    a = Vrrp(FW1, 51, 150, (VIP,), version=2)
+    b = Vrrp(FW2, 51, 100, (VIP,), version=3)
+    cap = Capture()
+    cap.become_master(b, cap.at(0), count=12)
+    cap.become_master(a, cap.at(3.4), count=1)
+    doc = analyze_json(cap.write(tmp_path / "c.pcap"))
+    hit = _split(doc["findings"], "version", vhid=51)
+    (w,) = hit["evidence"]["windows"]
+    assert abs(w["from"] - cap.at(3.4)) < 1e-3 and abs(w["to"] - cap.at(11)) < 1e-3 and w["ongoing"]
+    assert doc["groups"][0]["masters_at_end"] == [FW1, FW2]
+
+
+@trigger("split-brain")
 def starved_second_master_then_resignation(tmp_path):
     # keepalived, VRRPv2 intervals 1 s and 2 s: rb drops ra's adverts and becomes master, but
     # ra's adverts re-arm rb's timer, so rb's first advert is all it sends until it stops and
@@ -1085,6 +1102,20 @@ def preemption_on_a_mirror_port(tmp_path):
     f = run_keyed(tmp_path, cap, "--vip", f"7={VIP}")
     absent(f, "split-brain", "flapping", "master-gap", "counter-replay")
     expect(f, "advert-copies", cause="reflection", speakers=[FW1, FW2])
+
+
+@near_miss("split-brain")
+def a_claim_then_silence_without_a_reason(tmp_path):
+    # one advert from a higher-priority router of the same version, then nothing, while the
+    # master carries on: nothing on the wire says the two ignore each other (keepalived with
+    # state MASTER starts with one advert and yields; a tracking script lowers a priority
+    # without a word), so its silence is not read as mastership
+    a = Vrrp(FW1, 51, 150, (VIP,), version=3)
+    b = Vrrp(FW2, 51, 100, (VIP,), version=3)
+    cap = Capture()
+    cap.become_master(b, cap.at(0), count=12)
+    cap.become_master(a, cap.at(3.4), count=1)
+    absent(analyze(cap.write(tmp_path / "c.pcap")), "split-brain")
 
 
 @near_miss("split-brain")

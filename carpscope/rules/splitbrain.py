@@ -160,7 +160,7 @@ def split_brain_findings(g: Group) -> list[Finding]:
         if e.end > lo:
             total += e.end - lo
         reach = e.end if reach is None or e.end > reach else reach
-    speakers = list(dict.fromkeys(ip for e in eps for ip in (e.a, e.b)))
+    speakers = sorted({ip for e in eps for ip in (e.a, e.b)})
     first, last = eps[0].start, max(e.end for e in eps)
     ongoing = any(e.ongoing for e in eps)
     who = " and ".join(speakers) if len(speakers) < 3 else ", ".join(speakers[:-1]) + " and " + speakers[-1]
