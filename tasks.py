@@ -23,11 +23,11 @@ PY = VENV / "bin" / "python"
 # own services are never left running: the tests start their instances in namespaces);
 # systemd: systemd-analyze checks the unit of docs/
 APT_PACKAGES = ["ucarp", "keepalived", "tcpdump", "tshark", "nftables", "iproute2", "tmux", "chromium", "jq",
-                "prometheus", "prometheus-alertmanager", "systemd"]
+                "prometheus", "prometheus-alertmanager", "systemd", "tcpreplay"]
 APT_COMMANDS = {"ucarp": "ucarp", "keepalived": "keepalived", "tcpdump": "tcpdump", "tshark": "tshark",
                 "nftables": "nft", "iproute2": "ip", "tmux": "tmux", "chromium": "chromium", "jq": "jq",
                 "prometheus": "promtool", "prometheus-alertmanager": "prometheus-alertmanager",
-                "systemd": "systemd-analyze"}
+                "systemd": "systemd-analyze", "tcpreplay": "tcpreplay"}
 SERVICES_OFF = ["prometheus", "prometheus-alertmanager"]    # started by Debian's packages on a systemd host
 
 

@@ -98,9 +98,13 @@ class Repeats:
             sp.copies += 1
         if cell.count == 1:
             sp.copied += 1
+        # the rate: copies per second of the advert copied most, over all its copies so far (a
+        # peak over the first few copies would measure a sender's microsecond bursts instead)
         if cell.count > sp.max_copies:
             sp.max_copies = cell.count
-        if a.ts > cell.first:             # copies per second since the original, at its peak
+            if a.ts > cell.first:
+                sp.copy_rate = cell.count / (a.ts - cell.first)
+        elif cell.count == sp.max_copies and a.ts > cell.first:
             rate = cell.count / (a.ts - cell.first)
             if rate > sp.copy_rate:
                 sp.copy_rate = rate
