@@ -19,7 +19,7 @@ cp "$HERE/eng.py" "$HERE/eng.pxd" "$OUT/cython/"
 (cd "$OUT/cython" && "$PY" -c "
 from setuptools import setup
 from Cython.Build import cythonize
-setup(ext_modules=cythonize('eng.py', quiet=True), script_args=['build_ext', '--inplace'])" >/dev/null)
+setup(ext_modules=cythonize('eng.py', quiet=True, compiler_directives={'annotation_typing': False}), script_args=['build_ext', '--inplace'])" >/dev/null)
 "$PY" "$HERE/../make_captures.py" storm loop flap
 for cap in storm loop flap; do
   for how in py mypyc cython; do
