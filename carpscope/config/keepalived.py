@@ -22,7 +22,6 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from carpscope.files import read_text_limited, text_error
 from carpscope.config.inventory import (

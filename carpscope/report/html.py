@@ -19,7 +19,7 @@ import re
 from typing import Iterator
 
 from carpscope import __version__
-from carpscope.report.view import (Clock, annotate, group_events, group_findings, group_name, group_vips,
+from carpscope.report.view import (Clock, annotate, finding_where, group_events, group_findings, group_name, group_vips,
                                    host_roles, intent_lines, left_out, named, packets_total, segments, ticks)
 
 SEVERITIES = ("error", "warning", "info")
@@ -361,12 +361,7 @@ def _findings(findings: list[dict], clock: Clock, hosts: dict) -> Iterator[str]:
             if where:
                 out.append(f' <span class="sub mono">{esc(where)}</span>')
             out.append(f'<div class="msg">{esc(annotate(f["message"], hosts))}</div><div class="sub">')
-            bits = []
-            if f.get("first_seen") is not None:
-                bits.append(f"{clock.iso(f['first_seen'])} to {clock.iso(f.get('last_seen'))}")
-            pk = f.get("packets") or []
-            if pk:
-                bits.append("frames " + ", ".join(str(p) for p in pk) + left_out(len(pk), packets_total(f)))
+            bits = finding_where(f, clock, ", ")
             if f.get("cause"):
                 bits.append(f"likely cause: {f['cause']}")
             if f.get("line"):

@@ -11,7 +11,7 @@ import json
 from typing import Iterator
 
 from carpscope import __version__
-from carpscope.model import CARP, Advert
+from carpscope.model import CARP
 from carpscope.track import Group, Speaker
 
 

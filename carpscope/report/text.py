@@ -18,9 +18,9 @@ from typing import Iterator
 from rich.console import Console
 from rich.text import Text
 
-from carpscope.model import CARP, Advert, protocol_name
-from carpscope.report.view import (Clock, annotate, group_events, group_findings, group_name, group_protocol, group_vips,
-                                   host_roles, intent_lines, left_out, named, packets_total, segments, ticks)
+from carpscope.model import CARP
+from carpscope.report.view import (Clock, annotate, finding_where, group_events, group_findings, group_name, group_protocol, group_vips,
+                                   host_roles, intent_lines, named, segments, ticks)
 
 SEV_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "info": ""}
@@ -428,12 +428,7 @@ def finding_lines(findings: list[dict], clock: Clock, width: int | None, hosts: 
             head = Text.assemble((f"{sev.upper():7} ", SEV_STYLE[sev]), (f"{f['code']} ", "bold"),
                                  (f["rule"], "bold"), "  ", annotate(f["message"], hosts))
             out += prose(head, width, 0, 8)
-            ev = []
-            if f.get("first_seen") is not None:
-                ev.append(f"{clock.iso(f['first_seen'])} to {clock.iso(f.get('last_seen'))}")
-            pk = f.get("packets") or []
-            if pk:
-                ev.append("frames " + ",".join(str(p) for p in pk) + left_out(len(pk), packets_total(f)))
+            ev = finding_where(f, clock)
             count = (f.get("evidence") or {}).get("count", 0)
             if isinstance(count, int) and count > 1:
                 ev.append(f"{count} times")

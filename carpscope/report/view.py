@@ -169,6 +169,18 @@ def left_out(shown: int, total: int | None) -> str:
     return f" (+{total - shown} more)" if total is not None and total > shown else ""
 
 
+def finding_where(f: dict, clock: Clock, sep: str = ",") -> list[str]:
+    """When and in which frames a finding was seen, as people read it: its time span and its
+    frames (a sample, with how many more)."""
+    bits = []
+    if f.get("first_seen") is not None:
+        bits.append(f"{clock.iso(f['first_seen'])} to {clock.iso(f.get('last_seen'))}")
+    pk = f.get("packets") or []
+    if pk:
+        bits.append("frames " + sep.join(str(p) for p in pk) + left_out(len(pk), packets_total(f)))
+    return bits
+
+
 def packets_total(f: dict) -> int | None:
     """How many packets a finding is about, when its evidence says (its listed packets are a
     sample): folded repeats count ``count``; a split brain the adverts of its windows."""
