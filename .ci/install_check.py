@@ -3,6 +3,7 @@
 install` the repository into it (not editable), and from a directory outside the repository:
 
 - `carpscope rules split-brain` prints the whole page (equal to the page in the source tree);
+- `carpscope docs GUIDE` prints each guide of docs/ whole, `docs --unit` the sensor's unit;
 - `carpscope analyze CAPTURE --format sarif` gives every rule its help text and helpUri;
 - the LICENSE file is in the installed distribution's metadata;
 - the alert rules (carpscope/data/alerts.yml) are installed, equal to the source, and pass
@@ -50,6 +51,15 @@ def check(tmp: Path) -> list[str]:
     page = (ROOT / "carpscope" / "rules" / "pages" / "split-brain.md").read_text(encoding="utf-8")
     if p.returncode or p.stdout != page:
         problems.append(f"`carpscope rules split-brain` printed {len(p.stdout)} characters, the page has {len(page)}")
+    for guide in sorted((ROOT / "docs").glob("*.md")):
+        p = run([exe, "docs", guide.stem], cwd=work)
+        if p.returncode or p.stdout != guide.read_text(encoding="utf-8"):
+            problems.append(f"`carpscope docs {guide.stem}` printed {len(p.stdout)} characters, "
+                            f"docs/{guide.name} has {len(guide.read_text(encoding='utf-8'))}")
+    unit = (ROOT / "docs" / "carpscope-sensor.service").read_text(encoding="utf-8")
+    p = run([exe, "docs", "--unit"], cwd=work)
+    if p.returncode or p.stdout != unit:
+        problems.append("`carpscope docs --unit` does not print docs/carpscope-sensor.service")
     cap = work / "passphrase-mismatch.pcap"
     shutil.copy(ROOT / "captures" / "passphrase-mismatch.pcap", cap)
     p = run([exe, "analyze", cap.name, "--format", "sarif", "--isolated"], cwd=work)
@@ -97,7 +107,7 @@ def main(argv: list[str]) -> int:
     for line in problems:
         print(f"FAIL install: {line}")
     if not problems:
-        print("PASS install: pip install . into a fresh venv: the rule pages, SARIF help text and helpUri, "
+        print("PASS install: pip install . into a fresh venv: the rule pages, the guides, SARIF help text and helpUri, "
               "LICENSE, the alert rules, the metrics extra")
     return 1 if problems else 0
 

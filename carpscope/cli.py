@@ -17,7 +17,7 @@ from carpscope.commands.output import FORMATS
 from carpscope.files import abort_unfinished
 from carpscope.policy import FAIL_ON
 
-COMMANDS = ("analyze", "sniff", "lint", "inventory", "rules", "completion")
+COMMANDS = ("analyze", "sniff", "lint", "inventory", "rules", "docs", "completion")
 
 
 def _positive_float(text: str) -> float:
@@ -153,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
     r = sub.add_parser("rules", help="list the rules, or show one rule's page")
     r.add_argument("rule", nargs="?", metavar="SLUG|CODE", help="a rule's slug (split-brain) or code (CS401)")
+    d = sub.add_parser("docs", help="list the guides shipped with carpscope, or print one")
+    d.add_argument("guide", nargs="?", metavar="GUIDE",
+                   help="a guide's name (sniff, report, inventory, ci, fleet, ...)")
+    d.add_argument("--unit", action="store_true", help="print the systemd unit of a sensor (docs/fleet.md)")
     c = sub.add_parser("completion", help="print a shell completion script (bash, zsh)")
     c.add_argument("shell", choices=["bash", "zsh"], help="e.g. carpscope completion bash > /etc/bash_completion.d/carpscope")
     p.subcommands = sub.choices       # type: ignore[attr-defined]  # main() reports an unknown option with its command's usage
