@@ -31,7 +31,7 @@ from typing import Callable
 
 from carpscope.capture.filters import SNAPLEN
 from carpscope.files import display_name
-from carpscope.policy import FAIL_ON, source_of
+from carpscope.policy import FAIL_ON, finding_key, source_of
 from carpscope.synth import PcapngWriter
 
 WINDOW_S = 60.0             # seconds of frames kept before a finding starts
@@ -199,7 +199,7 @@ class Evidence:
     def name_files(self, findings: list, key: Callable | None = None) -> None:
         """Name the files in the findings of the final report."""
         if key is None:
-            from carpscope.commands.sniff import finding_key as key
+            key = finding_key
         for f in findings:
             got = self.files.get(key(f))
             if got:

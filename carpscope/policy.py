@@ -347,6 +347,12 @@ def source_of(f: Finding, sources: list[str]) -> str | None:
     return best
 
 
+def finding_key(f: Finding) -> tuple:
+    """Identity of a finding across live snapshots: (rule, segment, vhid, speakers), the
+    speakers read from the evidence as the baseline fingerprints read them."""
+    return (f.rule, f.segment, f.vhid, tuple(speakers(f)))
+
+
 def speakers(f: Finding) -> list[str]:
     """The addresses or hosts a finding is about, from its evidence (no times, no packets)."""
     ev = f.evidence or {}

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from carpscope import synth
-from carpscope.config import ConfigError, inventory_from_configs, inventory_to_toml, lint, parse_inventory
+from carpscope.config import ConfigError, inventory_from_configs, inventory_to_toml, parse_inventory
+from carpscope.config.lint import lint
 from carpscope.config.configxml import effective_password, host_from_configxml
 from conftest import REPO, SHARED, run_cli, stderr_messages
 

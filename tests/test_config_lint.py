@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from carpscope.config import ConfigError, LintResult, lint
+from carpscope.config import ConfigError
+from carpscope.config.lint import LintResult, lint
 from carpscope.model import Severity
 from carpscope.rules import catalogue, lookup, page as rule_page
 

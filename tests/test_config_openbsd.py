@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from carpscope.config import detect_kind, inventory_from_configs, lint
+from carpscope.config import detect_kind, inventory_from_configs
+from carpscope.config.lint import lint
 from carpscope.config.openbsd import host_key, parse_hostname_if
 
 FIX = Path(__file__).parent / "fixtures" / "configs" / "openbsd"

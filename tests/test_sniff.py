@@ -254,11 +254,11 @@ def test_finding_key():
     class F:
         rule, segment, vhid = "r", "seg", 3
         evidence = {"speakers": [{"ip": "10.0.0.3"}, {"ip": "10.0.0.2"}]}
-    assert sniff_cmd.finding_key(F) == ("r", "seg", 3, ("10.0.0.2", "10.0.0.3"))
+    assert policy.finding_key(F) == ("r", "seg", 3, ("10.0.0.2", "10.0.0.3"))
     F.evidence = {"speaker": "10.0.0.9"}
-    assert sniff_cmd.finding_key(F)[3] == ("10.0.0.9",)
+    assert policy.finding_key(F)[3] == ("10.0.0.9",)
     F.evidence = {}
-    assert sniff_cmd.finding_key(F)[3] == ()
+    assert policy.finding_key(F)[3] == ()
 
 
 def test_rfc3339():

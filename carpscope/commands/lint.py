@@ -11,7 +11,7 @@ from carpscope.files import display_name
 
 
 def run(args) -> int:
-    from carpscope.config import lint
+    from carpscope.config.lint import lint
     from carpscope.report import text
     for path in args.configs:
         if not os.path.exists(path):

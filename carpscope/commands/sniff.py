@@ -42,6 +42,7 @@ from carpscope.commands.output import clock, console, final_status, prepare_outp
 from carpscope.engine import Engine
 from carpscope.files import Output, OutputError
 from carpscope.model import SourceInfo
+from carpscope.policy import finding_key
 
 SCHEMA = 1              # version of the JSON lines event schema (docs/sniff.md)
 WAIT_S = 0.1            # longest select() wait: ticks, deadlines and refreshes stay on time
@@ -134,13 +135,6 @@ def drop_privileges(pw) -> None:
 
 def rfc3339(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def finding_key(f) -> tuple:
-    """Identity of a finding across snapshots: (rule, segment, vhid, speakers), the speakers
-    read from the evidence as the baseline fingerprints read them."""
-    from carpscope.policy import speakers
-    return (f.rule, f.segment, f.vhid, tuple(speakers(f)))
 
 
 def interface_of(segment: str | None, names: list[str]) -> str | None:

@@ -4,7 +4,7 @@ command lines / systemd units / ifupdown stanzas, and the TOML inventory.
 
 Public API (used by the CLI and the capture pipeline)::
 
-    lint(paths) -> LintResult(findings, inventory, errors)
+    config.lint.lint(paths) -> LintResult(findings, inventory, errors)
     inventory_from_configs(paths) -> Inventory
     load_inventory(path) -> Inventory
     inventory_to_toml(inv) -> str
@@ -35,7 +35,7 @@ from carpscope.config.inventory import (
 __all__ = [
     "CARP", "VRRP2", "VRRP3", "PROTOCOLS", "ConfigError", "Group", "Host", "Inventory", "Member",
     "Origin", "Secret", "Segment", "bsd_key", "detect_kind", "inventory_from_configs",
-    "inventory_to_toml", "lint", "LintResult", "load_inventory", "parse_inventory",
+    "inventory_to_toml", "load_inventory", "parse_inventory",
 ]
 
 KINDS = ("inventory", "rcconf", "sysctl", "loader", "keepalived", "ucarp", "interfaces", "configxml",
@@ -440,7 +440,3 @@ def inventory_from_configs(paths, problems: list[ConfigError] | None = None) -> 
     hosts, inventories = read_configs(paths, problems)
     return merge(hosts, inventories)
 
-
-# last, so that lint.py can import the functions above; this also makes ``carpscope.config.lint``
-# the function (the submodule stays importable as carpscope.config.lint via sys.modules)
-from carpscope.config.lint import LintResult, lint  # noqa: E402
