@@ -1,5 +1,5 @@
 import sys
 
-from carpscope.cli import main
+from carpscope.entry import main
 
 sys.exit(main())
