@@ -80,6 +80,25 @@ def test_page_has_sections_in_order(rule):
     assert positions == sorted(positions), f"{rule.slug}: sections out of order: {headings}"
 
 
+IMPLEMENTATIONS = ("FreeBSD", "OpenBSD", "ucarp", "keepalived")
+IMPL_HEADING = "## What each implementation does"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.slug)
+def test_page_says_what_each_implementation_does(rule):
+    """Issue 14: every page states, per implementation, the behaviour the rule relies on (or
+    that it is not involved), with where that was read ([src]) or seen ([obs]), between what
+    the rule detects and why it matters."""
+    text = _page(rule)
+    assert IMPL_HEADING in text, f"{rule.slug}: no '{IMPL_HEADING}' section"
+    section = text.split(IMPL_HEADING, 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in IMPLEMENTATIONS if name not in section]
+    assert not missing, f"{rule.slug}: the implementations section does not name {missing}"
+    assert "[src]" in section or "[obs]" in section or "not involved" in section, \
+        f"{rule.slug}: the implementations section names no source, recording or non-involvement"
+    assert text.index("## What it detects") < text.index(IMPL_HEADING) < text.index("## Why it matters")
+
+
 @pytest.mark.parametrize("slug", NEEDS_INVENTORY)
 def test_intent_pages_say_they_need_an_inventory(slug):
     rule = CATALOGUE[slug]

@@ -154,8 +154,9 @@ def _consistency(g: Group) -> list[Finding]:
             disjoint = all(a.isdisjoint(b) for i, a in enumerate(sets) for b in sets[i + 1:])
             if not disjoint:
                 out.append(VRRP_ADDRESS_MISMATCH.finding(f"{_name(g)}: speakers advertise different address "
-                                   "lists; receivers that check them drop the adverts (keepalived: 'ip address "
-                                   "associated with VRID not present in MASTER advert')",
+                                   "lists; receivers that check them drop the adverts (keepalived before 2.3.3: 'ip "
+                                   "address associated with VRID not present in MASTER advert'; from 2.3.3 "
+                                   "it logs the mismatch and keeps the advert)",
                                    evidence={"addresses": lists}, cause="vip-set", packets=_frames(*sps),
                                    **_span(*sps), **_where(g)))
         # an owner's claim stands even after it lowered its priority (keepalived drops to 254
