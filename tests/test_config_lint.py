@@ -422,6 +422,20 @@ def test_unicast_peer_missing_and_mixed(tmp_path):
     assert len(f) == 1 and "uses multicast" in f[0].message and f[0].source == str(good[0])
 
 
+def test_unicast_peer_with_ucarp_and_between_freebsd_members(tmp_path):
+    """ucarp has no unicast mode and ignores adverts not sent to its multicast address (src/carp.c
+    packethandler); FreeBSD does not compare the destination, so two FreeBSD members, one with a
+    peer, hear each other."""
+    fw1 = rc(tmp_path, "fw1", "10.0.0.7", "inet vhid 4 peer 10.0.0.9 pass uni-4-pass 10.0.0.4/32")
+    fw2 = rc(tmp_path, "fw2", "10.0.0.9", "inet vhid 4 advskew 100 pass uni-4-pass 10.0.0.4/32")
+    assert "config-unicast-peer" not in rules(run([fw1, fw2]))
+    u = write(tmp_path, "u.sh", "ucarp -i em0 -s 10.0.0.9 -v 4 -p uni-4-pass -a 10.0.0.4 -k 100\n")
+    f = only(run([fw1, u]), "config-unicast-peer")
+    assert len(f) == 1 and f[0].source == str(fw1) and f[0].severity == Severity.ERROR
+    assert "ucarp drops adverts of the other kind" in f[0].message
+    assert "Ignoring different multicast ip" in f[0].message
+
+
 def test_unicast_peer_ttl_window_and_source_check(tmp_path):
     lb1 = ka(tmp_path, "lb1", "10.0.0.1", 150, ["10.0.0.2"])
     lb2 = ka(tmp_path, "lb2", "10.0.0.2", 100, ["10.0.0.1 min_ttl 250 max_ttl 254"])

@@ -6,7 +6,10 @@ from their sources:
 
 * keepalived drops an advert whose destination kind (unicast or multicast) is not the one it is
   configured for: "Expected unicast packet but received multicast packet" (``vrrp.c``
-  ``vrrp_check_packet``); so does OpenBSD (``carp_proto_input_c``, protocol.md §5.6).
+  ``vrrp_check_packet``); so does OpenBSD (``carp_proto_input_c``, protocol.md §5.6), and ucarp,
+  which has no unicast mode and ignores every advert not sent to its multicast address ("Ignoring
+  different multicast ip", ``src/carp.c`` ``packethandler``). FreeBSD does not compare the
+  destination, so FreeBSD members with and without peers hear each other.
 * keepalived drops a unicast advert whose TTL is outside the ``min_ttl``/``max_ttl`` window of the
   sending peer ("TTL/HL %d from %s not in range"), and one from a source that is not a listed
   peer once a TTL option, ``check_unicast_src`` or the global ``vrrp_check_unicast_src`` is set
@@ -24,7 +27,10 @@ CONFIG_UNICAST_PEER = declare("config-unicast-peer", "CS513", ERROR,
                               "Unicast adverts do not reach, or are dropped by, a member of the group",
                               __name__)
 
-STRICT_KIND = ("keepalived", "openbsd")     # drop adverts of the other destination kind
+# drop adverts of the other destination kind, with what they log
+STRICT_KIND = {"keepalived": "'Expected multicast packet but received unicast packet'",
+               "openbsd": "carp_proto_input_c",
+               "ucarp": "'Ignoring different multicast ip'"}
 
 
 def check(hosts: list[HostConfig], inv: Inventory, ctx) -> None:
@@ -57,12 +63,13 @@ def _pair(g: Group, a: Member, b: Member, decl: dict[int, Declared], addrs: dict
         pair = frozenset((id(a), id(b)))
         if pair not in seen_mix:
             seen_mix.add(pair)
-            strict = ", ".join(sorted({m.implementation for m in (a, b) if m.implementation in STRICT_KIND}))
+            strict = sorted({m.implementation for m in (a, b) if m.implementation in STRICT_KIND})
+            said = "; ".join(f"{i}: {STRICT_KIND[i]}" for i in strict)
             ctx.add(CONFIG_UNICAST_PEER,
                     f"{a.host} sends its adverts for {g.describe()} unicast (to {', '.join(a.peers)}) while "
-                    f"{b.host} uses multicast: {strict} drops adverts of the other kind ('Expected multicast "
-                    "packet but received unicast packet'), so the two never see each other and both become "
-                    "master; configure the peers on every member or on none",
+                    f"{b.host} uses multicast: {', '.join(strict)} drops adverts of the other kind ({said}), "
+                    "so the two never see each other and both become master; configure the peers on every "
+                    "member or on none",
                     g, a.origin("peers"), {"host": a.host, "other": b.host, "peers": list(a.peers)},
                     cause="unicast")
         return
