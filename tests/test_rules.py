@@ -1035,6 +1035,27 @@ def owner_claim_stands_after_stepping_down(tmp_path):
     absent(f, "split-brain")
 
 
+@near_miss("skew-tie")
+def owners_both_lowered_to_254_are_no_tie(tmp_path):
+    # keepalived: two owners that hear each other at 255 may both lower themselves to 254 (it
+    # depends on who hears whom first); that is the owner conflict, not a tie the operator set
+    a = Vrrp(FW1, 25, 255, (VIP,), version=3)
+    b = Vrrp(FW2, 25, 255, (VIP,), version=3)
+    cap = Capture()
+    cap.become_master(a, cap.at(0), count=1)
+    cap.become_master(b, cap.at(0.01), count=1)
+    cap.advertise(dataclasses.replace(a, priority=254), cap.at(1), count=5)
+    cap.advertise(dataclasses.replace(b, priority=254), cap.at(1.01), count=2)
+    f = analyze(cap.write(tmp_path / "c.pcap"))
+    expect(f, "priority-owner-conflict", vhid=25, speakers=[FW1, FW2])
+    absent(f, "skew-tie")
+    # the same 254 tie configured by the operator (no 255 ever advertised) is a tie
+    cap = Capture()
+    cap.become_master(dataclasses.replace(a, priority=254), cap.at(0), count=5)
+    cap.advertise(dataclasses.replace(b, priority=254), cap.at(0.01), count=2)
+    expect(analyze(cap.write(tmp_path / "d.pcap")), "skew-tie", vhid=25)
+
+
 def test_split_brain_still_going_at_the_end_is_not_over(tmp_path):
     """A window still open when the capture ends reaches the end and is marked ongoing; no
     "split brain over" event is made up for it. One that ended earlier has its end event."""

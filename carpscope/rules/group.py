@@ -102,6 +102,10 @@ def _consistency(g: Group) -> list[Finding]:
         elif g.protocol != CARP and s.priority is not None:
             by_timing[s.priority].append(s)
     for t, same in by_timing.items():
+        if g.protocol != CARP and t == 254:
+            # keepalived lowers an owner that hears another owner to 254 (vrrp.c, recorded in
+            # ka-owner-pair): owners meeting there is priority-owner-conflict, not a tie of theirs
+            same = [s for s in same if not any(tt[0] == 255 for tt in s.timings)]
         if len(same) > 1:
             ips = sorted(s.ip for s in same)
             decided = ("the first to time out wins, and a master hearing an equal advert yields (FreeBSD) or "
