@@ -107,6 +107,15 @@ class _Stdin:
         return False
 
 
+def _check_frames(src: FileSource, name: str) -> None:
+    """Every frame of ``src``: numbers strictly increasing, each decoded record sound."""
+    n = 0
+    for num, ts, lt, frame, _off, _len in src.frames():
+        assert num > n
+        n = num
+        _check_record(decode_frame(lt, frame, num, ts, name))
+
+
 def _stdin(data: bytes) -> None:
     saved = sys.stdin
     sys.stdin = _Stdin(data)
@@ -115,11 +124,7 @@ def _stdin(data: bytes) -> None:
             src = FileSource("-")
         except CaptureError:
             return
-        n = 0
-        for num, ts, lt, frame, _off, _len in src.frames():
-            assert num > n
-            n = num
-            _check_record(decode_frame(lt, frame, num, ts, "stdin"))
+        _check_frames(src, "stdin")
     except CaptureError:
         pass
     finally:
@@ -211,11 +216,7 @@ def pipe_target(data: bytes) -> None:
             assert (not readable or "link type" in str(e) or expect_damage is not None and expect_records == 0), \
                 f"refused a readable capture: {e}"
             return
-        n = 0
-        for num, ts, lt, frame, _off, _len in src.frames():
-            assert num > n
-            n = num
-            _check_record(decode_frame(lt, frame, num, ts, "pipe"))
+        _check_frames(src, "pipe")
         src.close()
         info = src.info
         assert readable, "read a capture the exact reader refuses"

@@ -44,6 +44,21 @@ def scrape(port: int, accept: str | None = None) -> tuple[str, str]:
         return r.read().decode(), r.headers.get("Content-Type", "")
 
 
+def scrape_when_up(port: int, accept: str | None = None, *, tries: int) -> str:
+    """The exposition of a starting sensor once it reports its interface up (every 0.1 s, at
+    most ``tries`` times); the last text read ("" if none) when it never does."""
+    text = ""
+    for _ in range(tries):
+        try:
+            text = scrape(port, accept)[0]
+            if "carpscope_interface_up" in text:
+                break
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return text
+
+
 def samples(text: str) -> dict[str, list[tuple[dict, float]]]:
     out: dict[str, list] = {}
     for fam in text_string_to_metric_families(text):
@@ -321,15 +336,8 @@ def test_sniff_lo_serves_metrics_then_stops(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "carpscope", "sniff", "lo", "--metrics", str(port), "--duration", "4",
                           "-f", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
-        got = None
-        for _ in range(60):
-            try:
-                got = samples(scrape(port)[0])
-                if "carpscope_interface_up" in got:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
+        text = scrape_when_up(port, tries=60)
+        got = samples(text) if text else None
         out, err = p.communicate(timeout=20)
     finally:
         if p.poll() is None:
@@ -365,15 +373,7 @@ def test_metrics_and_evidence_after_dropping_to_a_user(tmp_path):
                           "--evidence", d, "--duration", "3", "-f", "jsonl"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, cwd="/")
     try:
-        text = ""
-        for _ in range(50):
-            try:
-                text = scrape(port, "application/openmetrics-text; version=1.0.0")[0]
-                if "carpscope_interface_up" in text:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
+        text = scrape_when_up(port, "application/openmetrics-text; version=1.0.0", tries=50)
         out, err = p.communicate(timeout=20)
     finally:
         if p.poll() is None:
