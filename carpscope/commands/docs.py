@@ -11,29 +11,25 @@ DOCS = "docs"
 UNIT = "carpscope-sensor.service"
 
 
-def guides() -> dict[str, str]:
-    """Guide name -> its title (the first heading), for every guide shipped."""
-    out = {}
-    for p in sorted(resources.files("carpscope").joinpath(DOCS).iterdir(), key=lambda p: p.name):
-        if p.name.endswith(".md"):
-            first = p.read_text(encoding="utf-8").split("\n", 1)[0]
-            out[p.name[:-3]] = first.lstrip("# ").strip()
-    return out
+def guides() -> dict:
+    """Guide name -> its file (a package resource), for every guide shipped."""
+    root = resources.files("carpscope").joinpath(DOCS)
+    return {p.name[:-3]: p for p in sorted(root.iterdir(), key=lambda p: p.name) if p.name.endswith(".md")}
 
 
 def run(args) -> int:
-    root = resources.files("carpscope").joinpath(DOCS)
     if args.unit:
-        sys.stdout.write(root.joinpath(UNIT).read_text(encoding="utf-8"))
+        sys.stdout.write(resources.files("carpscope").joinpath(DOCS, UNIT).read_text(encoding="utf-8"))
         return EXIT_OK
     known = guides()
     if not args.guide:
-        for name, title in known.items():
+        for name, path in known.items():       # the title: the first line, its heading
+            title = path.read_text(encoding="utf-8").split("\n", 1)[0].lstrip("# ").strip()
             print(f"{name:16} {title}")
         print("\nrule pages: carpscope rules SLUG; a sensor's systemd unit: carpscope docs --unit")
         return EXIT_OK
     name = args.guide.removesuffix(".md")
     if name not in known:
         raise UsageError(f"no guide named {args.guide!r} (see: carpscope docs)")
-    sys.stdout.write(root.joinpath(f"{name}.md").read_text(encoding="utf-8"))
+    sys.stdout.write(known[name].read_text(encoding="utf-8"))
     return EXIT_OK
