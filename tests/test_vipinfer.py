@@ -152,4 +152,4 @@ def test_memory_is_bounded():
     vi = VipInference()
     for t in range(1000):
         vi.add(_adv(float(t) * 10, f"10.0.0.{t % 2 + 1}", 10))
-    assert len(vi._changes["lan"]) <= 2
+    assert len(vi._segments["lan"].changes) <= 2

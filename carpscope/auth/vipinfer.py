@@ -64,6 +64,29 @@ def _usable(address: str) -> str | None:
 ADJACENT = 0.005   # seconds between a GARP and the advert of the master that sent it
 
 
+class _Last:
+    """The last advert of one (protocol, vhid) on a segment: its source and time (updated in
+    place; typed, so that comparing times costs no object)."""
+
+    src: str
+    ts: float
+
+    def __init__(self, src: str, ts: float) -> None:
+        self.src, self.ts = src, ts
+
+
+class _Segment:
+    """What one segment's adverts taught: its speakers' own source IPs, the last advert of each
+    group, and the recent master changes (ts, protocol, vhid). One lookup per advert."""
+
+    speakers: set[str]
+    last: dict[tuple[str, int], _Last]
+    changes: deque[tuple[float, str, int]]
+
+    def __init__(self) -> None:
+        self.speakers, self.last, self.changes = set(), {}, deque()
+
+
 @dataclass(slots=True)
 class InferredVips:
     """What is known about one (segment, vhid): address → how it was learned, first frame."""
@@ -100,17 +123,14 @@ class VipInference:
         self.window = window
         self.lead = lead
         self._groups: dict[tuple[str, int], InferredVips] = {}
-        # segment -> {(proto, vhid): [last source, last advert time]} (cells, updated in place)
-        self._masters: dict[str, dict[tuple[str, int], list]] = {}
+        self._segments: dict[str, _Segment] = {}
         self._n_masters = 0
-        self._changes: dict[str, deque] = {}       # segment -> deque[(ts, proto, vhid)]
-        self._speakers: dict[str, set[str]] = {}   # segment -> own source IPs of speakers
         self._pending: deque[tuple[AddressHint, set]] = deque()   # (hint, groups adjacent to it)
         self._ambiguous: set[tuple[str, str]] = set()
         self._now = float("-inf")
         self._next_trim = float("-inf")
         # an advert at a time t with adj_until < t < due changes nothing but its group's cell
-        # (no hint near it, nothing to resolve, nothing to trim): what steady.py relies on
+        # (no hint near it, nothing to resolve, nothing to trim)
         self.adj_until = float("-inf")
         self.due = float("-inf")
         self.dropped = 0
@@ -127,29 +147,25 @@ class VipInference:
         ts = advert.ts
         self._advance(ts)
         seg = advert.segment
-        srcs = self._speakers.get(seg)
-        groups = self._masters.get(seg)
-        if srcs is None or groups is None:     # (not setdefault: an empty set and dict per advert)
-            srcs = self._speakers[seg] = set()
-            groups = self._masters[seg] = {}
-        if len(srcs) < self.MAX_SPEAKERS:
-            srcs.add(advert.src)
+        sg = self._segments.get(seg)
+        if sg is None:     # (not setdefault: a record per advert)
+            sg = self._segments[seg] = _Segment()
+        src = advert.src
+        if len(sg.speakers) < self.MAX_SPEAKERS:
+            sg.speakers.add(src)
         gk = (advert.protocol, advert.vhid)
         if ts <= self.adj_until:
             # a hint waits for the adverts sent within ADJACENT after it
             for hint, adjacent in self._pending:
                 if hint.segment == seg and abs(ts - hint.ts) <= ADJACENT:
                     adjacent.add(gk)
-        cell = groups.get(gk)
-        if cell is None or cell[0] != advert.src or ts - cell[1] > self.change_gap(advert.interval_s):
-            ch = self._changes.get(seg)
-            if ch is None:
-                ch = self._changes[seg] = deque()
-            ch.append((ts, advert.protocol, advert.vhid))
+        cell = sg.last.get(gk)
+        if cell is None or cell.src != src or ts - cell.ts > self.change_gap(advert.interval_s):
+            sg.changes.append((ts, advert.protocol, advert.vhid))
         if cell is not None:
-            cell[0], cell[1] = advert.src, ts
+            cell.src, cell.ts = src, ts
         elif self._n_masters < self.MAX_GROUPS * 4:
-            groups[gk] = [advert.src, ts]
+            sg.last[gk] = _Last(src, ts)
             self._n_masters += 1
 
     @staticmethod
@@ -172,8 +188,8 @@ class VipInference:
             self.dropped += 1
         # the groups that advertised within ADJACENT before it (their last advert); those
         # within ADJACENT after it are added by add_advert while adj_until covers them
-        adjacent = {gk for gk, (_, t) in self._masters.get(hint.segment, {}).items()
-                    if abs(t - hint.ts) <= ADJACENT}
+        sg = self._segments.get(hint.segment)
+        adjacent = {gk for gk, last in sg.last.items() if abs(last.ts - hint.ts) <= ADJACENT} if sg else set()
         self._pending.append((hint, adjacent))
         self.adj_until = max(self.adj_until, hint.ts + ADJACENT)
         self._set_due()
@@ -205,7 +221,8 @@ class VipInference:
             # window of any pending or future hint, so when it is trimmed changes nothing
             self._next_trim = now + 1.0
             horizon = (self._pending[0][0].ts if self._pending else now) - self.window - self.lead
-            for ch in self._changes.values():
+            for sg in self._segments.values():
+                ch = sg.changes
                 while ch and ch[0][0] < horizon:
                     ch.popleft()
         self._set_due()
@@ -220,14 +237,15 @@ class VipInference:
     def _resolve(self, hint: AddressHint, adjacent: set) -> None:
         addr = _usable(hint.address)
         seg = hint.segment
-        if addr is None or addr in self._speakers.get(seg, ()):
+        sg = self._segments.get(seg)
+        if addr is None or sg is None or addr in sg.speakers:
             return
         # ucarp sends its gratuitous ARP and its advert back to back (microseconds apart): a
         # single group advertising within ADJACENT of the hint settles it
         groups = adjacent
         if len(groups) != 1:
             lo, hi = hint.ts - self.window, hint.ts + self.lead
-            groups = {(p, v) for (t, p, v) in self._changes.get(seg, ()) if lo <= t <= hi}
+            groups = {(p, v) for (t, p, v) in sg.changes if lo <= t <= hi}
         if len(groups) != 1:
             return
         proto, vhid = next(iter(groups))

@@ -5,7 +5,7 @@ line per cause with a count, the time span and a few packet numbers to open in W
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Final
 
 from carpscope.model import CARP, VRRP2, VRRP3, Advert, Finding, Malformed, protocol_name
 from carpscope.rules import ERROR, INFO, WARNING, Rule, declare
@@ -35,14 +35,22 @@ def _is_multicast(dst: str) -> bool:
     return dst.startswith("224.") or dst.lower().startswith("ff")
 
 
-_VMAC = {block: tuple(f"00:00:5e:00:{block:02x}:{v:02x}" for v in range(256)) for block in (0, 1, 2)}
+def _vmac(block: int, v: int) -> str:
+    return f"00:00:5e:00:{block:02x}:{v:02x}"
+
+
+# the source MACs each kind of advert is expected from, per VHID (built once: this is asked of
+# every advert): CARP from the kernels' 00:00:5e:00:01:vhid or ucarp's 00:00:5e:00:00:vhid, VRRP
+# from the IPv4 or IPv6 virtual router MAC
+_EXPECTED: Final[tuple[tuple[tuple[str, ...], ...], ...]] = (
+    tuple((_vmac(1, v), _vmac(0, v)) for v in range(256)),
+    tuple((_vmac(1, v),) for v in range(256)),
+    tuple((_vmac(2, v),) for v in range(256)),
+)
 
 
 def expected_macs(a: Advert) -> tuple[str, ...]:
-    v = a.vhid
-    if a.protocol == CARP:
-        return (_VMAC[1][v], _VMAC[0][v])  # kernels; ucarp
-    return (_VMAC[1][v],) if a.family == 4 else (_VMAC[2][v],)
+    return _EXPECTED[0 if a.protocol == CARP else 1 if a.family == 4 else 2][a.vhid]
 
 
 def _where(a: Advert) -> dict:
