@@ -13,7 +13,7 @@ try:            # the compiled SHA-1 kernel (setup.py); without it, hashlib's st
     _sha1: Any = importlib.import_module("carpscope._sha1")
 except ImportError:
     _sha1 = None
-from carpscope.auth.results import NOT_CARP, AuthResult
+from carpscope.auth.results import AuthResult
 from carpscope.auth.vips import VipSet
 
 FREEBSD, OPENBSD, UCARP, OPENBSD_LLADDR = "freebsd", "openbsd", "ucarp", "openbsd-lladdr"
@@ -109,7 +109,7 @@ class HmacContext:
 
     def __init__(self, pads: KeyPads, vhid: int, vips: VipSet, flavours: tuple[str, ...],
                  prefix: bytes, lladdr: bytes | None = None, vip_origin: str | None = None,
-                 result: AuthResult = NOT_CARP) -> None:
+                 result: AuthResult | None = None) -> None:
         self.key = pads.key
         self.vhid = vhid
         self.vips = vips
@@ -122,7 +122,7 @@ class HmacContext:
         self._outer = pads.outer
         self._k_outer = pads.opad_state
         self._k_inner: bytes | None = _sha1.absorb(pads.ipad + prefix) if _sha1 is not None else None
-        self.result = result             # what a match concludes (built by the verifier)
+        self.result = result             # what a match concludes (the verifier's, on the first match)
 
     @property
     def flavour(self) -> str:

@@ -151,22 +151,31 @@ class Verifier:
 
     def _build(self, vhid: int, entries: list[VipEntry], lladdr: bytes | None) -> list[HmacContext]:
         out, seen = [], set()
+        prefixes = [(e, flavour_prefixes(vhid, e.vips, lladdr)) for e in entries]   # the same for every key
         for k in self._keys:
             pads = self._pads[k.label]
-            for e in entries:
-                for flavours, prefix in flavour_prefixes(vhid, e.vips, lladdr):
+            for e, flavoured in prefixes:
+                for flavours, prefix in flavoured:
                     if lladdr and flavours != (OPENBSD_LLADDR,):
                         continue                  # the plain flavours are in the base list
                     if (k.label, prefix) in seen:
                         continue
                     seen.add((k.label, prefix))
-                    result = AuthResult(
-                        "ok", key=k.label, vips=e.vips.addrs, flavour="|".join(flavours), flavours=flavours,
-                        inferred_vips=e.origin == INFERRED, weak=k.weak, weak_index=k.weak_index,
-                        lladdr=lladdr.hex(":") if lladdr else None)
-                    ctx = HmacContext(pads, vhid, e.vips, flavours, prefix, lladdr, e.origin, result)
-                    out.append(ctx)
+                    out.append(HmacContext(pads, vhid, e.vips, flavours, prefix, lladdr, e.origin, None))
         return out
+
+    @staticmethod
+    def _ok(ctx: HmacContext) -> AuthResult:
+        """What a match of ``ctx`` concludes (made on its first match: of the candidates of a
+        group, most never match)."""
+        result = ctx.result
+        if result is None:
+            k, lladdr = ctx.key, ctx.lladdr
+            result = ctx.result = AuthResult(
+                "ok", key=k.label, vips=ctx.vips.addrs, flavour="|".join(ctx.flavours), flavours=ctx.flavours,
+                inferred_vips=ctx.vip_origin == INFERRED, weak=k.weak, weak_index=k.weak_index,
+                lladdr=lladdr.hex(":") if lladdr else None)
+        return result
 
     def contexts(self, segment: str, vhid: int, lladdr: bytes | None = None) -> list[HmacContext]:
         """Candidate contexts for a vhid on a segment (plus openbsd-lladdr ones for ``lladdr``)."""
@@ -200,7 +209,8 @@ class Verifier:
             self.n_ok += 1
             if holder is not None and holder.hmac_result is not None:
                 return holder.hmac_result
-            return good.result if not self._aliases else self._attribute(good.result, advert.src, advert.vhid)
+            result = self._ok(good)
+            return result if not self._aliases else self._attribute(result, advert.src, advert.vhid)
         base = self.contexts(advert.segment, advert.vhid)
         if not base or not self._keys:
             self.n_unchecked += 1
@@ -210,7 +220,9 @@ class Verifier:
         extra = self.contexts(advert.segment, advert.vhid, lladdr) if lladdr else []
         for ctx in (*base, *extra):
             if ctx is not good and ctx.matches(counter, md):
-                result = ctx.result if not self._aliases else self._attribute(ctx.result, advert.src, advert.vhid)
+                result = self._ok(ctx)
+                if self._aliases:
+                    result = self._attribute(result, advert.src, advert.vhid)
                 if holder is not None:
                     holder.hmac, holder.hmac_generation, holder.hmac_result = ctx, self._generation, result
                 else:
