@@ -29,7 +29,7 @@ from typing import Final
 
 from carpscope.model import Advert, Finding, protocol_name
 from carpscope.rules import ERROR, INFO, WARNING, declare
-from carpscope.track import Group, Speaker
+from carpscope.track import Group, Sighting, Speaker
 
 COUNTER_REPLAY = declare("counter-replay", "CS404", WARNING,
                          "A CARP advertisement (counter and HMAC) replayed by its source", __name__)
@@ -131,8 +131,8 @@ class Repeats:
         last_counter = sp.last_counter
         sp.last_counter = counter
         if prev is not None:
-            pts, pframe, psrc = prev
-            if psrc != a.src:
+            pts, pframe = prev.ts, prev.frame
+            if prev.src != a.src:
                 sp.adopted += 1             # another source's counter: ucarp adoption
             elif a.ts - pts < window:
                 sp.reflections += 1         # the same advert back, its IP header changed on the way
@@ -150,9 +150,11 @@ class Repeats:
                 if len(sp.replay_frames) < SAMPLE:
                     sp.replay_frames.append(a.frame)
             # else: the same counter as its previous advert (a constant counter) is no replay
-        elif len(recent) >= RECENT:
+            prev.ts, prev.frame, prev.src = a.ts, a.frame, a.src
+            return True
+        if len(recent) >= RECENT:
             recent.clear()                  # a cache: what is forgotten can only miss a replay
-        recent[key] = (a.ts, a.frame, a.src)
+        recent[key] = Sighting(a.ts, a.frame, a.src)
         return True
 
 

@@ -294,6 +294,18 @@ class _Overlap:
         return False
 
 
+class Sighting:
+    """When and where an advert (its counter and HMAC) was seen last: what repeats.py keeps of
+    a group's recent adverts. Typed and small: a group keeps up to a few hundred."""
+
+    ts: float
+    frame: int
+    src: str
+
+    def __init__(self, ts: float, frame: int, src: str) -> None:
+        self.ts, self.frame, self.src = ts, frame, src
+
+
 class Group:
     def __init__(self, key: tuple[str, str, int, int], tracker: Tracker, protocol: str) -> None:
         self.key = key
@@ -318,7 +330,7 @@ class Group:
         self.pairs_capped = 0
         self.master: Speaker | None = None
         self.last_master: Speaker | None = None   # the master as of the last advert
-        self.counters: dict[bytes, tuple[float, int, str]] = {}   # recent (counter, HMAC): repeats.py
+        self.counters: dict[bytes, Sighting] = {}   # recent (counter, HMAC), by HMAC: repeats.py
         self.n_open = 0                    # speakers with an open run ...
         self.expiry = _NEVER               # ... and no earlier than this may one have gone silent
         self._overlaps: list[_Overlap] = []
