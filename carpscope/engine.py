@@ -22,7 +22,7 @@ from carpscope.auth.verify import Verifier
 from carpscope.auth.vipinfer import VipInference
 from carpscope.capture.reader import Frame
 from carpscope.model import CARP, AddressHint, Advert, Finding, Malformed, SourceInfo
-from carpscope.repeats import Cell, Repeats, repeat_findings
+from carpscope.repeats import Recent, Repeats, repeat_findings
 from carpscope.rules import WARNING, declare
 from carpscope.rules.auth import auth_findings, tally
 from carpscope.rules.group import group_findings, limit_findings
@@ -59,9 +59,9 @@ class FlowState:
     vhid: int
     group: Group | None
     speaker: Speaker | None
-    cells: dict[bytes, Cell]
+    cells: Recent
 
-    def __init__(self, cells: dict[bytes, Cell]) -> None:
+    def __init__(self, cells: Recent) -> None:
         self.protocol, self.vhid, self.group, self.speaker, self.cells = "", -1, None, None, cells
 
 

@@ -18,10 +18,11 @@ Every advert is looked up here first; the one place that decides what a repeat i
   lossy flap, two hosts send the same counter and, with one key and VIP set, the same HMAC.
   That is the protocol working, not a finding.
 
-Memory is bounded: ``MAX_CELLS`` recent packets per capture point (``MAX_POINTS`` of them) and
-``RECENT`` recent (counter, HMAC) pairs per group, each emptied when full (caches: what is
-forgotten can only make a later copy or replay look new); the counts live on the tracker's
-Speaker, bounded with the speakers.
+Memory is bounded: the packets of the last ``COPY_S`` to ``2 * COPY_S`` seconds per capture
+point (``Recent``: two generations of at most ``MAX_CELLS``, for ``MAX_POINTS`` points) and
+``RECENT`` recent (counter, HMAC) pairs per group, emptied when full (caches: what is forgotten
+can only make a later copy or replay look new); the counts live on the tracker's Speaker,
+bounded with the speakers.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ ADVERT_STORM = declare("advert-storm", "CS109", ERROR,
                        "Copies of adverts far faster than advertised: a switching loop or storm", __name__)
 
 COPY_S: Final = 0.05        # a copy arrives within this of the previous sighting (and half the interval)
-MAX_CELLS: Final = 4096     # recent packets remembered per capture point (emptied when full: a cache)
+MAX_CELLS: Final = 4096     # packets of one generation (COPY_S) per capture point (a cache beyond that)
 MAX_POINTS: Final = 1024    # capture points (with VLANs) whose recent packets are kept
 RECENT: Final = 256         # (counter, HMAC) remembered per group (emptied when full)
 SAMPLE: Final = 10
@@ -62,6 +63,40 @@ class Cell:
         self.first, self.last, self.window, self.ifindex, self.speaker, self.count = last, last, window, ifindex, speaker, 0
 
 
+class Recent:
+    """The packets seen at one capture point in the last ``COPY_S`` seconds at least: two
+    generations, the current one begun at ``since`` and the one before. An insert ``COPY_S``
+    or more after ``since`` (or as far before it: a clock stepped back), or into a full
+    generation, drops the older one and begins a new one; a packet found in the older generation moves to
+    the current. So a packet stays as long as a copy of it can still come (a copy is at most
+    ``COPY_S`` after the last sighting), and the tables hold only what a copy can still match:
+    a few entries per group, not thousands, which keeps every advert's lookups in cache."""
+
+    cur: dict[bytes, Cell]
+    old: dict[bytes, Cell]
+    since: float
+
+    def __init__(self) -> None:
+        self.cur, self.old, self.since = {}, {}, float("-inf")
+
+    def find(self, packet: bytes) -> Cell | None:
+        cell = self.cur.get(packet)
+        if cell is None:
+            cell = self.old.get(packet)
+            if cell is not None:
+                self.cur[packet] = cell
+        return cell
+
+    def add(self, packet: bytes, cell: Cell, ts: float) -> None:
+        cur = self.cur
+        if abs(ts - self.since) >= COPY_S or len(cur) >= MAX_CELLS:
+            old = self.old
+            old.clear()
+            self.old, self.cur, self.since = cur, old, ts
+            cur = old
+        cur[packet] = cell
+
+
 class Repeats:
     """Recognises copies, reflections, replays and adoptions; the counts are kept on the
     tracker's Speaker of the advert (one record per speaker). Recent packets are kept per
@@ -69,21 +104,21 @@ class Repeats:
     another interface of the capturing host is recognised), recent counters per group."""
 
     def __init__(self) -> None:
-        self._points: dict[str, dict[bytes, Cell]] = {}
+        self._points: dict[str, Recent] = {}
         self.copies = 0
 
-    def cells_for(self, point: str) -> dict[bytes, Cell]:
+    def cells_for(self, point: str) -> Recent:
         cells = self._points.get(point)
         if cells is None:
             if len(self._points) >= MAX_POINTS:
                 self._points.clear()
-            cells = self._points[point] = {}
+            cells = self._points[point] = Recent()
         return cells
 
-    def copy(self, a: Advert, cells: dict[bytes, Cell]) -> Cell | None:
+    def copy(self, a: Advert, cells: Recent) -> Cell | None:
         """The sighting ``a`` is a copy of, when it is one (counted here, nothing else to do);
         None for an advert the other stages must see (``seen`` records it after)."""
-        cell = cells.get(a.packet)
+        cell = cells.find(a.packet)
         if cell is None or a.ts - cell.last >= cell.window or a.ts < cell.last:
             return None
         cell.last = a.ts
@@ -115,13 +150,11 @@ class Repeats:
             sp.copy_frames.append(a.frame)
         return cell
 
-    def seen(self, a: Advert, g: Group, sp: Speaker, cells: dict[bytes, Cell]) -> bool:
+    def seen(self, a: Advert, g: Group, sp: Speaker, cells: Recent) -> bool:
         """Remember an advert of ``sp`` that is not a copy; for CARP, judge its counter and
         HMAC. False when it is a reflection (counted as a copy: the other stages must not see it)."""
         window = min(COPY_S, (a.interval_s or 1 / 256) / 2)
-        if len(cells) >= MAX_CELLS:
-            cells.clear()
-        cells[a.packet] = Cell(a.ts, window, a.ifindex, sp)
+        cells.add(a.packet, Cell(a.ts, window, a.ifindex, sp), a.ts)
         counter, md = a.counter, a.md
         if counter is None or md is None:
             return True
