@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
-from importlib import resources
 
 from carpscope.auth.secrets import BSD_PASS_MAX
 
@@ -109,7 +109,11 @@ def check_label(label: str) -> str:
 # --------------------------------------------------------------------------- weak passphrases
 
 def _weak_entries() -> list[bytes]:
-    text = resources.files("carpscope").joinpath("data/weak_passphrases.txt").read_bytes()
+    # package data beside the modules, read directly: importlib.resources would add its imports
+    # (tempfile, zipfile, threading...) to every run that checks weak keys, i.e. every analyze
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "weak_passphrases.txt")
+    with open(path, "rb") as f:
+        text = f.read()
     out = []
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith(b"#"):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from importlib import resources
 
 from carpscope.model import Finding, Severity
 
@@ -93,6 +92,7 @@ def lookup(name: str) -> Rule | None:
 
 def page(rule: Rule) -> str | None:
     """The rule's page (Markdown), read from the installed package; None if it is missing."""
+    from importlib import resources      # its imports (tempfile, zipfile...) cost a run that shows no page
     try:
         return resources.files(__name__).joinpath(PAGES, rule.page_name).read_text(encoding="utf-8")
     except (FileNotFoundError, OSError):
@@ -101,5 +101,6 @@ def page(rule: Rule) -> str | None:
 
 def page_names() -> list[str]:
     """Every page shipped (file names), for the check that each page has its rule."""
+    from importlib import resources
     return sorted(p.name for p in resources.files(__name__).joinpath(PAGES).iterdir()
                   if p.name.endswith(".md"))
