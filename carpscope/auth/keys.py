@@ -14,7 +14,7 @@ import re
 from carpscope.auth.secrets import BSD_PASS_MAX
 
 KEY_LEN = 20
-_LABEL_RE = re.compile(r"[A-Za-z0-9_.:@/-]{1,64}")   # config labels look like hosta:vhid1 or carp-1@10.0.0.0/24
+_LABEL = r"[A-Za-z0-9_.:@/-]{1,64}"   # config labels look like hosta:vhid1 or carp-1@10.0.0.0/24
 
 
 class PassphraseError(ValueError):
@@ -101,7 +101,7 @@ class Key:
 
 def check_label(label: str) -> str:
     # The label is not echoed: a caller who swapped label and secret would otherwise leak it.
-    if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
+    if not isinstance(label, str) or not re.fullmatch(_LABEL, label):
         raise ValueError("a key label must be 1-64 letters, digits or _ . : @ / -")
     return label
 
