@@ -21,8 +21,9 @@ The commands:
              -e ip.src -e carp.vhid -e carp.counter (issue 13's reference decode)
              mixed: tshark -r FILE -n -o ip.try_heuristic_first:TRUE -Y "carp or vrrp" -T fields ...
              (stopped after --tshark-timeout seconds: tshark dissects every frame)
-  start-up   python -m carpscope analyze captures/failover.pcap --format json against
-             python -c pass, interleaved, medians
+  start-up   python -m carpscope analyze failover.pcap --format json against python -c pass,
+             interleaved, medians, with --startup-python's interpreter (a regular install: an
+             editable one adds its own import finder to both sides) in a directory of its own
 
 Outputs are checked against what the builder planted (make_captures.py's manifest): advert
 counts, per group the speakers' adverts, copies and mastership runs, the findings each kind must
@@ -95,7 +96,7 @@ TIME = "/usr/bin/time"      # GNU time: a small C parent, so the child's ru_maxr
 
 
 def run_child(cmd: list[str], stdout_path: str | os.PathLike = os.devnull, timeout: float | None = None,
-              env: dict | None = None, rusage: bool = True) -> Measure:
+              env: dict | None = None, rusage: bool = True, cwd: Path = REPO) -> Measure:
     """Run ``cmd``: wall time around it; CPU time and peak RSS of exactly this child.
 
     CPU and RSS come from GNU time (``wait4`` of its child). Forking straight from this Python
@@ -109,7 +110,7 @@ def run_child(cmd: list[str], stdout_path: str | os.PathLike = os.devnull, timeo
     full = [TIME, "-f", "%U %S %M", "-o", str(stamp), *cmd] if wrapped else cmd
     with open(stdout_path, "wb") as out, open(os.devnull, "wb") as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO,
+        p = subprocess.Popen(full, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
                              start_new_session=True, env=env)
         killed = threading.Event()
         timer = None
@@ -527,21 +528,53 @@ def bench_capture(name: str, out: Path, repeat: int, tshark_timeout: float, with
     return res
 
 
-def startup(out: Path, runs: int) -> dict:
+# how the start-up interpreter has carpscope: a regular install, an editable one (pip install -e:
+# its import finder runs in every interpreter, python -c pass too, and hides the real ratio), or
+# not at all (the source tree on the path)
+_INSTALL_PROBE = """
+import json, carpscope
+from importlib import metadata
+try:
+    url = json.loads(metadata.distribution("carpscope").read_text("direct_url.json") or "{}")
+    kind = "editable install" if url.get("dir_info", {}).get("editable") else "regular install"
+except metadata.PackageNotFoundError:
+    kind = "not installed"
+print(kind + "|" + carpscope.engine_kind() + "|" + carpscope.__file__)
+"""
+
+
+def install_probe(python: str, env: dict, cwd: Path) -> dict:
+    p = subprocess.run([python, "-c", _INSTALL_PROBE], capture_output=True, text=True, cwd=cwd, env=env)
+    kind, engine, where = ((p.stdout.strip() or "?|?|?").split("|") + ["?", "?"])[:3]
+    return {"install": kind, "engine": engine, "where": where, "note": p.stderr.strip()}
+
+
+def startup(out: Path, runs: int, python: str = sys.executable) -> dict:
     """carpscope's machine-readable run on a tiny capture against ``python -c pass``, the same
     interpreter and environment, interleaved (the order alternating), after one untimed run of
-    each (bytecode cached). Wall times only: GNU time would add its own exec to both."""
+    each (bytecode cached). Wall times only: GNU time would add its own exec to both. Both run
+    in a directory of their own holding the capture, so that the package comes from
+    ``python``'s install (not from the source tree beside the working directory) and no
+    settings file is on the way up (the ``.git`` stops the search, as at a repository root)."""
     env = python_env(out)
-    cs = [sys.executable, "-m", "carpscope", "analyze", str(STARTUP_CAPTURE), "--format", "json"]
-    py = [sys.executable, "-c", "pass"]
+    here = out / "startup"
+    (here / ".git").mkdir(parents=True, exist_ok=True)
+    (here / STARTUP_CAPTURE.name).write_bytes(STARTUP_CAPTURE.read_bytes())
+    probe = install_probe(python, env, here)
+    if probe["install"] != "regular install":
+        print(f"bench: warning: start-up measured with {probe['install'] if probe['install'] != '?' else 'no'} "
+              f"carpscope ({python}); for the real ratio give a regular install: --startup-python "
+              "VENV/bin/python (python -m venv VENV && VENV/bin/pip install .)", file=sys.stderr)
+    cs = [python, "-m", "carpscope", "analyze", STARTUP_CAPTURE.name, "--format", "json"]
+    py = [python, "-c", "pass"]
     report = out / "startup.report.json"
-    run_child(cs, report, env=env, rusage=False)
-    run_child(py, env=env, rusage=False)
+    run_child(cs, report, env=env, rusage=False, cwd=here)
+    run_child(py, env=env, rusage=False, cwd=here)
     walls: dict[str, list[float]] = {"carpscope": [], "python": []}
     for i in range(runs):
         order = (("carpscope", cs), ("python", py)) if i % 2 == 0 else (("python", py), ("carpscope", cs))
         for tool, cmd in order:
-            m = run_child(cmd, report if tool == "carpscope" else os.devnull, env=env, rusage=False)
+            m = run_child(cmd, report if tool == "carpscope" else os.devnull, env=env, rusage=False, cwd=here)
             if m.rc not in (0, 1):
                 raise SystemExit(f"bench: start-up: {' '.join(cmd)} exited with {m.rc}")
             walls[tool].append(m.wall)
@@ -553,11 +586,12 @@ def startup(out: Path, runs: int) -> dict:
         check = f"WRONG: no report ({e})"
     med = {t: statistics.median(w) for t, w in walls.items()}
     print(f"  start-up: carpscope {med['carpscope'] * 1000:.1f} ms, python -c pass {med['python'] * 1000:.1f} ms "
-          f"(medians of {runs})", file=sys.stderr)
-    return {"runs": runs, "carpscope": med["carpscope"], "python": med["python"],
+          f"(medians of {runs}; {probe['install']}, engine {probe['engine']})", file=sys.stderr)
+    return {"runs": runs, "carpscope": med["carpscope"], "python": med["python"], **probe,
             "carpscope_min": min(walls["carpscope"]), "python_min": min(walls["python"]),
             "ratio": med["carpscope"] / med["python"], "check": check,
-            "cmd": " ".join(shlex.quote(str(c)) for c in cs), "capture": STARTUP_CAPTURE.name}
+            "cmd": " ".join(shlex.quote(str(c)) for c in ["python", *cs[1:]]), "capture": STARTUP_CAPTURE.name,
+            "python_path": python}
 
 
 def loadavg() -> str:
@@ -649,10 +683,19 @@ def targets(results: dict, start: dict | None = None) -> list[tuple[str, str, st
     if start:
         out.append((f"start-up of a machine-readable run on a tiny capture <= {STARTUP_X:.0f}x `python3 -c pass`",
                     f"{start['ratio']:.2f}x ({start['carpscope'] * 1000:.1f} ms vs {start['python'] * 1000:.1f} ms, "
-                    f"medians of {start['runs']})",
+                    f"medians of {start['runs']}; {start.get('install', '?')})",
                     ("met" if start["ratio"] <= STARTUP_X else "NOT met") if start["check"].startswith("ok")
                     else "NOT met (wrong output)"))
     return out
+
+
+def _install_line(start: dict) -> str:
+    """Which carpscope the start-up ran: an editable install's finder costs both sides."""
+    kind = start.get("install", "?")
+    line = f"{kind}, engine {start.get('engine', '?')}"
+    if kind == "editable install":
+        line += ": its import finder slows every interpreter start, both sides; see --startup-python"
+    return line
 
 
 def _engine_line(p: dict) -> str:
@@ -687,7 +730,8 @@ def render(results: dict, meta: dict, start: dict | None = None) -> str:
             L.append(f"| {lead} | {tool} | {wall} | {wmin} | {cpu} | {rss} | {t['check']} |")
             first = False
     if start:
-        L += ["", f"Start-up ({start['capture']}, medians of {start['runs']} interleaved runs): carpscope "
+        L += ["", f"Start-up ({start['capture']}, medians of {start['runs']} interleaved runs, "
+              f"{_install_line(start)}): carpscope "
               f"{start['carpscope'] * 1000:.1f} ms (fastest {start['carpscope_min'] * 1000:.1f}), `python -c pass` "
               f"{start['python'] * 1000:.1f} ms (fastest {start['python_min'] * 1000:.1f}); {start['check']}."]
     L += ["", "| target | measured | |", "|---|---|---|"]
@@ -736,6 +780,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--startup-runs", type=int, default=20,
                     help="interleaved start-up runs (0: skip the start-up measurement)")
+    ap.add_argument("--startup-python", metavar="PATH", default=sys.executable,
+                    help="the interpreter of a regular (non-editable) install of carpscope to measure "
+                         "start-up with (default: this one, usually an editable install, whose import "
+                         "finder slows both sides)")
     ap.add_argument("--out", type=Path, default=make_captures.OUT)
     ap.add_argument("--tshark-timeout", type=float, default=120.0,
                     help="seconds before a tshark run is stopped (0: no limit); only the mixed "
@@ -763,7 +811,7 @@ def main(argv: list[str] | None = None) -> int:
         # tshark on the big mixed captures would take tens of minutes; flap1m only measures memory
         results[name] = bench_capture(name, args.out, args.repeat, args.tshark_timeout,
                                       with_tshark=name in TSHARK_KINDS, with_pure=name in PURE_KINDS)
-    start = startup(args.out, args.startup_runs) if args.startup_runs > 0 else None
+    start = startup(args.out, args.startup_runs, args.startup_python) if args.startup_runs > 0 else None
     meta["load_after"] = loadavg()
     block = render(results, meta, start)
     print(block)

@@ -39,6 +39,8 @@ def _stale() -> bool:
     """In a source checkout built in place (pip install -e), a compiled module older than its
     .py would silently run old code: then the Python source runs instead (and says so)."""
     here = os.path.dirname(__file__)
+    if not os.path.exists(os.path.join(os.path.dirname(here), "setup.py")):
+        return False                      # an installed copy, not a checkout: no walk at every start
     try:
         built = os.stat(os.path.join(here, "engine" + _ext_suffix())).st_mtime
     except OSError:

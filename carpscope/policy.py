@@ -34,12 +34,17 @@ import json
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from carpscope.files import read_limited, read_text_limited, text_error
 from carpscope.model import Finding, Severity
 from carpscope.rules import catalogue
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# Paths are strings and os.path here: pathlib is imported only where a settings file, a
+# per-file-ignores pattern or a file outside the root needs it, not on every run.
 
 FAIL_ON = {"error": 3, "warning": 2, "info": 1, "never": 99}
 LEVELS = {s.value: s for s in Severity}
@@ -97,43 +102,45 @@ def parse_severity_overrides(values, where: str) -> dict[str, Severity]:
 
 # ------------------------------------------------------------------ settings files
 
-@dataclass
 class Settings:
-    path: Path | None = None                       # the file read, None when none was
-    root: Path = field(default_factory=Path.cwd)   # paths in reports are shown from here
-    select: list[str] = field(default_factory=list)
-    extend_select: list[str] = field(default_factory=list)
-    ignore: list[str] = field(default_factory=list)
-    per_file_ignores: list[tuple[str, list[str]]] = field(default_factory=list)
-    severity: dict[str, Severity] = field(default_factory=dict)
-    fail_on: str | None = None
-    baseline: str | None = None
-    inventory: list[str] = field(default_factory=list)
-    rc_conf: list[str] = field(default_factory=list)
-    configs: list[str] = field(default_factory=list)
-    passphrase_files: list[str] = field(default_factory=list)
-    vip: list[str] = field(default_factory=list)
+    """What a settings file says (none read: the defaults), its paths made absolute."""
+
+    def __init__(self, path: Path | None = None, root: str | None = None) -> None:
+        self.path = path                        # the file read, None when none was
+        self.root = root or os.getcwd()         # paths in reports are shown from here
+        self.select: list[str] = []
+        self.extend_select: list[str] = []
+        self.ignore: list[str] = []
+        self.per_file_ignores: list[tuple[str, list[str]]] = []
+        self.severity: dict[str, Severity] = {}
+        self.fail_on: str | None = None
+        self.baseline: str | None = None
+        self.inventory: list[str] = []
+        self.rc_conf: list[str] = []
+        self.configs: list[str] = []
+        self.passphrase_files: list[str] = []
+        self.vip: list[str] = []
 
 
-def find_settings(start: Path | None = None) -> tuple[Path, dict] | None:
+def find_settings(start: str | None = None) -> tuple[str, dict] | None:
     """The nearest settings file at or above ``start`` (not above the repository root)."""
-    d = (start or Path.cwd()).resolve()
+    d = os.path.realpath(start or os.getcwd())
     while True:
         for name in SETTINGS_FILES:
-            p = d / name
-            if p.is_file():
+            p = os.path.join(d, name)
+            if os.path.isfile(p):
                 return p, _read_toml(p, standalone=True)
-        p = d / "pyproject.toml"
-        if p.is_file():
+        p = os.path.join(d, "pyproject.toml")
+        if os.path.isfile(p):
             table = _read_toml(p, standalone=False)
             if table is not None:
                 return p, table
-        if (d / ".git").exists() or d.parent == d:
+        if os.path.exists(os.path.join(d, ".git")) or os.path.dirname(d) == d:
             return None
-        d = d.parent
+        d = os.path.dirname(d)
 
 
-def _read_toml(path: Path, standalone: bool) -> dict | None:
+def _read_toml(path: str | Path, standalone: bool) -> dict | None:
     import tomllib           # only when there is a settings file to read
     try:
         data = tomllib.loads(read_text_limited(path))
@@ -159,6 +166,7 @@ def load_settings(path: Path | str | None = None, isolated: bool = False) -> Set
     if isolated:
         return Settings()
     if path is not None:
+        from pathlib import Path
         p = Path(path)
         if not p.exists():
             raise PolicyError(f"--settings {path}: no such file")
@@ -173,13 +181,15 @@ def load_settings(path: Path | str | None = None, isolated: bool = False) -> Set
     return settings_from_table(*found)
 
 
-def settings_from_table(path: Path, table: dict) -> Settings:
+def settings_from_table(path: str | Path, table: dict) -> Settings:
+    from pathlib import Path
+    path = Path(path)
     where = str(path)
     unknown = sorted(set(table) - KNOWN_KEYS)
     if unknown:
         raise PolicyError(f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(KNOWN_KEYS))})")
     base = path.resolve().parent
-    s = Settings(path=path, root=base)
+    s = Settings(path=path, root=str(base))
 
     def strings(key: str) -> list[str]:
         v = table.get(key, [])
@@ -225,17 +235,25 @@ def settings_from_table(path: Path, table: dict) -> Settings:
 
 # ------------------------------------------------------------------ the policy of one run
 
-@dataclass
 class Policy:
-    root: Path = field(default_factory=Path.cwd)
-    select: list[str] = field(default_factory=list)
-    ignore: list[str] = field(default_factory=list)
-    per_file_ignores: list[tuple[str, list[str]]] = field(default_factory=list)
-    severity: dict[str, Severity] = field(default_factory=dict)
-    fail_on: str = "error"
-    baseline: str | None = None
-    baseline_optional: bool = False     # named by the settings file: may not exist yet
-    write_baseline: str | None = None
+    """The settings file and the command line merged: which findings a run keeps, at which
+    level, when it fails, and its baseline."""
+
+    def __init__(self, root: str | None = None, select: list[str] | None = None,
+                 ignore: list[str] | None = None,
+                 per_file_ignores: list[tuple[str, list[str]]] | None = None,
+                 severity: dict[str, Severity] | None = None, fail_on: str = "error",
+                 baseline: str | None = None, baseline_optional: bool = False,
+                 write_baseline: str | None = None) -> None:
+        self.root = root or os.getcwd()
+        self.select = select if select is not None else []
+        self.ignore = ignore if ignore is not None else []
+        self.per_file_ignores = per_file_ignores if per_file_ignores is not None else []
+        self.severity = severity if severity is not None else {}
+        self.fail_on = fail_on
+        self.baseline = baseline
+        self.baseline_optional = baseline_optional    # named by the settings file: may not exist yet
+        self.write_baseline = write_baseline
 
     def keep(self, f: Finding, path: str | None) -> bool:
         if self.select and not matches(f, self.select):
@@ -281,6 +299,7 @@ def build_policy(settings: Settings, *, select=(), extend_select=(), ignore=(), 
 def glob_match(pattern: str, path: str) -> bool:
     """ruff-style per-file pattern: ``**`` spans directories; a pattern without ``/`` also
     matches the file name alone."""
+    from pathlib import PurePosixPath
     path = path.replace(os.sep, "/")
     if "/" not in pattern and fnmatch.fnmatchcase(PurePosixPath(path).name, pattern):
         return True
@@ -321,16 +340,19 @@ def _glob_re(pattern: str) -> str:
 
 # ------------------------------------------------------------------ placing findings
 
-def display_path(path: str, root: Path) -> str:
-    """A file as reports show it: relative to the root when inside it, '/'-separated."""
+def display_path(path: str, root: str | os.PathLike) -> str:
+    """A file as reports show it: relative to the root when inside it, '/'-separated; outside
+    it, as given (in pathlib's normal form)."""
     if path in ("-", "stdin"):
         return "stdin"
-    p = Path(path)
     try:
-        rel = p.resolve().relative_to(root.resolve())
-        return rel.as_posix()
+        rel = os.path.relpath(os.path.realpath(path), os.path.realpath(root))
     except (ValueError, OSError):
-        return p.as_posix()
+        rel = os.pardir
+    if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
+        return rel.replace(os.sep, "/")
+    from pathlib import Path
+    return Path(path).as_posix()
 
 
 def source_of(f: Finding, sources: list[str]) -> str | None:
@@ -393,19 +415,23 @@ def fingerprint(f: Finding, path: str | None, occurrence: int = 1) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
-@dataclass
 class Placed:
     """A finding with where it is (``path`` as shown, ``file`` as read) and its fingerprint."""
-    finding: Finding
-    path: str | None
-    file: str | None
-    fingerprint: str
-    guessed: bool = False      # no source or segment names the file: the first file read stands in
+
+    __slots__ = ("finding", "path", "file", "fingerprint", "guessed")
+
+    def __init__(self, finding: Finding, path: str | None, file: str | None, fingerprint: str,
+                 guessed: bool = False) -> None:
+        self.finding = finding
+        self.path = path
+        self.file = file
+        self.fingerprint = fingerprint
+        self.guessed = guessed     # no source or segment names the file: the first file read stands in
 
 
-def place(findings: list[Finding], sources: list[str], root: Path | None = None) -> list[Placed]:
+def place(findings: list[Finding], sources: list[str], root: str | os.PathLike | None = None) -> list[Placed]:
     """Locate every finding and give it a fingerprint unique within the report."""
-    root = root or Path.cwd()
+    root = root or os.getcwd()
     seen: Counter = Counter()
     out = []
     for f in findings:
@@ -504,18 +530,22 @@ def finding_text(f: Finding) -> str:
     return f"packet {f.packets[0]}: {msg}" if f.packets else msg
 
 
-@dataclass
 class Context:
     """What the CI renderers need besides the findings: the files read (as given), the files
     that could not be read, which captures were numbered through the capture filter, the
     severity overrides in force and whether a baseline filtered the findings."""
-    files: list[str] = field(default_factory=list)
-    root: Path = field(default_factory=Path.cwd)
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    filtered: dict[str, bool] = field(default_factory=dict)
-    overrides: dict[str, Severity] = field(default_factory=dict)
-    baseline: bool = False
-    kind: str = "capture"            # capture | config
+
+    def __init__(self, files: list[str] | None = None, root: str | os.PathLike | None = None,
+                 errors: list[tuple[str, str]] | None = None, filtered: dict[str, bool] | None = None,
+                 overrides: dict[str, Severity] | None = None, baseline: bool = False,
+                 kind: str = "capture") -> None:
+        self.files = files if files is not None else []
+        self.root = root or os.getcwd()
+        self.errors = errors if errors is not None else []
+        self.filtered = filtered if filtered is not None else {}
+        self.overrides = overrides if overrides is not None else {}
+        self.baseline = baseline
+        self.kind = kind                 # capture | config
 
     def shown(self, file: str) -> str:
         return display_path(file, self.root)

@@ -363,3 +363,7 @@ def test_startup_measure(tmp_path):
     assert st["carpscope"] > st["python"] > 0
     assert st["ratio"] == pytest.approx(st["carpscope"] / st["python"])
     assert (tmp_path / "pycache").is_dir()          # bytecode cached outside the source tree
+    # which carpscope ran is stated: an editable install's finder slows both sides
+    assert st["install"] in ("editable install", "regular install", "not installed")
+    assert st["engine"] in ("compiled", "python")
+    assert st["install"] in bench.targets({}, st)[-1][1]

@@ -251,6 +251,32 @@ def test_place_finds_the_capture_of_a_segment():
     assert [p.path for p in placed] == ["b.pcap", "a.pcap", "a.pcap"]
 
 
+def test_display_path_is_what_pathlib_shows(tmp_path, monkeypatch):
+    """display_path works on strings with os.path (pathlib is left off the start-up path): the
+    same text as the pathlib form it replaced, inside the root, at it, outside it, through links."""
+    def with_pathlib(path, root):
+        p = Path(path)
+        try:
+            return p.resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            return p.as_posix()
+
+    root = tmp_path / "proj"
+    (root / "captures" / "old").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (root / "link").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "rootlink").symlink_to(root)
+    monkeypatch.chdir(root / "captures")
+    paths = ["a.pcap", "./a.pcap", "old/../a.pcap", "old//b.pcap", "../captures/a.pcap", "../x.pcap",
+             "../../elsewhere/x.pcap", "../../elsewhere/../proj/y.pcap", str(root / "captures" / "c.pcap"),
+             str(tmp_path / "rootlink" / "d.pcap"), "../link/e.pcap", str(tmp_path / "elsewhere/./f.pcap"),
+             "//srv/share/g.pcap", "/", ".", "..", "..h.pcap", "em0", "stdin", "-"]
+    for r in (root, str(root), str(tmp_path / "rootlink"), "/", str(root / "captures")):
+        for path in paths:
+            want = "stdin" if path in ("-", "stdin") else with_pathlib(path, r)
+            assert policy.display_path(path, r) == want, (path, r)
+
+
 def test_glob_match():
     g = policy.glob_match
     assert g("captures/**/*.pcap", "captures/a/b/x.pcap") and g("captures/**/*.pcap", "captures/x.pcap")

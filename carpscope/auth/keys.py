@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
-from importlib import resources
 
 from carpscope.auth.secrets import BSD_PASS_MAX
 
 KEY_LEN = 20
-_LABEL_RE = re.compile(r"[A-Za-z0-9_.:@/-]{1,64}")   # config labels look like hosta:vhid1 or carp-1@10.0.0.0/24
+_LABEL = r"[A-Za-z0-9_.:@/-]{1,64}"   # config labels look like hosta:vhid1 or carp-1@10.0.0.0/24
 
 
 class PassphraseError(ValueError):
@@ -101,7 +101,7 @@ class Key:
 
 def check_label(label: str) -> str:
     # The label is not echoed: a caller who swapped label and secret would otherwise leak it.
-    if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
+    if not isinstance(label, str) or not re.fullmatch(_LABEL, label):
         raise ValueError("a key label must be 1-64 letters, digits or _ . : @ / -")
     return label
 
@@ -109,7 +109,11 @@ def check_label(label: str) -> str:
 # --------------------------------------------------------------------------- weak passphrases
 
 def _weak_entries() -> list[bytes]:
-    text = resources.files("carpscope").joinpath("data/weak_passphrases.txt").read_bytes()
+    # package data beside the modules, read directly: importlib.resources would add its imports
+    # (tempfile, zipfile, threading...) to every run that checks weak keys, i.e. every analyze
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "weak_passphrases.txt")
+    with open(path, "rb") as f:
+        text = f.read()
     out = []
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith(b"#"):

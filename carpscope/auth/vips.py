@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Iterable
 
 
@@ -35,16 +34,27 @@ def _addr_text(b: bytes) -> str:
     return str(ipaddress.ip_address(b))
 
 
-@dataclass(frozen=True, slots=True, repr=False)
 class VipSet:
     """The addresses bound to a VHID, in the kernels' hashing order (sorted, duplicates once).
 
     0.0.0.0, 255.255.255.255, :: and ff..ff are left out: the kernels' strictly-increasing
-    selection loop can never pick them (protocol.md §2.3).
+    selection loop can never pick them (protocol.md §2.3). A value: never changed once made
+    (sets are compared and hashed). A plain class: a dataclass costs its creation at every start.
     """
 
-    v4: tuple[bytes, ...]
-    v6: tuple[bytes, ...]
+    __slots__ = ("v4", "v6")
+
+    def __init__(self, v4: tuple[bytes, ...], v6: tuple[bytes, ...]) -> None:
+        self.v4 = v4
+        self.v6 = v6
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VipSet):
+            return NotImplemented
+        return self.v4 == other.v4 and self.v6 == other.v6
+
+    def __hash__(self) -> int:
+        return hash((self.v4, self.v6))
 
     @classmethod
     def of(cls, addrs: Iterable) -> "VipSet":

@@ -27,10 +27,12 @@ class Interrupted(Exception):
 
 def expand(patterns: list[str]) -> list[str]:
     """Expand globs the shell left alone (quoted, or on Windows-like shells); keep order."""
-    import glob
     out = []
     for p in patterns:
-        hits = sorted(glob.glob(p, recursive=True)) if any(c in p for c in "*?[") else []
+        hits = []
+        if any(c in p for c in "*?["):
+            import glob         # only for a pattern: a plain name is taken as it is
+            hits = sorted(glob.glob(p, recursive=True))
         out += hits or [p]
     return out
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Iterable, Union
 
 from carpscope import __version__
@@ -207,7 +206,7 @@ def render_report(args, report, placed=None, ctx=None, intent=None, summary: boo
         names = [s.name for s in report.sources]
         root = getattr(getattr(args, "policy", None), "root", None)
         placed = policy.place(report.findings, names, root)
-        ctx = policy.Context(files=names, root=root or Path.cwd(),
+        ctx = policy.Context(files=names, root=root or os.getcwd(),
                              filtered={n: n in report.filters for n in names})
     doc = jsonreport.report_json(report, intent)
     tail = {"type": "summary", **{k: v for k, v in doc.items() if k != "findings"}} if args.format == "jsonl" else None

@@ -17,8 +17,6 @@ Causes are tried from the most to the least conclusive:
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from carpscope.model import CARP, VRRP2, Finding, protocol_name
 from carpscope.rules import ERROR, declare
 from carpscope.track import Group, Speaker
@@ -139,6 +137,7 @@ def _hint(g: Group, cause: str, why: str = "") -> str:
 
 
 def _hms(ts: float) -> str:
+    from datetime import datetime, timezone     # only when there is a split brain to describe
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
 
 

@@ -1,0 +1,96 @@
+"""Start-up in structure (issue 13: a machine-readable run on a tiny capture within 2x
+``python -c pass``): what a ``--format json`` run on a small capture loads. No timing here
+(bench/run.py measures it); these fail when a module that run does not need comes back on its
+path: the text, HTML and CI reports and rich, the config readers, settings-file parsing,
+importlib.resources and its tempfile/zipfile, pathlib, datetime, glob; and a dataclass in a
+module of the run that is not compiled (dataclasses pulls in inspect, about 8 ms, and each class
+costs its building at import; only the compiled modules still hold some)."""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import CAPTURES, REPO
+
+NOT_LOADED = (
+    "rich", "tomllib", "tempfile", "zipfile", "importlib.resources", "importlib.readers", "pathlib",
+    "urllib.parse", "datetime", "glob", "random", "threading", "xml", "defusedxml", "pcapy",
+    "carpscope.report.text", "carpscope.report.html", "carpscope.report.view", "carpscope.report.sarif",
+    "carpscope.report.junit", "carpscope.report.adverts", "carpscope.config", "carpscope.intent",
+    "carpscope.commands.sniff", "carpscope.commands.lint",
+)
+
+# the child notes the modules the interpreter started with, runs the command as python -m does,
+# and prints the modules it added; it runs without site (-S, carpscope from PYTHONPATH): an
+# editable install's finder loads pathlib at every start, which would hide it here
+CHILD = ("import atexit, sys\n"
+         "start = set(sys.modules)\n"
+         "atexit.register(lambda: sys.stderr.write('MODULES ' + ' '.join(sorted(set(sys.modules) - start)) + '\\n'))\n"
+         "import runpy\n"
+         "sys.argv = ['carpscope', *sys.argv[1:]]\n"
+         "runpy.run_module('carpscope', run_name='__main__', alter_sys=True)\n")
+
+
+def json_run_modules(tmp_path, pure: bool) -> set[str]:
+    """The modules ``carpscope analyze failover.pcap --format json`` adds, run like the
+    command (python -m carpscope) in a directory of its own: no settings file on the way up
+    (the .git stops the search) and the capture inside it (a file outside the root is shown
+    through pathlib's normal form, which imports it)."""
+    shutil.copy(CAPTURES / "failover.pcap", tmp_path)
+    (tmp_path / ".git").mkdir()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("CARPSCOPE_PURE_PYTHON", None)
+    if pure:
+        env["CARPSCOPE_PURE_PYTHON"] = "1"
+    p = subprocess.run([sys.executable, "-S", "-c", CHILD, "analyze", "failover.pcap", "--format", "json"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode in (0, 1), p.stderr
+    assert '"findings"' in p.stdout
+    line = [x for x in p.stderr.splitlines() if x.startswith("MODULES ")][-1]
+    return set(line.split()[1:])
+
+
+def compiled_modules() -> set[str]:
+    """setup.py's COMPILED, as module names."""
+    tree = ast.parse((REPO / "setup.py").read_text())
+    files = next(ast.literal_eval(n.value) for n in tree.body
+                 if isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "COMPILED" for t in n.targets))
+    return {f.removesuffix(".py").replace("/", ".") for f in files}
+
+
+def module_level_imports(name: str) -> set[str] | None:
+    """The modules a carpscope module imports at its top level; None for one without a source
+    (carpscope._sha1)."""
+    rel = name.replace(".", "/")
+    path = next((p for p in (REPO / (rel + ".py"), REPO / rel / "__init__.py") if p.exists()), None)
+    if path is None:
+        return None
+    out = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.add(node.module)
+    return out
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["installed", "pure-python"])
+def test_a_json_run_loads_only_what_it_uses(tmp_path, pure):
+    loaded = json_run_modules(tmp_path, pure)
+    assert "carpscope.engine" in loaded and "carpscope.report.jsonreport" in loaded   # the child saw the run
+    unwanted = sorted(m for m in loaded if any(m == n or m.startswith(n + ".") for n in NOT_LOADED))
+    assert unwanted == []
+
+
+def test_no_dataclass_in_the_uncompiled_modules_of_a_json_run(tmp_path):
+    compiled = compiled_modules()
+    ours = {m: module_level_imports(m) for m in json_run_modules(tmp_path, pure=False)
+            if m.startswith("carpscope.") and m not in compiled}
+    assert "carpscope.policy" in ours
+    assert sorted(m for m, imports in ours.items() if imports and "dataclasses" in imports) == []
