@@ -6,6 +6,7 @@ one line and status 130 or 143, not a traceback; each command then handles signa
 this module runs, is beyond any program's reach."""
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 
@@ -36,4 +37,10 @@ def main() -> int:
         # "interrupted", 130), SIGTERM ends with one line and 143 (outputs begun are removed)
         signal.signal(signal.SIGINT, old)
         signal.signal(signal.SIGTERM, terminated)
-    return command()
+    status = command()
+    # The process ends now. The analysis keeps its state in reference cycles (a group and its
+    # tracker, ...), left uncollected while it ran; moving everything to the collector's
+    # permanent generation leaves that memory to the operating system instead of a last full
+    # collection at exit (30-80 ms on the bench captures). Outputs are closed by now.
+    gc.freeze()
+    return status
