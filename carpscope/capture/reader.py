@@ -179,13 +179,18 @@ class Reader:
 
     def _need(self, n: int) -> bool:
         """At least ``n`` bytes from ``pos`` in ``buf``; False when the stream ends first
-        (``buf`` then holds what there was). Pieces are joined once: linear in ``n``."""
+        (``buf`` then holds what there was). Pieces are joined once: linear in ``n``.
+
+        With nothing left in ``buf`` this is a read of at least CHUNK. With a piece of a record
+        left (the end of one read), only the missing bytes are read and joined to it: ``buf``
+        then holds that record alone and the next read starts after it, so the data of a read
+        is never copied again to put a record back together."""
         have = len(self.buf) - self.pos
         if have >= n:
             return True
         parts = [self.buf[self.pos:]]
         while have < n:
-            more = self._read(max(CHUNK, n - have))
+            more = self._read(n - have if have else max(CHUNK, n))
             if not more:
                 break
             parts.append(more)
@@ -196,12 +201,12 @@ class Reader:
         return have >= n
 
     def _fill(self) -> bool:
-        """Read once more (CHUNK) after what is left in ``buf``; False at the end of the stream."""
+        """The next read (CHUNK) once ``buf`` is used up; False at the end of the stream."""
         more = self._read(CHUNK)
         if not more:
             return False
-        self.base += self.pos
-        self.buf = self.buf[self.pos:] + more
+        self.base += len(self.buf)
+        self.buf = more
         self.pos = 0
         return True
 
@@ -270,36 +275,54 @@ class Reader:
         self.damage = Damage(self.records + 1, offset, reason)
 
     def _pcap(self) -> Iterator[list[Frame]]:
-        little, res, snaplen, lt = self.little, 1e-9 if self.nano else 1e-6, self.snaplen, self.linktype
-        decodable = lt in LINKTYPES
+        while True:
+            out: list[Frame] = []
+            self._pcap_records(out)
+            if out:
+                yield out                     # hand over the whole records before reading on
+            if self.damage is not None or self.stop:
+                return
+            # at pos: the end of the read, or a record it cut
+            left = len(self.buf) - self.pos
+            if not left:
+                if self._fill():
+                    continue
+                return                        # the clean end of the stream
+            # a cut record: its missing bytes are read and joined to it alone (its header
+            # first, so that its length is checked before anything is read for it)
+            incl = _u32(self.buf, self.pos + 8, self.little) if left >= 16 else -1
+            if not self._need(16 + incl if incl >= 0 else 16):
+                left = len(self.buf) - self.pos
+                if incl < 0:
+                    self._hurt(self.offset, f"truncated record header ({left} of 16 bytes)")
+                else:
+                    self._hurt(self.offset, f"truncated record: {incl} bytes announced, {left - 16} present")
+                return
+
+    def _pcap_records(self, out: list[Frame]) -> None:
+        """Walk the whole pcap records in ``buf`` from ``pos``, appending those kept to
+        ``out``; stops at the end of ``buf``, at a record it does not hold whole (``pos`` is
+        left there), or at a bogus length (``damage``). A plain function, not a generator:
+        compiled, its locals are C variables (this is the per-record loop of every capture)."""
+        buf, p, end, base = self.buf, self.pos, len(self.buf), self.base
+        little, lt, snaplen = self.little, self.linktype, self.snaplen
+        res = 1e-9 if self.nano else 1e-6
         limit = min(max(snaplen, 262144), MAX_RECORD) if snaplen else MAX_RECORD
         cut = snaplen if snaplen else MAX_RECORD      # libpcap hands over at most snaplen bytes
         keep_all, bpf = self.keep_all, self.bpf
-        while not self.stop:
-            out: list[Frame] = []
-            buf, p, end = self.buf, self.pos, len(self.buf)
+        decodable = lt in LINKTYPES
+        records = self.records
+        try:
             while p + 16 <= end:
                 incl = _u32(buf, p + 8, little)
                 if incl > limit:
-                    self.pos = p
+                    self.pos, self.records = p, records
                     self._hurt(self.offset, f"bogus record length {incl} (snaplen {snaplen})")
-                    if out:
-                        yield out
-                    return
+                    break
                 q = p + 16 + incl
                 if q > end:
-                    if out:
-                        break                 # hand over the records that are whole first
-                    self.pos = p
-                    if not self._need(16 + incl):
-                        left = len(self.buf) - self.pos
-                        self._hurt(self.offset, f"truncated record: {incl} bytes announced, {left - 16} present")
-                        if out:
-                            yield out
-                        return
-                    buf, p, end = self.buf, 0, len(self.buf)
-                    q = 16 + incl
-                self.records += 1
+                    break
+                records += 1
                 stop = q if incl <= cut else p + 16 + cut
                 if bpf is not None:
                     keep = bpf(lt, buf[p + 16:stop], little)
@@ -309,22 +332,11 @@ class Reader:
                     keep = keep_all or (decodable and relevant(lt, buf, p + 16, stop))
                 if keep:
                     ts = _u32(buf, p, little) + _u32(buf, p + 4, little) * res
-                    n = self.numbered if bpf is not None else self.records
-                    out.append((n, ts, lt, buf[p + 16:stop], self.base + p, 16 + incl))
+                    n = self.numbered if bpf is not None else records
+                    out.append((n, ts, lt, buf[p + 16:stop], base + p, 16 + incl))
                 p = q
-            self.pos = p
-            if out:
-                yield out
-            if self._fill():
-                continue
-            # the end of the stream: clean, or in the middle of a record
-            left = len(self.buf) - self.pos
-            if left >= 16:
-                incl = _u32(self.buf, self.pos + 8, little)
-                self._hurt(self.offset, f"truncated record: {incl} bytes announced, {left - 16} present")
-            elif left:
-                self._hurt(self.offset, f"truncated record header ({left} of 16 bytes)")
-            return
+        finally:
+            self.pos, self.records = p, records
 
     def _keep(self, lt: int, buf: bytes, start: int, stop: int, little: bool) -> int:
         """The number a packet record is handed over with, 0 when it is not kept."""
