@@ -199,3 +199,37 @@ def test_any_read_size_gives_the_same_records(k):
     whole = [(r.number, r.offset, r.data) for r in read_records(io.BytesIO(data))]
     pieces = [(r.number, r.offset, r.data) for r in read_records(Trickle(data, k))]
     assert pieces == whole
+
+
+class Cut(io.RawIOBase):
+    """A pipe whose reads end at the given offsets of the stream (and never cross one)."""
+
+    def __init__(self, data: bytes, cuts: list[int]):
+        self.data, self.cuts, self.pos = data, sorted(cuts), 0
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        stop = min([c for c in self.cuts if c > self.pos] + [len(self.data)])
+        out = self.data[self.pos:min(stop, self.pos + (n if n >= 0 else len(self.data)))]
+        self.pos += len(out)
+        return out
+
+
+@pytest.mark.parametrize("k", range(1, 16))
+def test_a_section_header_cut_by_a_read_is_read_whole(k):
+    """A second pcapng section whose header a pipe's read cuts k bytes in (the byte-order magic
+    is at 8-11): every record of both sections, as from one read."""
+    sections = []
+    for lt in (1, 113):
+        b = io.BytesIO()
+        w = synth.PcapngWriter(b)
+        w.add_interface(lt)
+        for i in range(3):
+            w.write(1_700_000_000 + i, synth.other_frame(100 + i))
+        sections.append(b.getvalue())
+    data = b"".join(sections)
+    whole = [(r.number, r.offset, r.linktype, r.data) for r in read_records(io.BytesIO(data))]
+    cut = [(r.number, r.offset, r.linktype, r.data) for r in read_records(Cut(data, [len(sections[0]) + k]))]
+    assert len(whole) == 6 and cut == whole

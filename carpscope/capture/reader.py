@@ -35,8 +35,6 @@ MAX_RECORD: Final = 1 << 24       # a pcap record or a packet's captured length 
 MAX_BLOCK: Final = 1 << 24        # a pcapng block, section headers included (16 MiB)
 MAX_INTERFACES: Final = 1 << 16   # interface descriptions in one pcapng section
 
-# fixed fields before the options/packet data of each block type (a shorter body is damage)
-_MIN_BODY: Final = {1: 8, 2: 20, 3: 4, 6: 20}
 _BLOCK_NAMES: Final = {1: "interface description", 2: "packet", 3: "simple packet", 6: "enhanced packet"}
 
 
@@ -113,6 +111,13 @@ def _seconds(units: int, per_s: int) -> float:
     return (sec & 0xFFFFFFFF) + frac / per_s
 
 
+def _min_body(btype: int) -> int:
+    """The fixed fields before the options/packet data of a block type (a shorter body is damage)."""
+    if btype == 6 or btype == 2:
+        return 20
+    return 8 if btype == 1 else 4 if btype == 3 else 0
+
+
 def _tsresol(opts: bytes, little: bool) -> int:
     """Timestamp units per second of an interface (if_tsresol; 10**6 without it)."""
     i = 0
@@ -162,6 +167,8 @@ class Reader:
         self.little = True
         self.nano = False
         self.snaplen = 0
+        self.section_little = True  # pcapng: the byte order of the section being read
+        self.ifaces: list[tuple[int, int]] = []   # pcapng: its interfaces (link type, timestamp units per second)
         self.stop = False           # set from outside (a signal): end after the current chunk
         self.waiting = False        # inside a read of the stream (a pipe may block there)
 
@@ -179,31 +186,26 @@ class Reader:
 
     def _need(self, n: int) -> bool:
         """At least ``n`` bytes from ``pos`` in ``buf``; False when the stream ends first
-        (``buf`` then holds what there was). Pieces are joined once: linear in ``n``."""
+        (``buf`` then holds what there was). Pieces are joined once: linear in ``n``.
+
+        With nothing left in ``buf`` this is a read of at least CHUNK. With a piece of a record
+        left (the end of one read), only the missing bytes are read and joined to it: ``buf``
+        then holds that record alone and the next read starts after it, so the data of a read
+        is never copied again to put a record back together."""
         have = len(self.buf) - self.pos
         if have >= n:
             return True
-        parts = [self.buf[self.pos:]]
+        parts = [self.buf[self.pos:]] if have else []
         while have < n:
-            more = self._read(max(CHUNK, n - have))
+            more = self._read(n - have if have else max(CHUNK, n))
             if not more:
                 break
             parts.append(more)
             have += len(more)
         self.base += self.pos
-        self.buf = b"".join(parts)
+        self.buf = parts[0] if len(parts) == 1 else b"".join(parts)      # one read: not copied
         self.pos = 0
         return have >= n
-
-    def _fill(self) -> bool:
-        """Read once more (CHUNK) after what is left in ``buf``; False at the end of the stream."""
-        more = self._read(CHUNK)
-        if not more:
-            return False
-        self.base += self.pos
-        self.buf = self.buf[self.pos:] + more
-        self.pos = 0
-        return True
 
     @property
     def offset(self) -> int:
@@ -270,36 +272,50 @@ class Reader:
         self.damage = Damage(self.records + 1, offset, reason)
 
     def _pcap(self) -> Iterator[list[Frame]]:
-        little, res, snaplen, lt = self.little, 1e-9 if self.nano else 1e-6, self.snaplen, self.linktype
-        decodable = lt in LINKTYPES
+        while True:
+            out: list[Frame] = []
+            self._pcap_records(out)
+            if out:
+                yield out                     # hand over the whole records before reading on
+            if self.damage is not None or self.stop:
+                return
+            # at pos: the end of the read, or a record it cut, whose missing bytes are read
+            # and joined to it alone (its header first: its length is checked before
+            # anything is read for it)
+            left = len(self.buf) - self.pos
+            incl = _u32(self.buf, self.pos + 8, self.little) if left >= 16 else -1
+            if not self._need(16 + incl if incl >= 0 else 16):
+                left = len(self.buf) - self.pos
+                if incl >= 0:
+                    self._hurt(self.offset, f"truncated record: {incl} bytes announced, {left - 16} present")
+                elif left:
+                    self._hurt(self.offset, f"truncated record header ({left} of 16 bytes)")
+                return                        # else the clean end of the stream
+
+    def _pcap_records(self, out: list[Frame]) -> None:
+        """Walk the whole pcap records in ``buf`` from ``pos``, appending those kept to
+        ``out``; stops at the end of ``buf``, at a record it does not hold whole (``pos`` is
+        left there), or at a bogus length (``damage``). A plain function, not a generator:
+        compiled, its locals are C variables (this is the per-record loop of every capture)."""
+        buf, p, end, base = self.buf, self.pos, len(self.buf), self.base
+        little, lt, snaplen = self.little, self.linktype, self.snaplen
+        res = 1e-9 if self.nano else 1e-6
         limit = min(max(snaplen, 262144), MAX_RECORD) if snaplen else MAX_RECORD
         cut = snaplen if snaplen else MAX_RECORD      # libpcap hands over at most snaplen bytes
         keep_all, bpf = self.keep_all, self.bpf
-        while not self.stop:
-            out: list[Frame] = []
-            buf, p, end = self.buf, self.pos, len(self.buf)
+        decodable = lt in LINKTYPES
+        records = self.records
+        try:
             while p + 16 <= end:
                 incl = _u32(buf, p + 8, little)
                 if incl > limit:
-                    self.pos = p
+                    self.pos, self.records = p, records
                     self._hurt(self.offset, f"bogus record length {incl} (snaplen {snaplen})")
-                    if out:
-                        yield out
-                    return
+                    break
                 q = p + 16 + incl
                 if q > end:
-                    if out:
-                        break                 # hand over the records that are whole first
-                    self.pos = p
-                    if not self._need(16 + incl):
-                        left = len(self.buf) - self.pos
-                        self._hurt(self.offset, f"truncated record: {incl} bytes announced, {left - 16} present")
-                        if out:
-                            yield out
-                        return
-                    buf, p, end = self.buf, 0, len(self.buf)
-                    q = 16 + incl
-                self.records += 1
+                    break
+                records += 1
                 stop = q if incl <= cut else p + 16 + cut
                 if bpf is not None:
                     keep = bpf(lt, buf[p + 16:stop], little)
@@ -309,22 +325,11 @@ class Reader:
                     keep = keep_all or (decodable and relevant(lt, buf, p + 16, stop))
                 if keep:
                     ts = _u32(buf, p, little) + _u32(buf, p + 4, little) * res
-                    n = self.numbered if bpf is not None else self.records
-                    out.append((n, ts, lt, buf[p + 16:stop], self.base + p, 16 + incl))
+                    n = self.numbered if bpf is not None else records
+                    out.append((n, ts, lt, buf[p + 16:stop], base + p, 16 + incl))
                 p = q
-            self.pos = p
-            if out:
-                yield out
-            if self._fill():
-                continue
-            # the end of the stream: clean, or in the middle of a record
-            left = len(self.buf) - self.pos
-            if left >= 16:
-                incl = _u32(self.buf, self.pos + 8, little)
-                self._hurt(self.offset, f"truncated record: {incl} bytes announced, {left - 16} present")
-            elif left:
-                self._hurt(self.offset, f"truncated record header ({left} of 16 bytes)")
-            return
+        finally:
+            self.pos, self.records = p, records
 
     def _keep(self, lt: int, buf: bytes, start: int, stop: int, little: bool) -> int:
         """The number a packet record is handed over with, 0 when it is not kept."""
@@ -338,97 +343,106 @@ class Reader:
         return 0
 
     def _pcapng(self) -> Iterator[list[Frame]]:
-        little = self.little
-        ifaces: list[tuple[int, int]] = []     # (link type, timestamp units per second)
-        while not self.stop:
+        while True:
             out: list[Frame] = []
-            while True:
-                off = self.offset
-                if (out and len(self.buf) - self.pos < 8) or self.stop:
-                    break                     # hand over the records of this read first
-                if not self._need(8):
-                    left = len(self.buf) - self.pos
-                    if left:
-                        self._hurt(off, f"truncated block header ({left} of 8 bytes)")
-                    if out:
-                        yield out
-                    return
-                buf, p = self.buf, self.pos
-                if buf[p:p + 4] == PCAPNG_SHB:
-                    if not self._need(12):
-                        self._hurt(off, "truncated section header")
-                        break
-                    buf = self.buf
-                    bom = buf[p + 8:p + 12]
-                    if bom not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
-                        self._hurt(off, "bad pcapng byte-order magic")
-                        break
-                    little = bom == b"\x4d\x3c\x2b\x1a"
-                    blen = _u32(buf, p + 4, little)
-                    if blen < 28 or blen % 4 or blen > MAX_BLOCK:
-                        self._hurt(off, f"bad section header length {blen}")
-                        break
-                    ifaces = []
-                    btype = 0x0A0D0D0A
-                else:
-                    btype, blen = _u32(buf, p, little), _u32(buf, p + 4, little)
-                    if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                        self._hurt(off, f"bogus block length {blen}")
-                        break
-                if out and len(self.buf) - self.pos < blen:
-                    break                     # hand over the records of this read first
-                if not self._need(blen):
-                    self._hurt(off, f"truncated block: {blen} bytes announced, {len(self.buf) - self.pos} present")
-                    break
-                buf, p = self.buf, self.pos
-                body, bend = p + 8, p + blen - 4          # the body without the trailing length
-                need = _MIN_BODY.get(btype, 0)
-                if bend - body < need:
-                    self._hurt(off, f"{_BLOCK_NAMES[btype]} block too short: {bend - body} bytes of "
-                                    f"body, its fixed fields need {need}")
-                    break
-                self.pos = p + blen
-                if btype == 1:  # interface description
-                    if len(ifaces) >= MAX_INTERFACES:
-                        self._hurt(off, f"more than {MAX_INTERFACES} interfaces in one section")
-                        break
-                    ifaces.append((_u16(buf, body, little), _tsresol(buf[body + 8:bend], little)))
-                    if self.linktype < 0:
-                        self.linktype = ifaces[-1][0]
-                elif btype == 6 or btype == 2:  # enhanced / obsolete packet block
-                    if btype == 6:
-                        iface = _u32(buf, body, little)
-                    else:
-                        iface = _u16(buf, body, little)
-                    hi, lo = _u32(buf, body + 4, little), _u32(buf, body + 8, little)
-                    cap = _u32(buf, body + 12, little)
-                    if iface >= len(ifaces):
-                        self._hurt(off, f"packet on undeclared interface {iface}")
-                        break
-                    if body + 20 + cap > bend:
-                        self._hurt(off, f"packet block too short for its captured length {cap}")
-                        break
-                    self.records += 1
-                    lt, per_s = ifaces[iface]
-                    n = self._keep(lt, buf, body + 20, body + 20 + cap, little)
-                    if n:
-                        out.append((n, _seconds((hi << 32) | lo, per_s), lt, buf[body + 20:body + 20 + cap],
-                                    off, blen))
-                elif btype == 3:  # simple packet block: interface 0, no timestamp
-                    if not ifaces:
-                        self._hurt(off, "simple packet block before any interface")
-                        break
-                    self.records += 1
-                    orig = _u32(buf, body, little)
-                    lt = ifaces[0][0]
-                    stop = min(body + 4 + orig, bend)
-                    n = self._keep(lt, buf, body + 4, stop, little)
-                    if n:
-                        out.append((n, 0.0, lt, buf[body + 4:stop], off, blen))
+            want = self._pcapng_blocks(out)
             if out:
-                yield out
-            if self.damage is not None:
+                yield out                     # hand over the whole blocks before reading on
+            if not want or self.stop:
                 return
+            self._need(want)                  # at the end of the stream, the walk says why
+
+    def _pcapng_blocks(self, out: list[Frame]) -> int:
+        """Walk the whole pcapng blocks in ``buf`` from ``pos``, appending the packets kept to
+        ``out``. Returns the bytes wanted at ``pos`` to go on (a block header, or the whole
+        block it announces); 0 when reading ends there: damage (``damage`` says where and why),
+        ``stop``, or the clean end of the stream. A plain function, not a generator: compiled,
+        its locals are C variables (this is the per-block loop of every capture)."""
+        buf, p, end, eof = self.buf, self.pos, len(self.buf), self.eof
+        little, ifaces = self.section_little, self.ifaces
+        while not self.stop:
+            self.pos = p
+            off = self.base + p
+            left = end - p
+            if left < 8:
+                if not eof:
+                    return 8
+                if left:
+                    self._hurt(off, f"truncated block header ({left} of 8 bytes)")
+                return 0
+            btype = _u32(buf, p, little)
+            if btype == 0x0A0D0D0A:           # a section header: the same in either byte order
+                if left < 12:
+                    if not eof:
+                        return 12
+                    self._hurt(off, "truncated section header")
+                    return 0
+                bom = buf[p + 8:p + 12]
+                if bom not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+                    self._hurt(off, "bad pcapng byte-order magic")
+                    return 0
+                little = self.section_little = bom == b"\x4d\x3c\x2b\x1a"
+                blen = _u32(buf, p + 4, little)
+                if blen < 28 or blen % 4 or blen > MAX_BLOCK:
+                    self._hurt(off, f"bad section header length {blen}")
+                    return 0
+                ifaces = self.ifaces = []
+            else:
+                blen = _u32(buf, p + 4, little)
+                if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                    self._hurt(off, f"bogus block length {blen}")
+                    return 0
+            if left < blen:
+                if not eof:
+                    return blen
+                self._hurt(off, f"truncated block: {blen} bytes announced, {left} present")
+                return 0
+            body, bend = p + 8, p + blen - 4          # the body without the trailing length
+            need = _min_body(btype)
+            if bend - body < need:
+                self._hurt(off, f"{_BLOCK_NAMES[btype]} block too short: {bend - body} bytes of "
+                                f"body, its fixed fields need {need}")
+                return 0
+            p += blen
+            self.pos = p
+            if btype == 6 or btype == 2:  # enhanced / obsolete packet block
+                if btype == 6:
+                    iface = _u32(buf, body, little)
+                else:
+                    iface = _u16(buf, body, little)
+                cap = _u32(buf, body + 12, little)
+                if iface >= len(ifaces):
+                    self._hurt(off, f"packet on undeclared interface {iface}")
+                    return 0
+                if body + 20 + cap > bend:
+                    self._hurt(off, f"packet block too short for its captured length {cap}")
+                    return 0
+                self.records += 1
+                lt, per_s = ifaces[iface]
+                n = self._keep(lt, buf, body + 20, body + 20 + cap, little)
+                if n:
+                    hi, lo = _u32(buf, body + 4, little), _u32(buf, body + 8, little)
+                    out.append((n, _seconds((hi << 32) | lo, per_s), lt, buf[body + 20:body + 20 + cap],
+                                off, blen))
+            elif btype == 1:  # interface description
+                if len(ifaces) >= MAX_INTERFACES:
+                    self._hurt(off, f"more than {MAX_INTERFACES} interfaces in one section")
+                    return 0
+                ifaces.append((_u16(buf, body, little), _tsresol(buf[body + 8:bend], little)))
+                if self.linktype < 0:
+                    self.linktype = ifaces[-1][0]
+            elif btype == 3:  # simple packet block: interface 0, no timestamp
+                if not ifaces:
+                    self._hurt(off, "simple packet block before any interface")
+                    return 0
+                self.records += 1
+                orig = _u32(buf, body, little)
+                lt = ifaces[0][0]
+                stop = min(body + 4 + orig, bend)
+                n = self._keep(lt, buf, body + 4, stop, little)
+                if n:
+                    out.append((n, 0.0, lt, buf[body + 4:stop], off, blen))
+        return 0
 
 
 def read_records(f: BinaryIO) -> Iterator[Record | Damage]:
