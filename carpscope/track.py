@@ -56,6 +56,8 @@ SPLIT_MIN_INTERVALS: Final = 1.5
 _NEVER: Final = float("inf")
 
 Event = dict
+# a mastership change: (ts, previous master's ip or None, new master's ip, kind, frame)
+Change = tuple[float, "str | None", str, str, int]
 OnEvent = Callable[[dict], None]
 
 
@@ -266,7 +268,8 @@ class _Overlap:
     end_a: float | None          # a run's end once it has ended (None while it is open)
     end_b: float | None
     final: int                   # runs ended by the end of the capture (not by the speaker)
-    counts: dict[str, int]       # adverts each sent while both runs were open
+    n_a: int                     # adverts each sent while both runs were open
+    n_b: int
     frames: list[int]
     episode: Episode | None
 
@@ -274,9 +277,17 @@ class _Overlap:
         self.a, self.b, self.start = a, b, start
         self.end_a = self.end_b = None
         self.final = 0
-        self.counts = {a.ip: 0, b.ip: 0}
+        self.n_a = self.n_b = 0
         self.frames = []
         self.episode = None
+
+    def counts(self) -> dict[str, int]:
+        """Adverts by speaker address (one entry when both have one address)."""
+        d = {self.a.ip: 0}
+        d[self.b.ip] = 0
+        d[self.a.ip] += self.n_a
+        d[self.b.ip] += self.n_b
+        return d
 
     def end(self) -> float:
         ea = self.end_a if self.end_a is not None else self.a.until()
@@ -319,10 +330,11 @@ class Group:
         self.last_run: Run | None = None
         self.episodes: list[Episode] = []
         self.episodes_dropped = 0
-        self.changes: list[tuple] = []     # (ts, from_ip|None, to_ip, kind, frame): the first MAX_CHANGES
+        self.changes: list[Change] = []    # the first MAX_CHANGES
         self.n_changes = 0
-        self.recent_changes: deque[tuple] = deque()     # changes within FLAP_WINDOW of the last
-        self.flap_best: list[tuple] = []   # the densest FLAP_WINDOW seen (changes, at most FLAP_SATURATE)
+        self.recent_changes: list[Change] = []     # changes within FLAP_WINDOW of the last, from ...
+        self.recent_head = 0                       # ... this index on
+        self.flap_best: list[Change] = []  # the densest FLAP_WINDOW seen (changes, at most FLAP_SATURATE)
         self.flap_best_n = 0
         self.gaps: list[tuple] = []        # (from_ts, to_ts, seconds, previous master ip, next ip)
         self.gaps_dropped = 0
@@ -377,7 +389,7 @@ class Group:
         # earliest an open run could have expired has passed: a lower bound, made exact here)
         if self.n_open and t > self.expiry:
             soonest = _NEVER
-            for o in list(self.speakers.values()):
+            for o in self.speakers.values():      # closing a run adds or removes no speaker
                 if o.run_start is not None:
                     if o is not sp and not o.active(t):
                         self._close_run(o)
@@ -499,23 +511,33 @@ class Group:
         if self.tracker.on_event is not None:
             self._event("master", t, ip=sp.ip, mac=sp.mac, previous=prev.ip if prev else None, kind=kind)
 
-    def _change(self, change: tuple) -> None:
+    def _change(self, change: Change) -> None:
         self.n_changes += 1
         if len(self.changes) < MAX_CHANGES:
             self.changes.append(change)
         if change[3] == "initial":
             return
+        # the changes of the last FLAP_WINDOW: a list from ``recent_head`` on (a queue that is
+        # compacted now and then, cheaper per change than a deque's generic calls)
         recent = self.recent_changes
         recent.append(change)
-        while recent and change[0] - recent[0][0] > FLAP_WINDOW:
-            recent.popleft()
-        if len(recent) > FLAP_SATURATE:
-            recent.popleft()
-        n = len(recent)
+        ts = change[0]
+        head = self.recent_head
+        end = len(recent)
+        while head < end and ts - recent[head][0] > FLAP_WINDOW:
+            head += 1
+        if end - head > FLAP_SATURATE:
+            head += 1
+        if head > 256 and head * 2 > end:
+            del recent[:head]
+            end -= head
+            head = 0
+        self.recent_head = head
+        n = end - head
         if n > self.flap_best_n:
             # a denser window than any before: keep its first 20 changes and its last
             self.flap_best_n = n
-            self.flap_best = [recent[i] for i in range(min(n, 20))] + ([change] if n > 20 else [])
+            self.flap_best = recent[head:head + min(n, 20)] + ([change] if n > 20 else [])
 
     def _record_gap(self, sp: Speaker, t: float) -> None:
         last = self.last_run
@@ -582,10 +604,10 @@ class Group:
         for ov in self._overlaps:
             if ov.a is sp:
                 if ov.end_a is None and count:
-                    ov.counts[sp.ip] += 1
+                    ov.n_a += 1
             elif ov.b is sp:
                 if ov.end_b is None and count:
-                    ov.counts[sp.ip] += 1
+                    ov.n_b += 1
             else:
                 continue
             if len(ov.frames) < SAMPLE:
@@ -601,7 +623,7 @@ class Group:
         if ep is not None:
             ep.end = end
         elif end - ov.start >= SPLIT_MIN_INTERVALS * max(ov.a.interval, ov.b.interval):
-            ov.episode = Episode(ov.a.ip, ov.b.ip, ov.start, end, ov.counts, ov.frames)
+            ov.episode = Episode(ov.a.ip, ov.b.ip, ov.start, end, ov.counts(), ov.frames)
             self._event("split-brain", t, speakers=[ov.a.ip, ov.b.ip], since=ov.start)
 
     def _settle(self, final: bool = False) -> None:
@@ -617,7 +639,7 @@ class Group:
             ep = ov.episode
             if ep is None:
                 continue
-            ep.adverts = dict(ov.counts)
+            ep.adverts = ov.counts()
             ep.ongoing = final and ov.final == 2 and ov.a.still(end) and ov.b.still(end)
             if ep.ongoing:
                 ep.end = end            # both were master to the end of the capture
@@ -644,7 +666,7 @@ class Group:
         for ov in self._overlaps:
             ep = ov.episode
             if ep is not None:
-                ep.adverts = dict(ov.counts)
+                ep.adverts = ov.counts()
                 ep.ongoing = ov.end_a is None and ov.end_b is None
                 ongoing.append(ep)
         return self.episodes + ongoing
@@ -659,7 +681,7 @@ class Group:
                             s.last_frame))
         return sorted(runs, key=lambda r: (r.start, r.ip))
 
-    def flap_window(self) -> list[tuple]:
+    def flap_window(self) -> list[Change]:
         """The densest FLAP_WINDOW of mastership changes (not counting the first master): up
         to 20 of them and the last; ``flap_best_n`` is how many there were."""
         return self.flap_best
