@@ -27,7 +27,6 @@ speaker, master change, split brain begins/ends, gap).
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Final
 
@@ -325,7 +324,8 @@ class Group:
         self.protocols: list[str] = [protocol]
         self.tracker = tracker
         self.speakers: dict[tuple[str, str], Speaker] = {}
-        self.runs: deque[Run] = deque(maxlen=MAX_RUNS)
+        self.runs: list[Run] = []          # the latest MAX_RUNS closed runs: a ring once full ...
+        self.runs_next = 0                 # ... whose oldest (the next to be replaced) is here
         self.runs_dropped = 0
         self.last_run: Run | None = None
         self.episodes: list[Episode] = []
@@ -544,9 +544,11 @@ class Group:
         if last is None:
             return
         runs = self.runs
+        n = len(runs)
+        after = self.runs_next if n == MAX_RUNS else n      # one past the latest run
         last_end = last.end
-        for i in range(max(0, len(runs) - 4), len(runs)):
-            e = runs[i].end
+        for j in range(1, min(4, n) + 1):                   # the latest four
+            e = runs[(after - j) % MAX_RUNS].end
             if e > last_end:
                 last_end = e
         gap = t - last_end
@@ -561,9 +563,13 @@ class Group:
         end = sp.until()
         start = sp.run_start if sp.run_start is not None else end
         run = Run(sp.ip, sp.mac, start, end, sp.run_adverts, sp.run_first_frame, sp.last_frame, resigned)
-        if len(self.runs) == MAX_RUNS:
+        runs = self.runs
+        if len(runs) == MAX_RUNS:
             self.runs_dropped += 1
-        self.runs.append(run)
+            runs[self.runs_next] = run
+            self.runs_next = (self.runs_next + 1) % MAX_RUNS
+        else:
+            runs.append(run)
         self.last_run = run
         sp.run_start = None
         self.n_open -= 1
@@ -675,7 +681,8 @@ class Group:
         return [s for s in self.speakers.values() if s.run_start is not None]
 
     def timeline(self) -> list[Run]:
-        runs = list(self.runs)
+        k = self.runs_next
+        runs = self.runs[k:] + self.runs[:k]           # oldest first
         for s in self.open_runs():
             runs.append(Run(s.ip, s.mac, s.run_start or s.last, s.until(), s.run_adverts, s.run_first_frame,
                             s.last_frame))
