@@ -3,7 +3,8 @@
 (bench/run.py measures it); these fail when a module that run does not need comes back on its
 path: the text, HTML and CI reports and rich, the config readers, settings-file parsing,
 importlib.resources and its tempfile/zipfile, pathlib, datetime, glob, socket (the decoder
-writes addresses as inet_ntop does: wire/proto112.ntop); and dataclasses, compiled
+writes addresses as inet_ntop does: wire/proto112.ntop), shutil (argparse's formatter width is
+read by cli._columns); and dataclasses, compiled
 modules included (it pulls in inspect, about 8 ms, and each class costs the building of its
 methods at import: the records of the run are plain classes with their own ``__init__``)."""
 from __future__ import annotations
@@ -21,7 +22,7 @@ from conftest import CAPTURES, REPO
 NOT_LOADED = (
     "rich", "tomllib", "tempfile", "zipfile", "importlib.resources", "importlib.readers", "pathlib",
     "urllib.parse", "datetime", "glob", "random", "threading", "xml", "defusedxml", "pcapy",
-    "dataclasses", "inspect", "socket",
+    "dataclasses", "inspect", "socket", "shutil",
     "carpscope.report.text", "carpscope.report.html", "carpscope.report.view", "carpscope.report.sarif",
     "carpscope.report.junit", "carpscope.report.adverts", "carpscope.config", "carpscope.intent",
     "carpscope.commands.sniff", "carpscope.commands.lint",
