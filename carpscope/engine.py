@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import heapq
-from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from carpscope.auth.results import PENDING, AuthResult
@@ -39,15 +38,27 @@ DEFER_MAX = 16      # adverts per speaker held back while its VIP set is only in
 OnAdvert = Callable[[Advert, Group, Speaker, AuthResult | None], None]
 
 
-@dataclass
 class Report:
+    __slots__ = ("sources", "groups", "findings", "numbering", "filters", "numberings", "interrupted")
+
     sources: list[SourceInfo]
     groups: list[Group]
     findings: list[Finding]
-    numbering: str = "all"               # "all" (Wireshark's), "filtered", or "mixed" (see sources)
-    filters: dict = field(default_factory=dict)
-    numberings: dict = field(default_factory=dict)
-    interrupted: str | None = None       # the signal that stopped reading early, if one did
+    numbering: str                       # "all" (Wireshark's), "filtered", or "mixed" (see sources)
+    filters: dict
+    numberings: dict
+    interrupted: str | None              # the signal that stopped reading early, if one did
+
+    def __init__(self, sources: list[SourceInfo], groups: list[Group], findings: list[Finding],
+                 numbering: str = "all", filters: dict | None = None, numberings: dict | None = None,
+                 interrupted: str | None = None) -> None:
+        self.sources = sources
+        self.groups = groups
+        self.findings = findings
+        self.numbering = numbering
+        self.filters = {} if filters is None else filters
+        self.numberings = {} if numberings is None else numberings
+        self.interrupted = interrupted
 
 
 class FlowState:

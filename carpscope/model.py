@@ -1,11 +1,11 @@
 """Plain records passed between the pipeline stages (decode -> verify -> track -> rules -> report).
 
-Nothing here prints or does I/O. Records are small slotted dataclasses so that a capture of
-millions of adverts streams through without building large objects.
+Nothing here prints or does I/O. Records are small slotted classes so that a capture of millions
+of adverts streams through without building large objects; each has its own ``__init__`` (no
+dataclass: building one costs its import at every start).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
@@ -163,27 +163,53 @@ class Advert:
         return (self.interval_cs or 0) / 100.0
 
 
-@dataclass(slots=True)
 class Malformed:
     """A protocol-112 packet that is not a well-formed advertisement, with the reason."""
+
+    __slots__ = ("frame", "ts", "source", "segment", "reason", "family", "src", "dst", "eth_src", "vlans",
+                 "vhid", "version")
 
     frame: int
     ts: float
     source: str
     segment: str
     reason: str
-    family: int | None = None
-    src: str | None = None
-    dst: str | None = None
-    eth_src: str | None = None
-    vlans: tuple[int, ...] = ()
-    vhid: int | None = None
-    version: int | None = None
+    family: int | None
+    src: str | None
+    dst: str | None
+    eth_src: str | None
+    vlans: tuple[int, ...]
+    vhid: int | None
+    version: int | None
+
+    def __init__(self, frame: int, ts: float, source: str, segment: str, reason: str,
+                 family: int | None = None, src: str | None = None, dst: str | None = None,
+                 eth_src: str | None = None, vlans: tuple[int, ...] = (), vhid: int | None = None,
+                 version: int | None = None) -> None:
+        self.frame = frame
+        self.ts = ts
+        self.source = source
+        self.segment = segment
+        self.reason = reason
+        self.family = family
+        self.src = src
+        self.dst = dst
+        self.eth_src = eth_src
+        self.vlans = vlans
+        self.vhid = vhid
+        self.version = version
+
+    def __repr__(self) -> str:
+        return (f"Malformed(frame={self.frame!r}, ts={self.ts!r}, source={self.source!r}, "
+                f"segment={self.segment!r}, reason={self.reason!r}, family={self.family!r}, "
+                f"src={self.src!r}, dst={self.dst!r}, eth_src={self.eth_src!r}, vlans={self.vlans!r}, "
+                f"vhid={self.vhid!r}, version={self.version!r})")
 
 
-@dataclass(slots=True)
 class AddressHint:
     """An ARP reply/gratuitous ARP or IPv6 neighbour advertisement: who claims which address."""
+
+    __slots__ = ("frame", "ts", "source", "segment", "family", "address", "eth_src", "lladdr")
 
     frame: int
     ts: float
@@ -194,35 +220,82 @@ class AddressHint:
     eth_src: str                  # Ethernet source of the frame
     lladdr: str                   # hardware address claimed for it
 
+    def __init__(self, frame: int, ts: float, source: str, segment: str, family: int, address: str,
+                 eth_src: str, lladdr: str) -> None:
+        self.frame = frame
+        self.ts = ts
+        self.source = source
+        self.segment = segment
+        self.family = family
+        self.address = address
+        self.eth_src = eth_src
+        self.lladdr = lladdr
 
-@dataclass(slots=True)
+
 class SourceInfo:
+    __slots__ = ("name", "packets", "adverts", "malformed", "linktype", "error", "stopped_frame",
+                 "stopped_offset")
+
     name: str
-    packets: int = 0              # frames read (all frames where the reader counts them)
-    adverts: int = 0
-    malformed: int = 0
-    linktype: str | None = None
-    error: str | None = None      # why reading stopped early, None when it reached the end
-    stopped_frame: int | None = None
-    stopped_offset: int | None = None
+    packets: int                  # frames read (all frames where the reader counts them)
+    adverts: int
+    malformed: int
+    linktype: str | None
+    error: str | None             # why reading stopped early, None when it reached the end
+    stopped_frame: int | None
+    stopped_offset: int | None
+
+    def __init__(self, name: str, packets: int = 0, adverts: int = 0, malformed: int = 0,
+                 linktype: str | None = None, error: str | None = None, stopped_frame: int | None = None,
+                 stopped_offset: int | None = None) -> None:
+        self.name = name
+        self.packets = packets
+        self.adverts = adverts
+        self.malformed = malformed
+        self.linktype = linktype
+        self.error = error
+        self.stopped_frame = stopped_frame
+        self.stopped_offset = stopped_offset
 
 
-@dataclass(slots=True)
 class Finding:
+    __slots__ = ("rule", "code", "severity", "message", "protocol", "vhid", "segment", "first_seen",
+                 "last_seen", "packets", "evidence", "cause", "source", "line")
+
     rule: str                     # slug, the stable name
     code: str
     severity: Severity
     message: str
-    protocol: str | None = None
-    vhid: int | None = None
-    segment: str | None = None
-    first_seen: float | None = None
-    last_seen: float | None = None
-    packets: list[int] = field(default_factory=list)
-    evidence: dict = field(default_factory=dict)
-    cause: str | None = None
-    source: str | None = None     # capture (or config) file the finding is located in
-    line: int | None = None       # config findings: line number
+    protocol: str | None
+    vhid: int | None
+    segment: str | None
+    first_seen: float | None
+    last_seen: float | None
+    packets: list[int]
+    evidence: dict
+    cause: str | None
+    source: str | None            # capture (or config) file the finding is located in
+    line: int | None              # config findings: line number
+
+    def __init__(self, rule: str, code: str, severity: Severity, message: str, protocol: str | None = None,
+                 vhid: int | None = None, segment: str | None = None, first_seen: float | None = None,
+                 last_seen: float | None = None, packets: list[int] | None = None,
+                 evidence: dict | None = None, cause: str | None = None, source: str | None = None,
+                 line: int | None = None) -> None:
+        self.rule = rule
+        self.code = code
+        self.severity = severity
+        self.message = message
+        self.protocol = protocol
+        self.vhid = vhid
+        self.segment = segment
+        self.first_seen = first_seen
+        self.last_seen = last_seen
+        self.packets = [] if packets is None else packets
+        self.evidence = {} if evidence is None else evidence
+        self.cause = cause
+        self.source = source
+        self.line = line
 
     def to_json(self) -> dict:
         return {

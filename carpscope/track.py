@@ -27,7 +27,6 @@ speaker, master change, split brain begins/ends, gap).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable, Final
 
 from carpscope.auth.hmac import HmacContext
@@ -99,83 +98,190 @@ def master_down(a: Advert) -> float:
     return 3 * interval + skew
 
 
-@dataclass(slots=True)
 class Speaker:
+    __slots__ = ("ip", "mac", "protocol", "adverts", "first", "last", "advbase", "advskew", "demote",
+                 "priority", "interval_cs", "ttl_min", "held", "resigned", "resigned_last", "timings",
+                 "addresses", "md", "interval", "p_ref", "p_n", "p_sum", "p_sq", "p_min", "p_max",
+                 "run_start", "run_first_frame", "run_adverts", "last_frame", "frames", "auth_ok",
+                 "auth_fail", "auth_unchecked_n", "auth_key", "auth_key_id", "auth_vips", "auth_flavour",
+                 "auth_inferred", "auth_weak", "auth_ok_by", "auth_result", "auth_result_cell",
+                 "auth_diagnosis", "auth_unchecked", "auth_unchecked_kind", "fail_frames", "auth_first_ok",
+                 "auth_last_fail", "hmac", "hmac_generation", "hmac_result", "vrrp_auth", "vrrp_variants",
+                 "vrrp_frames", "copies", "capture_copies", "reflections", "copied", "max_copies",
+                 "copy_rate", "copy_first", "copy_last", "copy_ifaces", "copy_frames", "last_counter",
+                 "replays", "replay_first", "replay_last", "replay_frames", "replay_of", "adopted")
+
     ip: str
     mac: str | None
-    protocol: str = ""                             # of its first advert (carp, vrrp2, vrrp3)
-    adverts: int = 0
-    first: float = 0.0
-    last: float = 0.0
-    advbase: int | None = None
-    advskew: int | None = None
-    demote: int | None = None
-    priority: int | None = None
-    interval_cs: int | None = None
-    ttl_min: int = 255
-    held: float = 0.0                              # presumed master until then though silent (VRRP, starved)
-    resigned: int = 0                              # resignations (priority 0 / bow-out) ...
-    resigned_last: float = 0.0                     # ... and the time of the last one
-    timings: set = field(default_factory=set)      # distinct (advbase, advskew) / (prio, interval)
-    addresses: set = field(default_factory=set)    # VRRP address lists seen (tuples), bounded
-    md: float = 3.0
-    interval: float = 1.0
+    protocol: str                                  # of its first advert (carp, vrrp2, vrrp3)
+    adverts: int
+    first: float
+    last: float
+    advbase: int | None
+    advskew: int | None
+    demote: int | None
+    priority: int | None
+    interval_cs: int | None
+    ttl_min: int
+    held: float                                    # presumed master until then though silent (VRRP, starved)
+    resigned: int                                  # resignations (priority 0 / bow-out) ...
+    resigned_last: float                           # ... and the time of the last one
+    timings: set                                   # distinct (advbase, advskew) / (prio, interval)
+    addresses: set                                 # VRRP address lists seen (tuples), bounded
+    md: float
+    interval: float
     # observed period between consecutive adverts of one run
-    p_ref: float = 0.0                             # the last advert counted in the period
-    p_n: int = 0
-    p_sum: float = 0.0
-    p_sq: float = 0.0
-    p_min: float | None = None
-    p_max: float | None = None
-    run_start: float | None = None
-    run_first_frame: int = 0
-    run_adverts: int = 0
-    last_frame: int = 0
-    frames: list = field(default_factory=list)     # first SAMPLE packet numbers
+    p_ref: float                                   # the last advert counted in the period
+    p_n: int
+    p_sum: float
+    p_sq: float
+    p_min: float | None
+    p_max: float | None
+    run_start: float | None
+    run_first_frame: int
+    run_adverts: int
+    last_frame: int
+    frames: list                                   # first SAMPLE packet numbers
     # authentication (engine.py counts, rules/auth.py judges): CARP HMAC verdicts...
-    auth_ok: int = 0                               # adverts by verdict
-    auth_fail: int = 0
-    auth_unchecked_n: int = 0
-    auth_key: str | None = None                    # ... the last key, VIP set, flavour that verified
-    auth_key_id: str | None = None                 # ... that key's identity (one per secret)
-    auth_vips: tuple = ()
-    auth_flavour: str | None = None
-    auth_inferred: bool = False
-    auth_weak: bool = False
-    auth_ok_by: dict = field(default_factory=dict) # (key, vips, flavour, weak index) -> count, bounded
-    auth_result: AuthResult | None = None          # the last ok verdict, and its count cell in auth_ok_by
-    auth_result_cell: list = field(default_factory=list)
-    auth_diagnosis: Diagnosis | None = None        # why nothing verified
-    auth_unchecked: str | None = None              # why it could not be checked ...
-    auth_unchecked_kind: str | None = None         # ... "no-keys" or "unknown-vips"
-    fail_frames: list = field(default_factory=list)
-    auth_first_ok: float = 0.0                     # time of the first advert that verified ...
-    auth_last_fail: float = 0.0                    # ... and of the last that did not
-    hmac: HmacContext | None = None                # the HMAC context that verified its last advert
-    hmac_generation: int = -1                      # ... for this keyring generation
-    hmac_result: AuthResult | None = None          # ... and its verdict for this speaker (its key label)
+    auth_ok: int                                   # adverts by verdict
+    auth_fail: int
+    auth_unchecked_n: int
+    auth_key: str | None                           # ... the last key, VIP set, flavour that verified
+    auth_key_id: str | None                        # ... that key's identity (one per secret)
+    auth_vips: tuple
+    auth_flavour: str | None
+    auth_inferred: bool
+    auth_weak: bool
+    auth_ok_by: dict                               # (key, vips, flavour, weak index) -> count, bounded
+    auth_result: AuthResult | None                 # the last ok verdict, and its count cell in auth_ok_by
+    auth_result_cell: list
+    auth_diagnosis: Diagnosis | None               # why nothing verified
+    auth_unchecked: str | None                     # why it could not be checked ...
+    auth_unchecked_kind: str | None                # ... "no-keys" or "unknown-vips"
+    fail_frames: list
+    auth_first_ok: float                           # time of the first advert that verified ...
+    auth_last_fail: float                          # ... and of the last that did not
+    hmac: HmacContext | None                       # the HMAC context that verified its last advert
+    hmac_generation: int                           # ... for this keyring generation
+    hmac_result: AuthResult | None                 # ... and its verdict for this speaker (its key label)
     # ... VRRPv2 authentication: the last (type, fingerprint), each seen, cleartext frames
-    vrrp_auth: tuple | None = None
-    vrrp_variants: dict = field(default_factory=dict)
-    vrrp_frames: list = field(default_factory=list)
+    vrrp_auth: tuple | None
+    vrrp_variants: dict
+    vrrp_frames: list
     # repeats (repeats.py): copies of its adverts, replays and adoptions of its counters
-    copies: int = 0                                # byte-identical, on the capture point
-    capture_copies: int = 0                        # recorded again on another interface (-i any)
-    reflections: int = 0                           # same counter and HMAC, IP header changed
-    copied: int = 0                                # adverts that had at least one copy
-    max_copies: int = 0                            # most copies of one advert
-    copy_rate: float = 0.0                         # copies per second after an advert, at the most
-    copy_first: float = 0.0
-    copy_last: float = 0.0
-    copy_ifaces: set = field(default_factory=set)
-    copy_frames: list = field(default_factory=list)
-    last_counter: bytes = b""
-    replays: int = 0
-    replay_first: float = 0.0
-    replay_last: float = 0.0
-    replay_frames: list = field(default_factory=list)
-    replay_of: int = 0                             # frame of the first advert replayed
-    adopted: int = 0                               # counters another source sent first (ucarp)
+    copies: int                                    # byte-identical, on the capture point
+    capture_copies: int                            # recorded again on another interface (-i any)
+    reflections: int                               # same counter and HMAC, IP header changed
+    copied: int                                    # adverts that had at least one copy
+    max_copies: int                                # most copies of one advert
+    copy_rate: float                               # copies per second after an advert, at the most
+    copy_first: float
+    copy_last: float
+    copy_ifaces: set
+    copy_frames: list
+    last_counter: bytes
+    replays: int
+    replay_first: float
+    replay_last: float
+    replay_frames: list
+    replay_of: int                                 # frame of the first advert replayed
+    adopted: int                                   # counters another source sent first (ucarp)
+
+    def __init__(self, ip: str, mac: str | None, protocol: str = "", adverts: int = 0, first: float = 0.0,
+                 last: float = 0.0, advbase: int | None = None, advskew: int | None = None,
+                 demote: int | None = None, priority: int | None = None, interval_cs: int | None = None,
+                 ttl_min: int = 255, held: float = 0.0, resigned: int = 0, resigned_last: float = 0.0,
+                 timings: set | None = None, addresses: set | None = None, md: float = 3.0,
+                 interval: float = 1.0, p_ref: float = 0.0, p_n: int = 0, p_sum: float = 0.0,
+                 p_sq: float = 0.0, p_min: float | None = None, p_max: float | None = None,
+                 run_start: float | None = None, run_first_frame: int = 0, run_adverts: int = 0,
+                 last_frame: int = 0, frames: list | None = None, auth_ok: int = 0, auth_fail: int = 0,
+                 auth_unchecked_n: int = 0, auth_key: str | None = None, auth_key_id: str | None = None,
+                 auth_vips: tuple = (), auth_flavour: str | None = None, auth_inferred: bool = False,
+                 auth_weak: bool = False, auth_ok_by: dict | None = None,
+                 auth_result: AuthResult | None = None, auth_result_cell: list | None = None,
+                 auth_diagnosis: Diagnosis | None = None, auth_unchecked: str | None = None,
+                 auth_unchecked_kind: str | None = None, fail_frames: list | None = None,
+                 auth_first_ok: float = 0.0, auth_last_fail: float = 0.0, hmac: HmacContext | None = None,
+                 hmac_generation: int = -1, hmac_result: AuthResult | None = None,
+                 vrrp_auth: tuple | None = None, vrrp_variants: dict | None = None,
+                 vrrp_frames: list | None = None, copies: int = 0, capture_copies: int = 0,
+                 reflections: int = 0, copied: int = 0, max_copies: int = 0, copy_rate: float = 0.0,
+                 copy_first: float = 0.0, copy_last: float = 0.0, copy_ifaces: set | None = None,
+                 copy_frames: list | None = None, last_counter: bytes = b"", replays: int = 0,
+                 replay_first: float = 0.0, replay_last: float = 0.0, replay_frames: list | None = None,
+                 replay_of: int = 0, adopted: int = 0) -> None:
+        self.ip = ip
+        self.mac = mac
+        self.protocol = protocol
+        self.adverts = adverts
+        self.first = first
+        self.last = last
+        self.advbase = advbase
+        self.advskew = advskew
+        self.demote = demote
+        self.priority = priority
+        self.interval_cs = interval_cs
+        self.ttl_min = ttl_min
+        self.held = held
+        self.resigned = resigned
+        self.resigned_last = resigned_last
+        self.timings = set() if timings is None else timings
+        self.addresses = set() if addresses is None else addresses
+        self.md = md
+        self.interval = interval
+        self.p_ref = p_ref
+        self.p_n = p_n
+        self.p_sum = p_sum
+        self.p_sq = p_sq
+        self.p_min = p_min
+        self.p_max = p_max
+        self.run_start = run_start
+        self.run_first_frame = run_first_frame
+        self.run_adverts = run_adverts
+        self.last_frame = last_frame
+        self.frames = [] if frames is None else frames
+        self.auth_ok = auth_ok
+        self.auth_fail = auth_fail
+        self.auth_unchecked_n = auth_unchecked_n
+        self.auth_key = auth_key
+        self.auth_key_id = auth_key_id
+        self.auth_vips = auth_vips
+        self.auth_flavour = auth_flavour
+        self.auth_inferred = auth_inferred
+        self.auth_weak = auth_weak
+        self.auth_ok_by = {} if auth_ok_by is None else auth_ok_by
+        self.auth_result = auth_result
+        self.auth_result_cell = [] if auth_result_cell is None else auth_result_cell
+        self.auth_diagnosis = auth_diagnosis
+        self.auth_unchecked = auth_unchecked
+        self.auth_unchecked_kind = auth_unchecked_kind
+        self.fail_frames = [] if fail_frames is None else fail_frames
+        self.auth_first_ok = auth_first_ok
+        self.auth_last_fail = auth_last_fail
+        self.hmac = hmac
+        self.hmac_generation = hmac_generation
+        self.hmac_result = hmac_result
+        self.vrrp_auth = vrrp_auth
+        self.vrrp_variants = {} if vrrp_variants is None else vrrp_variants
+        self.vrrp_frames = [] if vrrp_frames is None else vrrp_frames
+        self.copies = copies
+        self.capture_copies = capture_copies
+        self.reflections = reflections
+        self.copied = copied
+        self.max_copies = max_copies
+        self.copy_rate = copy_rate
+        self.copy_first = copy_first
+        self.copy_last = copy_last
+        self.copy_ifaces = set() if copy_ifaces is None else copy_ifaces
+        self.copy_frames = [] if copy_frames is None else copy_frames
+        self.last_counter = last_counter
+        self.replays = replays
+        self.replay_first = replay_first
+        self.replay_last = replay_last
+        self.replay_frames = [] if replay_frames is None else replay_frames
+        self.replay_of = replay_of
+        self.adopted = adopted
 
     @property
     def auth(self) -> dict[str, int]:
@@ -244,17 +350,29 @@ class Run:
         return f"Run({self.ip}, {self.start}..{self.end}, {self.adverts} adverts)"
 
 
-@dataclass(slots=True)
 class Episode:
     """A split-brain window: two speakers advertising as master at once for longer than a
     takeover allows. ``ongoing``: both were still master when the capture ended."""
+
+    __slots__ = ("a", "b", "start", "end", "adverts", "frames", "ongoing")
+
     a: str
     b: str
     start: float
     end: float
     adverts: dict
     frames: list
-    ongoing: bool = False
+    ongoing: bool
+
+    def __init__(self, a: str, b: str, start: float, end: float, adverts: dict, frames: list,
+                 ongoing: bool = False) -> None:
+        self.a = a
+        self.b = b
+        self.start = start
+        self.end = end
+        self.adverts = adverts
+        self.frames = frames
+        self.ongoing = ongoing
 
 
 class _Overlap:

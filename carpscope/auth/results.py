@@ -2,10 +2,7 @@
 not verify, the diagnosis of why. Results never contain a secret, only key labels."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True, slots=True)
 class Diagnosis:
     """Why an advert does not verify, computed once per speaker.
 
@@ -14,17 +11,36 @@ class Diagnosis:
     ``unknown-vips`` (no VIP set known for the vhid), ``no-keys`` (no key to try at all).
     """
 
+    __slots__ = ("kind", "message", "vhid", "key", "vips", "flavour", "weak", "weak_index", "known_vips",
+                 "keys_tried", "sets_tried")
+
     kind: str
     message: str
     vhid: int
-    key: str | None = None
-    vips: tuple[str, ...] = ()
-    flavour: str | None = None
-    weak: bool = False
-    weak_index: int | None = None
-    known_vips: tuple[tuple[str, ...], ...] = ()
-    keys_tried: int = 0
-    sets_tried: int = 0
+    key: str | None
+    vips: tuple[str, ...]
+    flavour: str | None
+    weak: bool
+    weak_index: int | None
+    known_vips: tuple[tuple[str, ...], ...]
+    keys_tried: int
+    sets_tried: int
+
+    def __init__(self, kind: str, message: str, vhid: int, key: str | None = None, vips: tuple[str, ...] = (),
+                 flavour: str | None = None, weak: bool = False, weak_index: int | None = None,
+                 known_vips: tuple[tuple[str, ...], ...] = (), keys_tried: int = 0,
+                 sets_tried: int = 0) -> None:
+        self.kind = kind
+        self.message = message
+        self.vhid = vhid
+        self.key = key
+        self.vips = vips
+        self.flavour = flavour
+        self.weak = weak
+        self.weak_index = weak_index
+        self.known_vips = known_vips
+        self.keys_tried = keys_tried
+        self.sets_tried = sets_tried
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "message": self.message, "key": self.key,
@@ -33,7 +49,6 @@ class Diagnosis:
                 "keys_tried": self.keys_tried, "sets_tried": self.sets_tried}
 
 
-@dataclass(frozen=True, slots=True)
 class AuthResult:
     """Outcome of checking one advert. Results are shared between adverts: do not mutate.
 
@@ -44,18 +59,39 @@ class AuthResult:
     by ``openbsd-lladdr``; ``diagnosis`` set for ``fail`` and ``unchecked``.
     """
 
+    __slots__ = ("status", "key", "key_id", "vips", "flavour", "flavours", "inferred_vips", "weak",
+                 "weak_index", "lladdr", "reason", "diagnosis")
+
     status: str
-    key: str | None = None
-    key_id: str | None = None      # the key's own label when ``key`` names the speaker's (an alias)
-    vips: tuple[str, ...] = ()
-    flavour: str | None = None
-    flavours: tuple[str, ...] = ()
-    inferred_vips: bool = False
-    weak: bool = False
-    weak_index: int | None = None
-    lladdr: str | None = None
-    reason: str | None = None
-    diagnosis: Diagnosis | None = None
+    key: str | None
+    key_id: str | None             # the key's own label when ``key`` names the speaker's (an alias)
+    vips: tuple[str, ...]
+    flavour: str | None
+    flavours: tuple[str, ...]
+    inferred_vips: bool
+    weak: bool
+    weak_index: int | None
+    lladdr: str | None
+    reason: str | None
+    diagnosis: Diagnosis | None
+
+    def __init__(self, status: str, key: str | None = None, key_id: str | None = None,
+                 vips: tuple[str, ...] = (), flavour: str | None = None, flavours: tuple[str, ...] = (),
+                 inferred_vips: bool = False, weak: bool = False, weak_index: int | None = None,
+                 lladdr: str | None = None, reason: str | None = None,
+                 diagnosis: Diagnosis | None = None) -> None:
+        self.status = status
+        self.key = key
+        self.key_id = key_id
+        self.vips = vips
+        self.flavour = flavour
+        self.flavours = flavours
+        self.inferred_vips = inferred_vips
+        self.weak = weak
+        self.weak_index = weak_index
+        self.lladdr = lladdr
+        self.reason = reason
+        self.diagnosis = diagnosis
 
     def to_json(self) -> dict:
         """The ``auth`` object of the JSON report (design.md)."""

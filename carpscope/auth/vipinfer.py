@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
-from dataclasses import dataclass, field
 
 from carpscope.model import CARP, AddressHint, Advert
 
@@ -87,15 +86,24 @@ class _Segment:
         self.speakers, self.last, self.changes = set(), {}, deque()
 
 
-@dataclass(slots=True)
 class InferredVips:
     """What is known about one (segment, vhid): address → how it was learned, first frame."""
 
+    __slots__ = ("segment", "vhid", "via", "frames", "block")
+
     segment: str
     vhid: int
-    via: dict[str, str] = field(default_factory=dict)
-    frames: dict[str, int] = field(default_factory=dict)
-    block: dict[str, int] = field(default_factory=dict)   # 1, 2 or 0 (heuristic: CARP)
+    via: dict[str, str]
+    frames: dict[str, int]
+    block: dict[str, int]                                 # 1, 2 or 0 (heuristic: CARP)
+
+    def __init__(self, segment: str, vhid: int, via: dict[str, str] | None = None,
+                 frames: dict[str, int] | None = None, block: dict[str, int] | None = None) -> None:
+        self.segment = segment
+        self.vhid = vhid
+        self.via = {} if via is None else via
+        self.frames = {} if frames is None else frames
+        self.block = {} if block is None else block
 
     @property
     def addrs(self) -> tuple[str, ...]:

@@ -19,7 +19,6 @@ being cut out of the buffer). ``read_records`` gives every record as a ``Record`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import BinaryIO, Callable, Final, Iterator
 
 from carpscope.wire.frame import relevant
@@ -42,8 +41,9 @@ class CaptureFormatError(ValueError):
     """The stream is not a capture carpscope can read (nothing was read)."""
 
 
-@dataclass(slots=True)
 class Record:
+    __slots__ = ("number", "offset", "length", "linktype", "ts", "data", "orig_len", "little")
+
     number: int        # 1-based record number in the file (Wireshark's frame number)
     offset: int        # byte offset of the record header
     length: int        # bytes the record occupies in the file
@@ -51,14 +51,40 @@ class Record:
     ts: float
     data: bytes
     orig_len: int
-    little: bool = True  # the file's (pcapng: the section's) byte order
+    little: bool         # the file's (pcapng: the section's) byte order
+
+    def __init__(self, number: int, offset: int, length: int, linktype: int, ts: float, data: bytes,
+                 orig_len: int, little: bool = True) -> None:
+        self.number = number
+        self.offset = offset
+        self.length = length
+        self.linktype = linktype
+        self.ts = ts
+        self.data = data
+        self.orig_len = orig_len
+        self.little = little
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Record):
+            return NotImplemented
+        mine = (self.number, self.offset, self.length, self.linktype, self.ts, self.data, self.orig_len,
+                self.little)
+        theirs = (other.number, other.offset, other.length, other.linktype, other.ts, other.data,
+                  other.orig_len, other.little)
+        return mine == theirs
 
 
-@dataclass(slots=True)
 class Damage:
+    __slots__ = ("number", "offset", "reason")
+
     number: int        # the record that could not be read
     offset: int
     reason: str
+
+    def __init__(self, number: int, offset: int, reason: str) -> None:
+        self.number = number
+        self.offset = offset
+        self.reason = reason
 
 
 def sniff_format(head: bytes) -> str:

@@ -12,12 +12,12 @@ padding never leaks into an advertisement.
 """
 from __future__ import annotations
 
-from socket import AF_INET, AF_INET6, inet_ntop
 from typing import Final
 
 from carpscope.model import AddressHint, Advert, Malformed
 from carpscope.wire import proto112
 from carpscope.wire.link import ETH_ARP, ETH_IP4, ETH_IP6, Link, locate, mac, parse_link
+from carpscope.wire.proto112 import ntop
 
 PROTO: Final = 112
 _ICMP6: Final = 58
@@ -43,21 +43,6 @@ def segment_name(source: str, link: Link, ifindex: int | None = None) -> str:
     if link.ifindex is None:
         return point_name(source, link)
     return point_name(source, link) + f"/if{link.ifindex if ifindex is None else ifindex}"
-
-
-# packed address -> text: a capture holds few distinct addresses, and inet_ntop per advert
-# was a tenth of decoding. Emptied when full.
-_ADDRS: Final[dict[bytes, str]] = {}
-_MAX_ADDRS: Final = 8192
-
-
-def ntop(packed: bytes) -> str:
-    text = _ADDRS.get(packed)
-    if text is None:
-        if len(_ADDRS) >= _MAX_ADDRS:
-            _ADDRS.clear()
-        text = _ADDRS[packed] = inet_ntop(AF_INET if len(packed) == 4 else AF_INET6, packed)
-    return text
 
 
 def ip6_upper(data: bytes, pos: int, end: int, nxt: int) -> tuple[int, int]:
@@ -299,7 +284,7 @@ def _arp(data: bytes, off: int, link: Link, frame: int, ts: float, source: str, 
     tpa = data[off + 24:off + 28]
     if not (op == 2 or spa == tpa) or spa == b"\0\0\0\0":
         return None
-    return AddressHint(frame, ts, source, segment, 4, inet_ntop(AF_INET, spa),
+    return AddressHint(frame, ts, source, segment, 4, ntop(spa),
                        link.eth_src or mac(sha), mac(sha))
 
 
@@ -321,5 +306,5 @@ def _na(data: bytes, pos: int, end: int, link: Link, frame: int, ts: float, sour
     eth = link.eth_src or lladdr
     if eth is None:
         return None
-    return AddressHint(frame, ts, source, segment, 6, inet_ntop(AF_INET6, target),
+    return AddressHint(frame, ts, source, segment, 6, ntop(target),
                        eth, lladdr or eth)

@@ -12,7 +12,6 @@ VLANs, interface) of a frame that is worth decoding.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
 
 ETH_IP4: Final = 0x0800
@@ -55,16 +54,27 @@ def mac(b: bytes) -> str:
     return b.hex(":")
 
 
-@dataclass(frozen=True, slots=True)
 class Link:
-    """Network-layer location and link facts of one frame (frozen: frames with the same link
-    header share one)."""
+    """Network-layer location and link facts of one frame (never changed once built: frames
+    with the same link header share one)."""
+
+    __slots__ = ("ethertype", "offset", "eth_src", "eth_dst", "vlans", "ifindex")
+
     ethertype: int        # 0x0800, 0x86DD, 0x0806 or other; 0 when unknown
     offset: int           # where the network-layer header starts
     eth_src: str | None
     eth_dst: str | None
     vlans: tuple[int, ...]
     ifindex: int | None   # SLL2 only: the interface the frame was captured on
+
+    def __init__(self, ethertype: int, offset: int, eth_src: str | None, eth_dst: str | None,
+                 vlans: tuple[int, ...], ifindex: int | None) -> None:
+        self.ethertype = ethertype
+        self.offset = offset
+        self.eth_src = eth_src
+        self.eth_dst = eth_dst
+        self.vlans = vlans
+        self.ifindex = ifindex
 
 
 def _ip_version(data: bytes, off: int, end: int) -> int:
