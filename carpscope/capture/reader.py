@@ -20,10 +20,13 @@ being cut out of the buffer). ``read_records`` gives every record as a ``Record`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Final, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, Final, Iterator
 
 from carpscope.wire.frame import relevant
 from carpscope.wire.link import LINKTYPES
+
+if TYPE_CHECKING:     # native 64-bit integers where mypyc compiles this module; plain ints otherwise
+    from mypy_extensions import i64
 
 PCAP_MAGICS: Final = {
     b"\xd4\xc3\xb2\xa1": (True, 1e-6), b"\xa1\xb2\xc3\xd4": (False, 1e-6),
@@ -93,14 +96,23 @@ def describe_non_capture(kind: str) -> str:
     }.get(kind, "not a pcap or pcapng capture (unknown file format)")
 
 
-def _u16(b: bytes, p: int, little: bool) -> int:
-    return (b[p] | (b[p + 1] << 8)) if little else ((b[p] << 8) | b[p + 1])
+# The byte readers take and give native 64-bit integers where compiled (a field is at most 32
+# bits, an offset far below 2**63); a caller that shifts a result beyond 32 bits (a pcapng
+# timestamp's high word) takes it as an ``int`` first.
+def _u16(b: bytes, p: i64, little: bool) -> i64:
+    b0: i64 = b[p]
+    b1: i64 = b[p + 1]
+    return (b0 | (b1 << 8)) if little else ((b0 << 8) | b1)
 
 
-def _u32(b: bytes, p: int, little: bool) -> int:
+def _u32(b: bytes, p: i64, little: bool) -> i64:
+    b0: i64 = b[p]
+    b1: i64 = b[p + 1]
+    b2: i64 = b[p + 2]
+    b3: i64 = b[p + 3]
     if little:
-        return b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)
-    return (b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]
+        return b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
+    return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
 
 
 def _seconds(units: int, per_s: int) -> float:
@@ -297,14 +309,18 @@ class Reader:
         ``out``; stops at the end of ``buf``, at a record it does not hold whole (``pos`` is
         left there), or at a bogus length (``damage``). A plain function, not a generator:
         compiled, its locals are C variables (this is the per-record loop of every capture)."""
-        buf, p, end, base = self.buf, self.pos, len(self.buf), self.base
-        little, lt, snaplen = self.little, self.linktype, self.snaplen
+        buf = self.buf
+        p: i64 = self.pos
+        end: i64 = len(buf)
+        base: i64 = self.base
+        little, lt = self.little, self.linktype
+        snaplen: i64 = self.snaplen
         res = 1e-9 if self.nano else 1e-6
-        limit = min(max(snaplen, 262144), MAX_RECORD) if snaplen else MAX_RECORD
-        cut = snaplen if snaplen else MAX_RECORD      # libpcap hands over at most snaplen bytes
+        limit: i64 = min(max(snaplen, 262144), MAX_RECORD) if snaplen else MAX_RECORD
+        cut: i64 = snaplen if snaplen else MAX_RECORD      # libpcap hands over at most snaplen bytes
         keep_all, bpf = self.keep_all, self.bpf
         decodable = lt in LINKTYPES
-        records = self.records
+        records: i64 = self.records
         try:
             while p + 16 <= end:
                 incl = _u32(buf, p + 8, little)
@@ -324,7 +340,9 @@ class Reader:
                 else:
                     keep = keep_all or (decodable and relevant(lt, buf, p + 16, stop))
                 if keep:
-                    ts = _u32(buf, p, little) + _u32(buf, p + 4, little) * res
+                    sec: int = _u32(buf, p, little)
+                    frac: int = _u32(buf, p + 4, little)
+                    ts = sec + frac * res
                     n = self.numbered if bpf is not None else records
                     out.append((n, ts, lt, buf[p + 16:stop], base + p, 16 + incl))
                 p = q
@@ -421,7 +439,8 @@ class Reader:
                 lt, per_s = ifaces[iface]
                 n = self._keep(lt, buf, body + 20, body + 20 + cap, little)
                 if n:
-                    hi, lo = _u32(buf, body + 4, little), _u32(buf, body + 8, little)
+                    hi: int = _u32(buf, body + 4, little)      # shifted 32 bits up: an int, not i64
+                    lo: int = _u32(buf, body + 8, little)
                     out.append((n, _seconds((hi << 32) | lo, per_s), lt, buf[body + 20:body + 20 + cap],
                                 off, blen))
             elif btype == 1:  # interface description
