@@ -13,11 +13,14 @@ padding never leaks into an advertisement.
 from __future__ import annotations
 
 from socket import AF_INET, AF_INET6, inet_ntop
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from carpscope.model import AddressHint, Advert, Malformed
 from carpscope.wire import proto112
 from carpscope.wire.link import ETH_ARP, ETH_IP4, ETH_IP6, Link, locate, mac, parse_link
+
+if TYPE_CHECKING:     # native 64-bit integers where mypyc compiles this module; plain ints otherwise
+    from mypy_extensions import i64
 
 PROTO: Final = 112
 _ICMP6: Final = 58
@@ -82,9 +85,10 @@ def ip6_upper(data: bytes, pos: int, end: int, nxt: int) -> tuple[int, int]:
     return nxt, pos
 
 
-def relevant(linktype: int, data: bytes, start: int, end: int) -> bool:
+def relevant(linktype: int, data: bytes, start: i64, end: i64) -> bool:
     """Whether ``decode_frame`` could make a record of the frame ``data[start:end]`` (a
-    necessary condition, cheap: no object is built)."""
+    necessary condition, cheap: no object is built; offsets are native 64-bit integers where
+    compiled)."""
     et, off = locate(linktype, data, start, end)
     if et == ETH_IP4:
         return end >= off + 10 and data[off + 9] == PROTO
