@@ -123,7 +123,7 @@ def _seconds(units: int, per_s: int) -> float:
     return (sec & 0xFFFFFFFF) + frac / per_s
 
 
-def _min_body(btype: int) -> int:
+def _min_body(btype: i64) -> i64:
     """The fixed fields before the options/packet data of a block type (a shorter body is damage)."""
     if btype == 6 or btype == 2:
         return 20
@@ -180,7 +180,9 @@ class Reader:
         self.nano = False
         self.snaplen = 0
         self.section_little = True  # pcapng: the byte order of the section being read
-        self.ifaces: list[tuple[int, int]] = []   # pcapng: its interfaces (link type, timestamp units per second)
+        # pcapng: the section's interfaces (link type, timestamp units per second, whether the
+        # link type is one the decoder reads: asked once per interface, not per packet)
+        self.ifaces: list[tuple[int, int, bool]] = []
         self.stop = False           # set from outside (a signal): end after the current chunk
         self.waiting = False        # inside a read of the stream (a pipe may block there)
 
@@ -349,14 +351,15 @@ class Reader:
         finally:
             self.pos, self.records = p, records
 
-    def _keep(self, lt: int, buf: bytes, start: int, stop: int, little: bool) -> int:
-        """The number a packet record is handed over with, 0 when it is not kept."""
+    def _keep(self, lt: int, decodable: bool, buf: bytes, start: i64, stop: i64, little: bool) -> int:
+        """The number a pcapng packet is handed over with, 0 when it is not kept
+        (``decodable``: ``lt`` is in LINKTYPES)."""
         if self.bpf is not None:
-            if lt not in LINKTYPES or not self.bpf(lt, buf[start:stop], little):
+            if not decodable or not self.bpf(lt, buf[start:stop], little):
                 return 0
             self.numbered += 1
             return self.numbered
-        if self.keep_all or (lt in LINKTYPES and relevant(lt, buf, start, stop)):
+        if self.keep_all or (decodable and relevant(lt, buf, start, stop)):
             return self.records
         return 0
 
@@ -375,12 +378,16 @@ class Reader:
         ``out``. Returns the bytes wanted at ``pos`` to go on (a block header, or the whole
         block it announces); 0 when reading ends there: damage (``damage`` says where and why),
         ``stop``, or the clean end of the stream. A plain function, not a generator: compiled,
-        its locals are C variables (this is the per-block loop of every capture)."""
-        buf, p, end, eof = self.buf, self.pos, len(self.buf), self.eof
+        its locals are C variables, offsets and lengths native 64-bit integers (this is the
+        per-block loop of every capture)."""
+        buf, eof = self.buf, self.eof
+        p: i64 = self.pos
+        end: i64 = len(buf)
+        base: i64 = self.base
         little, ifaces = self.section_little, self.ifaces
-        while not self.stop:
-            self.pos = p
-            off = self.base + p
+        blen: i64
+        while not self.stop:                  # pos == p here: a block is taken whole or not at all
+            off = base + p
             left = end - p
             if left < 8:
                 if not eof:
@@ -436,8 +443,8 @@ class Reader:
                     self._hurt(off, f"packet block too short for its captured length {cap}")
                     return 0
                 self.records += 1
-                lt, per_s = ifaces[iface]
-                n = self._keep(lt, buf, body + 20, body + 20 + cap, little)
+                lt, per_s, decodable = ifaces[iface]
+                n = self._keep(lt, decodable, buf, body + 20, body + 20 + cap, little)
                 if n:
                     hi: int = _u32(buf, body + 4, little)      # shifted 32 bits up: an int, not i64
                     lo: int = _u32(buf, body + 8, little)
@@ -447,7 +454,8 @@ class Reader:
                 if len(ifaces) >= MAX_INTERFACES:
                     self._hurt(off, f"more than {MAX_INTERFACES} interfaces in one section")
                     return 0
-                ifaces.append((_u16(buf, body, little), _tsresol(buf[body + 8:bend], little)))
+                lt = _u16(buf, body, little)
+                ifaces.append((lt, _tsresol(buf[body + 8:bend], little), lt in LINKTYPES))
                 if self.linktype < 0:
                     self.linktype = ifaces[-1][0]
             elif btype == 3:  # simple packet block: interface 0, no timestamp
@@ -456,9 +464,9 @@ class Reader:
                     return 0
                 self.records += 1
                 orig = _u32(buf, body, little)
-                lt = ifaces[0][0]
+                lt, _, decodable = ifaces[0]
                 stop = min(body + 4 + orig, bend)
-                n = self._keep(lt, buf, body + 4, stop, little)
+                n = self._keep(lt, decodable, buf, body + 4, stop, little)
                 if n:
                     out.append((n, 0.0, lt, buf[body + 4:stop], off, blen))
         return 0
