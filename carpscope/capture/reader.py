@@ -19,10 +19,13 @@ being cut out of the buffer). ``read_records`` gives every record as a ``Record`
 """
 from __future__ import annotations
 
-from typing import BinaryIO, Callable, Final, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Callable, Final, Iterator
 
 from carpscope.wire.frame import relevant
 from carpscope.wire.link import LINKTYPES
+
+if TYPE_CHECKING:     # native 64-bit integers where mypyc compiles this module; plain ints otherwise
+    from mypy_extensions import i64
 
 PCAP_MAGICS: Final = {
     b"\xd4\xc3\xb2\xa1": (True, 1e-6), b"\xa1\xb2\xc3\xd4": (False, 1e-6),
@@ -119,14 +122,23 @@ def describe_non_capture(kind: str) -> str:
     }.get(kind, "not a pcap or pcapng capture (unknown file format)")
 
 
-def _u16(b: bytes, p: int, little: bool) -> int:
-    return (b[p] | (b[p + 1] << 8)) if little else ((b[p] << 8) | b[p + 1])
+# The byte readers take and give native 64-bit integers where compiled (a field is at most 32
+# bits, an offset far below 2**63); a caller that shifts a result beyond 32 bits (a pcapng
+# timestamp's high word) takes it as an ``int`` first.
+def _u16(b: bytes, p: i64, little: bool) -> i64:
+    b0: i64 = b[p]
+    b1: i64 = b[p + 1]
+    return (b0 | (b1 << 8)) if little else ((b0 << 8) | b1)
 
 
-def _u32(b: bytes, p: int, little: bool) -> int:
+def _u32(b: bytes, p: i64, little: bool) -> i64:
+    b0: i64 = b[p]
+    b1: i64 = b[p + 1]
+    b2: i64 = b[p + 2]
+    b3: i64 = b[p + 3]
     if little:
-        return b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)
-    return (b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]
+        return b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
+    return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
 
 
 def _seconds(units: int, per_s: int) -> float:
@@ -137,7 +149,7 @@ def _seconds(units: int, per_s: int) -> float:
     return (sec & 0xFFFFFFFF) + frac / per_s
 
 
-def _min_body(btype: int) -> int:
+def _min_body(btype: i64) -> i64:
     """The fixed fields before the options/packet data of a block type (a shorter body is damage)."""
     if btype == 6 or btype == 2:
         return 20
@@ -194,7 +206,9 @@ class Reader:
         self.nano = False
         self.snaplen = 0
         self.section_little = True  # pcapng: the byte order of the section being read
-        self.ifaces: list[tuple[int, int]] = []   # pcapng: its interfaces (link type, timestamp units per second)
+        # pcapng: the section's interfaces (link type, timestamp units per second, whether the
+        # link type is one the decoder reads: asked once per interface, not per packet)
+        self.ifaces: list[tuple[int, int, bool]] = []
         self.stop = False           # set from outside (a signal): end after the current chunk
         self.waiting = False        # inside a read of the stream (a pipe may block there)
 
@@ -323,14 +337,18 @@ class Reader:
         ``out``; stops at the end of ``buf``, at a record it does not hold whole (``pos`` is
         left there), or at a bogus length (``damage``). A plain function, not a generator:
         compiled, its locals are C variables (this is the per-record loop of every capture)."""
-        buf, p, end, base = self.buf, self.pos, len(self.buf), self.base
-        little, lt, snaplen = self.little, self.linktype, self.snaplen
+        buf = self.buf
+        p: i64 = self.pos
+        end: i64 = len(buf)
+        base: i64 = self.base
+        little, lt = self.little, self.linktype
+        snaplen: i64 = self.snaplen
         res = 1e-9 if self.nano else 1e-6
-        limit = min(max(snaplen, 262144), MAX_RECORD) if snaplen else MAX_RECORD
-        cut = snaplen if snaplen else MAX_RECORD      # libpcap hands over at most snaplen bytes
+        limit: i64 = min(max(snaplen, 262144), MAX_RECORD) if snaplen else MAX_RECORD
+        cut: i64 = snaplen if snaplen else MAX_RECORD      # libpcap hands over at most snaplen bytes
         keep_all, bpf = self.keep_all, self.bpf
         decodable = lt in LINKTYPES
-        records = self.records
+        records: i64 = self.records
         try:
             while p + 16 <= end:
                 incl = _u32(buf, p + 8, little)
@@ -350,21 +368,24 @@ class Reader:
                 else:
                     keep = keep_all or (decodable and relevant(lt, buf, p + 16, stop))
                 if keep:
-                    ts = _u32(buf, p, little) + _u32(buf, p + 4, little) * res
+                    sec: int = _u32(buf, p, little)
+                    frac: int = _u32(buf, p + 4, little)
+                    ts = sec + frac * res
                     n = self.numbered if bpf is not None else records
                     out.append((n, ts, lt, buf[p + 16:stop], base + p, 16 + incl))
                 p = q
         finally:
             self.pos, self.records = p, records
 
-    def _keep(self, lt: int, buf: bytes, start: int, stop: int, little: bool) -> int:
-        """The number a packet record is handed over with, 0 when it is not kept."""
+    def _keep(self, lt: int, decodable: bool, buf: bytes, start: i64, stop: i64, little: bool) -> int:
+        """The number a pcapng packet is handed over with, 0 when it is not kept
+        (``decodable``: ``lt`` is in LINKTYPES)."""
         if self.bpf is not None:
-            if lt not in LINKTYPES or not self.bpf(lt, buf[start:stop], little):
+            if not decodable or not self.bpf(lt, buf[start:stop], little):
                 return 0
             self.numbered += 1
             return self.numbered
-        if self.keep_all or (lt in LINKTYPES and relevant(lt, buf, start, stop)):
+        if self.keep_all or (decodable and relevant(lt, buf, start, stop)):
             return self.records
         return 0
 
@@ -383,12 +404,16 @@ class Reader:
         ``out``. Returns the bytes wanted at ``pos`` to go on (a block header, or the whole
         block it announces); 0 when reading ends there: damage (``damage`` says where and why),
         ``stop``, or the clean end of the stream. A plain function, not a generator: compiled,
-        its locals are C variables (this is the per-block loop of every capture)."""
-        buf, p, end, eof = self.buf, self.pos, len(self.buf), self.eof
+        its locals are C variables, offsets and lengths native 64-bit integers (this is the
+        per-block loop of every capture)."""
+        buf, eof = self.buf, self.eof
+        p: i64 = self.pos
+        end: i64 = len(buf)
+        base: i64 = self.base
         little, ifaces = self.section_little, self.ifaces
-        while not self.stop:
-            self.pos = p
-            off = self.base + p
+        blen: i64
+        while not self.stop:                  # pos == p here: a block is taken whole or not at all
+            off = base + p
             left = end - p
             if left < 8:
                 if not eof:
@@ -444,17 +469,19 @@ class Reader:
                     self._hurt(off, f"packet block too short for its captured length {cap}")
                     return 0
                 self.records += 1
-                lt, per_s = ifaces[iface]
-                n = self._keep(lt, buf, body + 20, body + 20 + cap, little)
+                lt, per_s, decodable = ifaces[iface]
+                n = self._keep(lt, decodable, buf, body + 20, body + 20 + cap, little)
                 if n:
-                    hi, lo = _u32(buf, body + 4, little), _u32(buf, body + 8, little)
+                    hi: int = _u32(buf, body + 4, little)      # shifted 32 bits up: an int, not i64
+                    lo: int = _u32(buf, body + 8, little)
                     out.append((n, _seconds((hi << 32) | lo, per_s), lt, buf[body + 20:body + 20 + cap],
                                 off, blen))
             elif btype == 1:  # interface description
                 if len(ifaces) >= MAX_INTERFACES:
                     self._hurt(off, f"more than {MAX_INTERFACES} interfaces in one section")
                     return 0
-                ifaces.append((_u16(buf, body, little), _tsresol(buf[body + 8:bend], little)))
+                lt = _u16(buf, body, little)
+                ifaces.append((lt, _tsresol(buf[body + 8:bend], little), lt in LINKTYPES))
                 if self.linktype < 0:
                     self.linktype = ifaces[-1][0]
             elif btype == 3:  # simple packet block: interface 0, no timestamp
@@ -463,9 +490,9 @@ class Reader:
                     return 0
                 self.records += 1
                 orig = _u32(buf, body, little)
-                lt = ifaces[0][0]
+                lt, _, decodable = ifaces[0]
                 stop = min(body + 4 + orig, bend)
-                n = self._keep(lt, buf, body + 4, stop, little)
+                n = self._keep(lt, decodable, buf, body + 4, stop, little)
                 if n:
                     out.append((n, 0.0, lt, buf[body + 4:stop], off, blen))
         return 0

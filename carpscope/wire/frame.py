@@ -12,20 +12,21 @@ padding never leaks into an advertisement.
 """
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from carpscope.model import AddressHint, Advert, Malformed
 from carpscope.wire import proto112
 from carpscope.wire.link import ETH_ARP, ETH_IP4, ETH_IP6, Link, locate, mac, parse_link
 from carpscope.wire.proto112 import ntop
 
+if TYPE_CHECKING:     # native 64-bit integers where mypyc compiles this module; plain ints otherwise
+    from mypy_extensions import i64
+
 PROTO: Final = 112
 _ICMP6: Final = 58
 _NA: Final = 136
 _AH: Final = 51
 _FRAG: Final = 44
-# IPv6 extension headers walked to reach the upper layer (fragment handled apart)
-_EXT: Final = frozenset((0, 43, 60, 135, 139, 140))
 FRAGMENT: Final = -2      # ip6_upper: a non-first fragment, or a first one: see its note
 UNKNOWN: Final = -1
 
@@ -45,16 +46,19 @@ def segment_name(source: str, link: Link, ifindex: int | None = None) -> str:
     return point_name(source, link) + f"/if{link.ifindex if ifindex is None else ifindex}"
 
 
-def ip6_upper(data: bytes, pos: int, end: int, nxt: int) -> tuple[int, int]:
+def ip6_upper(data: bytes, pos: i64, end: i64, nxt: i64) -> tuple[i64, i64]:
     """Walk IPv6 extension headers from ``pos`` (the first one's type ``nxt``) to the upper
     layer: (protocol, its offset); (UNKNOWN, pos) when a header does not fit or is not one we
     walk; (FRAGMENT, pos of the fragment header) for a fragment other than an unfragmented
-    one (offset 0 without more fragments is walked through)."""
+    one (offset 0 without more fragments is walked through). Native 64-bit integers where
+    compiled; the extension headers walked (the fragment header apart) are a literal tuple,
+    compiled to comparisons."""
     while nxt != PROTO and nxt != _ICMP6:
-        if nxt in _EXT or nxt == _AH:
+        if nxt in (0, 43, 60, 135, 139, 140) or nxt == _AH:
             if pos + 2 > end:
                 return UNKNOWN, pos
-            hlen = (data[pos + 1] + 2) * 4 if nxt == _AH else (data[pos + 1] + 1) * 8
+            hlen: i64 = data[pos + 1]
+            hlen = (hlen + 2) * 4 if nxt == _AH else (hlen + 1) * 8
             nxt, pos = data[pos], pos + hlen
         elif nxt == _FRAG:
             if pos + 8 > end:
@@ -67,9 +71,10 @@ def ip6_upper(data: bytes, pos: int, end: int, nxt: int) -> tuple[int, int]:
     return nxt, pos
 
 
-def relevant(linktype: int, data: bytes, start: int, end: int) -> bool:
+def relevant(linktype: int, data: bytes, start: i64, end: i64) -> bool:
     """Whether ``decode_frame`` could make a record of the frame ``data[start:end]`` (a
-    necessary condition, cheap: no object is built)."""
+    necessary condition, cheap: no object is built; offsets are native 64-bit integers where
+    compiled)."""
     et, off = locate(linktype, data, start, end)
     if et == ETH_IP4:
         return end >= off + 10 and data[off + 9] == PROTO

@@ -12,7 +12,10 @@ VLANs, interface) of a frame that is worth decoding.
 """
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:     # native 64-bit integers where mypyc compiles this module; plain ints otherwise
+    from mypy_extensions import i64
 
 ETH_IP4: Final = 0x0800
 ETH_IP6: Final = 0x86DD
@@ -77,18 +80,22 @@ class Link:
         self.ifindex = ifindex
 
 
-def _ip_version(data: bytes, off: int, end: int) -> int:
+def _ip_version(data: bytes, off: i64, end: i64) -> i64:
     if end <= off:
         return 0
-    v = data[off] >> 4
+    v: i64 = data[off]
+    v >>= 4
     return ETH_IP4 if v == 4 else ETH_IP6 if v == 6 else 0
 
 
-def locate(linktype: int, data: bytes, start: int, end: int) -> tuple[int, int]:
+def locate(linktype: int, data: bytes, start: i64, end: i64) -> tuple[i64, i64]:
     """(ethertype, offset of the network header) of the frame ``data[start:end]``, offsets
     absolute in ``data``; ethertype -1 when the frame is too short for its link header, 0 when
-    the link layer does not say (raw frames whose first nibble is no IP version)."""
+    the link layer does not say (raw frames whose first nibble is no IP version). Offsets and
+    ethertype are native 64-bit integers where compiled (the reader asks about every record)."""
     if linktype == 1 or linktype == 113 or linktype == 276:
+        off: i64
+        at: i64
         if linktype == 1:
             off, at = start + 14, start + 12
         elif linktype == 113:
@@ -97,9 +104,13 @@ def locate(linktype: int, data: bytes, start: int, end: int) -> tuple[int, int]:
             off, at = start + 20, start
         if end < off:
             return -1, 0
-        et = (data[at] << 8) | data[at + 1]
+        hi: i64 = data[at]
+        lo: i64 = data[at + 1]
+        et: i64 = (hi << 8) | lo
         while (et == 0x8100 or et == 0x88A8 or et == 0x9100) and off + 4 <= end:
-            et = (data[off + 2] << 8) | data[off + 3]
+            hi = data[off + 2]
+            lo = data[off + 3]
+            et = (hi << 8) | lo
             off += 4
         return et, off
     if linktype == 12 or linktype == 14 or linktype == 101:
