@@ -500,7 +500,11 @@ def test_ctrl_c_in_the_readme_pipeline(clean, tmp_path):
     data = clean.read_bytes()
     writer = ("import sys, time; d = open(sys.argv[1], 'rb').read(); o = sys.stdout.buffer; "
               "o.write(d[:24 + (len(d) - 24) // 2]); o.flush(); time.sleep(60)")
-    p = subprocess.Popen(["bash", "-c", f'{sys.executable} -c "{writer}" "{clean}" | $CS analyze - --format json'],
+    # ``trap : INT``: the parent shell outlives the signal, as an interactive one does, and exits
+    # with carpscope's status. Without it a non-interactive bash that sees a child killed by
+    # SIGINT (here the writer) may kill itself with SIGINT too, depending on which child it reaps
+    # first: its exit status would then say nothing about carpscope.
+    p = subprocess.Popen(["bash", "-c", f'trap : INT; {sys.executable} -c "{writer}" "{clean}" | $CS analyze - --format json'],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
                          env=dict(cli_env(), CS=" ".join(CARPSCOPE)), start_new_session=True)
     try:
