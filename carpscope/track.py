@@ -187,101 +187,79 @@ class Speaker:
     replay_of: int                                 # frame of the first advert replayed
     adopted: int                                   # counters another source sent first (ucarp)
 
-    def __init__(self, ip: str, mac: str | None, protocol: str = "", adverts: int = 0, first: float = 0.0,
-                 last: float = 0.0, advbase: int | None = None, advskew: int | None = None,
-                 demote: int | None = None, priority: int | None = None, interval_cs: int | None = None,
-                 ttl_min: int = 255, held: float = 0.0, resigned: int = 0, resigned_last: float = 0.0,
-                 timings: set | None = None, addresses: set | None = None, md: float = 3.0,
-                 interval: float = 1.0, p_ref: float = 0.0, p_n: int = 0, p_sum: float = 0.0,
-                 p_sq: float = 0.0, p_min: float | None = None, p_max: float | None = None,
-                 run_start: float | None = None, run_first_frame: int = 0, run_adverts: int = 0,
-                 last_frame: int = 0, frames: list | None = None, auth_ok: int = 0, auth_fail: int = 0,
-                 auth_unchecked_n: int = 0, auth_key: str | None = None, auth_key_id: str | None = None,
-                 auth_vips: tuple = (), auth_flavour: str | None = None, auth_inferred: bool = False,
-                 auth_weak: bool = False, auth_ok_by: dict | None = None,
-                 auth_result: AuthResult | None = None, auth_result_cell: list | None = None,
-                 auth_diagnosis: Diagnosis | None = None, auth_unchecked: str | None = None,
-                 auth_unchecked_kind: str | None = None, fail_frames: list | None = None,
-                 auth_first_ok: float = 0.0, auth_last_fail: float = 0.0, hmac: HmacContext | None = None,
-                 hmac_generation: int = -1, hmac_result: AuthResult | None = None,
-                 vrrp_auth: tuple | None = None, vrrp_variants: dict | None = None,
-                 vrrp_frames: list | None = None, copies: int = 0, capture_copies: int = 0,
-                 reflections: int = 0, copied: int = 0, max_copies: int = 0, copy_rate: float = 0.0,
-                 copy_first: float = 0.0, copy_last: float = 0.0, copy_ifaces: set | None = None,
-                 copy_frames: list | None = None, last_counter: bytes = b"", replays: int = 0,
-                 replay_first: float = 0.0, replay_last: float = 0.0, replay_frames: list | None = None,
-                 replay_of: int = 0, adopted: int = 0) -> None:
+    def __init__(self, ip: str, mac: str | None, protocol: str = "", first: float = 0.0) -> None:
+        """A speaker as first heard (``first``: the time of its first advert), every count empty."""
         self.ip = ip
         self.mac = mac
         self.protocol = protocol
-        self.adverts = adverts
+        self.adverts = 0
         self.first = first
-        self.last = last
-        self.advbase = advbase
-        self.advskew = advskew
-        self.demote = demote
-        self.priority = priority
-        self.interval_cs = interval_cs
-        self.ttl_min = ttl_min
-        self.held = held
-        self.resigned = resigned
-        self.resigned_last = resigned_last
-        self.timings = set() if timings is None else timings
-        self.addresses = set() if addresses is None else addresses
-        self.md = md
-        self.interval = interval
-        self.p_ref = p_ref
-        self.p_n = p_n
-        self.p_sum = p_sum
-        self.p_sq = p_sq
-        self.p_min = p_min
-        self.p_max = p_max
-        self.run_start = run_start
-        self.run_first_frame = run_first_frame
-        self.run_adverts = run_adverts
-        self.last_frame = last_frame
-        self.frames = [] if frames is None else frames
-        self.auth_ok = auth_ok
-        self.auth_fail = auth_fail
-        self.auth_unchecked_n = auth_unchecked_n
-        self.auth_key = auth_key
-        self.auth_key_id = auth_key_id
-        self.auth_vips = auth_vips
-        self.auth_flavour = auth_flavour
-        self.auth_inferred = auth_inferred
-        self.auth_weak = auth_weak
-        self.auth_ok_by = {} if auth_ok_by is None else auth_ok_by
-        self.auth_result = auth_result
-        self.auth_result_cell = [] if auth_result_cell is None else auth_result_cell
-        self.auth_diagnosis = auth_diagnosis
-        self.auth_unchecked = auth_unchecked
-        self.auth_unchecked_kind = auth_unchecked_kind
-        self.fail_frames = [] if fail_frames is None else fail_frames
-        self.auth_first_ok = auth_first_ok
-        self.auth_last_fail = auth_last_fail
-        self.hmac = hmac
-        self.hmac_generation = hmac_generation
-        self.hmac_result = hmac_result
-        self.vrrp_auth = vrrp_auth
-        self.vrrp_variants = {} if vrrp_variants is None else vrrp_variants
-        self.vrrp_frames = [] if vrrp_frames is None else vrrp_frames
-        self.copies = copies
-        self.capture_copies = capture_copies
-        self.reflections = reflections
-        self.copied = copied
-        self.max_copies = max_copies
-        self.copy_rate = copy_rate
-        self.copy_first = copy_first
-        self.copy_last = copy_last
-        self.copy_ifaces = set() if copy_ifaces is None else copy_ifaces
-        self.copy_frames = [] if copy_frames is None else copy_frames
-        self.last_counter = last_counter
-        self.replays = replays
-        self.replay_first = replay_first
-        self.replay_last = replay_last
-        self.replay_frames = [] if replay_frames is None else replay_frames
-        self.replay_of = replay_of
-        self.adopted = adopted
+        self.last = 0.0
+        self.advbase = None
+        self.advskew = None
+        self.demote = None
+        self.priority = None
+        self.interval_cs = None
+        self.ttl_min = 255
+        self.held = 0.0
+        self.resigned = 0
+        self.resigned_last = 0.0
+        self.timings = set()
+        self.addresses = set()
+        self.md = 3.0
+        self.interval = 1.0
+        self.p_ref = 0.0
+        self.p_n = 0
+        self.p_sum = 0.0
+        self.p_sq = 0.0
+        self.p_min = None
+        self.p_max = None
+        self.run_start = None
+        self.run_first_frame = 0
+        self.run_adverts = 0
+        self.last_frame = 0
+        self.frames = []
+        self.auth_ok = 0
+        self.auth_fail = 0
+        self.auth_unchecked_n = 0
+        self.auth_key = None
+        self.auth_key_id = None
+        self.auth_vips = ()
+        self.auth_flavour = None
+        self.auth_inferred = False
+        self.auth_weak = False
+        self.auth_ok_by = {}
+        self.auth_result = None
+        self.auth_result_cell = []
+        self.auth_diagnosis = None
+        self.auth_unchecked = None
+        self.auth_unchecked_kind = None
+        self.fail_frames = []
+        self.auth_first_ok = 0.0
+        self.auth_last_fail = 0.0
+        self.hmac = None
+        self.hmac_generation = -1
+        self.hmac_result = None
+        self.vrrp_auth = None
+        self.vrrp_variants = {}
+        self.vrrp_frames = []
+        self.copies = 0
+        self.capture_copies = 0
+        self.reflections = 0
+        self.copied = 0
+        self.max_copies = 0
+        self.copy_rate = 0.0
+        self.copy_first = 0.0
+        self.copy_last = 0.0
+        self.copy_ifaces = set()
+        self.copy_frames = []
+        self.last_counter = b""
+        self.replays = 0
+        self.replay_first = 0.0
+        self.replay_last = 0.0
+        self.replay_frames = []
+        self.replay_of = 0
+        self.adopted = 0
 
     @property
     def auth(self) -> dict[str, int]:
