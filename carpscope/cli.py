@@ -150,11 +150,7 @@ def _sniff_arguments(p: argparse.ArgumentParser) -> None:
                    help="evidence files kept in DIR, the oldest deleted first (default 100)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="carpscope", description="Decode, verify and diagnose CARP and VRRP.")
-    p.add_argument("--version", action="version", version=f"carpscope {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    a = sub.add_parser("analyze", help="analyze capture files (pcap, pcapng; - for stdin)")
+def _analyze(a: argparse.ArgumentParser) -> None:
     a.add_argument("captures", nargs="+", metavar="CAPTURE",
                    help="pcap or pcapng files, pipes or FIFOs, globs (quoted); - reads standard input")
     a.add_argument("--adverts", action="store_true", help="print one line per advertisement (with its HMAC verdict)")
@@ -168,30 +164,67 @@ def build_parser() -> argparse.ArgumentParser:
                    help="treat all captures as one capture point NAME (rotated files of one capture); "
                         "by default each file is its own segment")
     _common(a)
-    s = sub.add_parser("sniff", help="watch a live interface: dashboard of every VHID, alerts as they happen")
+
+
+def _sniff(s: argparse.ArgumentParser) -> None:
     _sniff_arguments(s)
     _common(s)
-    li = sub.add_parser("lint", help="check configurations (rc.conf, config.xml, hostname.carpN, keepalived.conf, "
-                                     "ucarp, inventory) without a capture")
+
+
+def _lint(li: argparse.ArgumentParser) -> None:
     li.add_argument("configs", nargs="+", metavar="CONFIG",
                     help="rc.conf, keepalived.conf, ucarp command lines or units, sysctl.conf, inventory TOML")
     _policy_options(li)
     li.add_argument("--color", default="auto", choices=["auto", "always", "never"], help="colour in the text report")
     li.add_argument("--tz", default="utc", choices=["utc", "local"], help=argparse.SUPPRESS)
     li.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
-    inv = sub.add_parser("inventory", help="convert configurations into an inventory (TOML, secrets left as references)")
+
+
+def _inventory(inv: argparse.ArgumentParser) -> None:
     inv.add_argument("configs", nargs="+", metavar="CONFIG",
                      help="rc.conf, keepalived.conf, ucarp command lines or units of the members")
     inv.add_argument("-o", "--output", metavar="FILE", help="write the inventory to FILE (default: standard output)")
     inv.add_argument("--debug", action="store_true", help="show tracebacks on internal errors")
-    r = sub.add_parser("rules", help="list the rules, or show one rule's page")
+
+
+def _rules(r: argparse.ArgumentParser) -> None:
     r.add_argument("rule", nargs="?", metavar="SLUG|CODE", help="a rule's slug (split-brain) or code (CS401)")
-    d = sub.add_parser("docs", help="list the guides shipped with carpscope, or print one")
+
+
+def _docs(d: argparse.ArgumentParser) -> None:
     d.add_argument("guide", nargs="?", metavar="GUIDE",
                    help="a guide's name (sniff, report, inventory, ci, fleet, ...)")
     d.add_argument("--unit", action="store_true", help="print the systemd unit of a sensor (docs/fleet.md)")
-    c = sub.add_parser("completion", help="print a shell completion script (bash, zsh)")
+
+
+def _completion(c: argparse.ArgumentParser) -> None:
     c.add_argument("shell", choices=["bash", "zsh"], help="e.g. carpscope completion bash > /etc/bash_completion.d/carpscope")
+
+
+# the commands, in the order of the help: name, one line of help, the function adding its arguments
+COMMANDS = (
+    ("analyze", "analyze capture files (pcap, pcapng; - for stdin)", _analyze),
+    ("sniff", "watch a live interface: dashboard of every VHID, alerts as they happen", _sniff),
+    ("lint", "check configurations (rc.conf, config.xml, hostname.carpN, keepalived.conf, ucarp, inventory) "
+             "without a capture", _lint),
+    ("inventory", "convert configurations into an inventory (TOML, secrets left as references)", _inventory),
+    ("rules", "list the rules, or show one rule's page", _rules),
+    ("docs", "list the guides shipped with carpscope, or print one", _docs),
+    ("completion", "print a shell completion script (bash, zsh)", _completion),
+)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``command`` (the first argument, when it names a command),
+    only that command's parser: the others are never used on that run, and each parser that
+    argparse builds costs start-up (its translations looked up, a formatter per argument)."""
+    p = _Parser(prog="carpscope", description="Decode, verify and diagnose CARP and VRRP.")
+    p.add_argument("--version", action="version", version=f"carpscope {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    known = any(name == command for name, _, _ in COMMANDS)
+    for name, text, arguments in COMMANDS:
+        if not known or name == command:
+            arguments(sub.add_parser(name, help=text))
     p.subcommands = sub.choices       # type: ignore[attr-defined]  # main() reports an unknown option with its command's usage
     return p
 
@@ -224,7 +257,8 @@ def resolve_policy(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(words[0] if words else None)
     args, extra = parser.parse_known_args(argv)
     if extra:    # the command's own usage, not the top level's (exits 2)
         parser.subcommands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import gc
 import heapq
-from typing import Callable, Iterator
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Callable, Iterator
 
 from carpscope.auth.results import PENDING, AuthResult
 from carpscope.auth.verify import Verifier
@@ -35,7 +37,8 @@ CAPTURE_TRUNCATED = declare("capture-truncated", "CS102", WARNING,
 
 DEFER_MAX = 16      # adverts per speaker held back while its VIP set is only inferred
 
-OnAdvert = Callable[[Advert, Group, Speaker, AuthResult | None], None]
+if TYPE_CHECKING:
+    OnAdvert = Callable[[Advert, Group, Speaker, AuthResult | None], None]
 
 
 class Report:

@@ -6,8 +6,8 @@ one line and status 130 or 143, not a traceback; each command then handles signa
 this module runs, is beyond any program's reach."""
 from __future__ import annotations
 
+import _signal as signal     # signal's constants without its enums (start-up)
 import gc
-import signal
 import sys
 
 

@@ -27,7 +27,9 @@ import re
 import stat
 from collections import deque
 from itertools import islice
-from typing import Callable
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Callable
 
 from carpscope.capture.filters import SNAPLEN
 from carpscope.files import display_name

@@ -10,7 +10,9 @@ other address is given whole (``0.0.0.0:9417``, ``[::]:9417``, ``10.0.0.5:9417``
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric

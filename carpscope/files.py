@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Iterable, TextIO
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Iterable, TextIO
 
 MAX_TEXT = 4 << 20          # 4 MiB: far above any rc.conf, keepalived.conf or passphrase file
 

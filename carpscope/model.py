@@ -7,7 +7,9 @@ dataclass: building one costs its import at every start).
 from __future__ import annotations
 
 from enum import Enum
-from typing import Final
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Final
 
 CARP: Final = "carp"
 VRRP2: Final = "vrrp2"

@@ -29,13 +29,14 @@ equal fingerprints) and a baseline accepts exactly as many of them as it was wri
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import os
 import re
 from collections import Counter
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+
+from carpscope.digests import sha256
 from carpscope.files import read_limited, read_text_limited, text_error
 from carpscope.model import Finding, Severity
 from carpscope.rules import catalogue
@@ -412,7 +413,7 @@ def fingerprint(f: Finding, path: str | None, occurrence: int = 1) -> str:
     parts = fingerprint_inputs(f, path)
     if occurrence > 1:
         parts.append(f"#{occurrence}")
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+    return sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
 class Placed:

@@ -26,7 +26,9 @@ bounded with the speakers.
 """
 from __future__ import annotations
 
-from typing import Final
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Final
 
 from carpscope.model import Advert, Finding, protocol_name
 from carpscope.rules import ERROR, INFO, WARNING, declare

@@ -27,7 +27,9 @@ speaker, master change, split brain begins/ends, gap).
 """
 from __future__ import annotations
 
-from typing import Callable, Final
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Callable, Final
 
 from carpscope.auth.hmac import HmacContext
 from carpscope.auth.results import AuthResult, Diagnosis
@@ -56,7 +58,8 @@ _NEVER: Final = float("inf")
 Event = dict
 # a mastership change: (ts, previous master's ip or None, new master's ip, kind, frame)
 Change = tuple[float, "str | None", str, str, int]
-OnEvent = Callable[[dict], None]
+if TYPE_CHECKING:
+    OnEvent = Callable[[dict], None]
 
 
 def kind_of(protocol: str) -> str:

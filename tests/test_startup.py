@@ -4,7 +4,9 @@
 path: the text, HTML and CI reports and rich, the config readers, settings-file parsing,
 importlib.resources and its tempfile/zipfile, pathlib, datetime, glob, socket (the decoder
 writes addresses as inet_ntop does: wire/proto112.ntop), shutil (argparse's formatter width is
-read by cli._columns); and dataclasses, compiled
+read by cli._columns), typing (its names are imported only for the type checker, under a
+``TYPE_CHECKING`` of our own), hashlib and the OpenSSL it loads (carpscope.digests takes SHA-1
+and SHA-256 from CPython's own modules), signal's enums (``_signal``); and dataclasses, compiled
 modules included (it pulls in inspect, about 8 ms, and each class costs the building of its
 methods at import: the records of the run are plain classes with their own ``__init__``)."""
 from __future__ import annotations
@@ -22,7 +24,7 @@ from conftest import CAPTURES, REPO
 NOT_LOADED = (
     "rich", "tomllib", "tempfile", "zipfile", "importlib.resources", "importlib.readers", "pathlib",
     "urllib.parse", "datetime", "glob", "random", "threading", "xml", "defusedxml", "pcapy",
-    "dataclasses", "inspect", "socket", "shutil",
+    "dataclasses", "inspect", "socket", "shutil", "typing", "hashlib", "_hashlib", "signal",
     "carpscope.report.text", "carpscope.report.html", "carpscope.report.view", "carpscope.report.sarif",
     "carpscope.report.junit", "carpscope.report.adverts", "carpscope.config", "carpscope.intent",
     "carpscope.commands.sniff", "carpscope.commands.lint",
@@ -98,3 +100,34 @@ def test_no_dataclass_in_the_modules_of_a_json_run(tmp_path):
             if m.startswith("carpscope.")}
     assert "carpscope.policy" in ours and compiled_modules() & set(ours)
     assert sorted(m for m, imports in ours.items() if imports and "dataclasses" in imports) == []
+
+
+def test_a_command_builds_only_its_own_parser():
+    """argparse looks up its translations and makes a formatter for each parser and argument it
+    builds: a run builds the parser of its own command; help, an unknown command and the
+    completion script see them all."""
+    from carpscope.cli import COMMANDS, build_parser
+    names = [name for name, _, _ in COMMANDS]
+    assert list(build_parser("analyze").subcommands) == ["analyze"]
+    assert list(build_parser("lint").subcommands) == ["lint"]
+    for first in (None, "-h", "--version", "analyse"):
+        assert list(build_parser(first).subcommands) == names
+    # the lone parser is the one the whole command line has
+    whole, lone = build_parser().subcommands["analyze"], build_parser("analyze").subcommands["analyze"]
+    assert lone.format_help() == whole.format_help()
+
+
+def test_an_unknown_command_still_lists_every_command():
+    r = subprocess.run([sys.executable, "-m", "carpscope", "analyse", "x.pcap"], capture_output=True, text=True,
+                       cwd=REPO, timeout=60)
+    assert r.returncode == 2
+    assert "invalid choice: 'analyse'" in r.stderr and "'completion'" in r.stderr
+
+
+def test_main_asks_for_the_parser_of_the_command_it_runs(monkeypatch, capsys):
+    from carpscope import cli
+    asked = []
+    real = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda command=None: asked.append(command) or real(command))
+    assert cli.main(["rules", "CS401"]) == 0
+    assert asked == ["rules"] and "CS401" in capsys.readouterr().out

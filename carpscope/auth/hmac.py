@@ -3,13 +3,16 @@ SHA-1 states that make checking an advert one copy-update-digest per candidate.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
-from typing import Any, Iterable
+
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
 from carpscope.auth.keys import Key
+from carpscope.digests import sha1
 
-try:            # the compiled SHA-1 kernel (setup.py); without it, hashlib's states
+try:            # the compiled SHA-1 kernel (setup.py); without it, SHA-1 objects' states
     _sha1: Any = importlib.import_module("carpscope._sha1")
 except ImportError:
     _sha1 = None
@@ -78,8 +81,8 @@ class KeyPads:
         block = key._raw.ljust(64, b"\0")
         self.key = key
         self.ipad = block.translate(_IPAD)
-        self.inner = hashlib.sha1(self.ipad)
-        self.outer = hashlib.sha1(block.translate(_OPAD))
+        self.inner = sha1(self.ipad)
+        self.outer = sha1(block.translate(_OPAD))
         # the compiled kernel's outer midstate (None without it)
         self.opad_state: bytes | None = _sha1.absorb(block.translate(_OPAD)) if _sha1 is not None else None
 
@@ -101,7 +104,7 @@ class HmacContext:
 
     ``digest(counter)`` finishes the inner and the outer hash from their midstates: with the
     compiled kernel (carpscope._sha1) one call; without it one copy+update+digest of each
-    hashlib state.
+    SHA-1 state.
     """
 
     __slots__ = ("key", "vhid", "vips", "flavours", "lladdr", "vip_origin", "_inner", "_outer",

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import re
 import stat
-from typing import Iterable, Mapping, NamedTuple
 
 from carpscope.auth.keys import Key, check_label, derive_key, is_truncated, key_from_hex, weak_index_of, PassphraseError, KEY_LEN
 from carpscope.auth.secrets import BSD_PASS_MAX, remember_secret
 from carpscope.auth.vips import VipSet
 from carpscope.files import read_limited
+
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Iterable, Mapping
 
 ENV_PASSPHRASES = "CARPSCOPE_PASSPHRASES"
 ORIGINS = ("cli", "config", "inventory", "file", "inferred")
@@ -18,10 +21,17 @@ INFERRED = "inferred"
 _FILE_LINE = rb"([A-Za-z0-9_.-]+):(.*)"     # label:passphrase (compiled on first use, not at import)
 
 
-class VipEntry(NamedTuple):      # immutable; a NamedTuple costs a tenth of a frozen dataclass at import
-    vips: VipSet
-    origin: str
-    segment: str | None = None
+class VipEntry:
+    """A VIP set known for a VHID, where it came from, and the segment it holds on (None: any).
+    Immutable once made; a plain class, because a NamedTuple needs ``typing`` at start-up."""
+
+    __slots__ = ("vips", "origin", "segment")
+
+    def __init__(self, vips: VipSet, origin: str, segment: str | None = None) -> None:
+        self.vips, self.origin, self.segment = vips, origin, segment
+
+    def __repr__(self) -> str:
+        return f"VipEntry({self.vips!r}, {self.origin!r}, {self.segment!r})"
 
 
 class Keyring:

@@ -7,11 +7,11 @@ The key is what FreeBSD and OpenBSD ifconfig ``pass`` and ucarp build from a pas
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 
 from carpscope.auth.secrets import BSD_PASS_MAX
+from carpscope.digests import sha256
 
 KEY_LEN = 20
 _LABEL = r"[A-Za-z0-9_.:@/-]{1,64}"   # config labels look like hosta:vhid1 or carp-1@10.0.0.0/24
@@ -54,7 +54,7 @@ def derive_key(passphrase: str | bytes, style: str = "bsd") -> bytes:
             raise PassphraseError(f"ucarp refuses a passphrase of {len(raw)} bytes (at most {BSD_PASS_MAX})")
         return raw.ljust(KEY_LEN, b"\0")
     if style == "keypass":
-        return hashlib.sha256(raw).digest()[:KEY_LEN]
+        return sha256(raw).digest()[:KEY_LEN]
     raise ValueError(f"unknown key derivation style {style!r} (bsd, ucarp, keypass)")
 
 

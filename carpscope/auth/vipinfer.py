@@ -21,7 +21,6 @@ by groups, addresses per group and a fixed-size queue of pending hints; nothing 
 """
 from __future__ import annotations
 
-import ipaddress
 from collections import deque
 
 from carpscope.model import CARP, AddressHint, Advert
@@ -49,6 +48,7 @@ def virtual_mac_id(mac: str | None) -> tuple[int, int] | None:
 
 def _usable(address: str) -> str | None:
     """Canonical text of a unicast address worth attributing, else None."""
+    import ipaddress      # here, not at the top: only a capture with address hints needs it
     try:
         a = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:

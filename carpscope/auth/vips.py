@@ -1,8 +1,10 @@
 """VIP sets: the addresses bound to a VHID, in the order the kernels hash them."""
 from __future__ import annotations
 
-import ipaddress
-from typing import Iterable
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    import ipaddress
+    from typing import Iterable
 
 
 def _scope_embedded(b: bytes) -> bool:
@@ -16,6 +18,7 @@ def parse_address(text: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
     Scope-embedded IPv6 addresses get bytes 2-3 cleared as the kernels do before hashing, so the
     KAME in-kernel form ``fe80:2::1`` equals ``fe80::1``.
     """
+    import ipaddress      # here, not at the top: a run given no VIP does not pay for it
     if isinstance(text, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         addr = text
     else:
@@ -31,6 +34,7 @@ def parse_address(text: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
 
 
 def _addr_text(b: bytes) -> str:
+    import ipaddress
     return str(ipaddress.ip_address(b))
 
 

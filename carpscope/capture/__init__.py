@@ -14,7 +14,9 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from typing import BinaryIO, Iterator
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO, Iterator
 
 from carpscope.capture.reader import CHUNK, CaptureFormatError, Frame, Reader
 from carpscope.files import display_name

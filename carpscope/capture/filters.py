@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import socket
 import sys
-from typing import Callable
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Callable
 
 import pcapy
 

@@ -19,12 +19,13 @@ being cut out of the buffer). ``read_records`` gives every record as a ``Record`
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, BinaryIO, Callable, Final, Iterator
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
 
 from carpscope.wire.frame import relevant
 from carpscope.wire.link import LINKTYPES
 
 if TYPE_CHECKING:     # native 64-bit integers where mypyc compiles this module; plain ints otherwise
+    from typing import BinaryIO, Callable, Final, Iterator
     from mypy_extensions import i64
 
 PCAP_MAGICS: Final = {

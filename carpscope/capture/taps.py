@@ -9,7 +9,9 @@ never goes back.
 """
 from __future__ import annotations
 
-from typing import Callable
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Callable
 
 from carpscope.capture.live import LiveError
 from carpscope.model import SourceInfo

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import gc
-import signal
+import _signal as signal     # signal's functions without its enums (start-up)
 import stat
 import sys
 
@@ -92,7 +92,7 @@ class _Stop:
     def _handler(self, num: int, _frame: object) -> None:
         again = self.engine.interrupted is not None
         if not again:
-            self.engine.interrupted = signal.Signals(num).name
+            self.engine.interrupted = "SIGINT" if num == signal.SIGINT else "SIGTERM"
         for src in self.sources:
             src.stop()
         if again or (not self.reading and self.blocking) or any(src.reader.waiting for src in self.sources):

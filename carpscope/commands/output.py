@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Iterable, Union
+
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Iterable, Union
+
+    Text = Union[str, Iterable[str]]      # a report: whole, or in pieces written as they come
 
 from carpscope import __version__
 from carpscope.commands import EXIT_ERROR, EXIT_OK, EXIT_SIGNAL, UsageError, say
 from carpscope.files import Output, OutputError
 
-Text = Union[str, Iterable[str]]      # a report: whole, or in pieces written as they come
 FORMATS = ["text", "json", "jsonl", "html", "sarif", "junit", "github", "gitlab"]
 CI_FORMATS = ("sarif", "junit", "github", "gitlab")
 

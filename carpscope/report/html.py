@@ -16,7 +16,9 @@ from __future__ import annotations
 import html
 import json
 import re
-from typing import Iterator
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Iterator
 
 from carpscope import __version__
 from carpscope.report.view import (Clock, annotate, finding_where, group_events, group_findings, group_name, group_vips,

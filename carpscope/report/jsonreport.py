@@ -8,7 +8,9 @@ docs/report.md.
 from __future__ import annotations
 
 import json
-from typing import Iterator
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Iterator
 
 from carpscope import __version__
 from carpscope.model import CARP

@@ -4,11 +4,10 @@ end (passphrase and VIP-set mismatches, failing HMACs, weak passphrases, uncheck
 VRRPv2 cleartext and mismatched authentication)."""
 from __future__ import annotations
 
-import hashlib
-
 from carpscope.auth.keys import describe_weak
 from carpscope.auth.results import AuthResult, Diagnosis
 from carpscope.auth.verify import fmt_sets
+from carpscope.digests import sha256
 from carpscope.model import CARP, VRRP2, Advert, Finding
 from carpscope.rules import ERROR, INFO, WARNING, Rule, declare
 from carpscope.track import Group, Speaker
@@ -36,7 +35,7 @@ _SAMPLE = 10
 
 def _fingerprint(data: bytes | None) -> bytes:
     """Internal comparison token for VRRP auth data; never reported."""
-    return hashlib.sha256(data or b"").digest()
+    return sha256(data or b"").digest()
 
 
 MAX_VARIANTS = 8
@@ -83,7 +82,7 @@ def tally(sp: Speaker, a: Advert, result: AuthResult | None) -> None:
         sp.auth_unchecked_n += 1
     elif a.protocol == VRRP2:
         t = a.auth_type
-        sp.vrrp_auth = (t, hashlib.sha256(a.auth_data or b"").hexdigest()[:12] if t else None)
+        sp.vrrp_auth = (t, sha256(a.auth_data or b"").hexdigest()[:12] if t else None)
         if t is not None:
             variant = (t, _fingerprint(a.auth_data) if t == 1 else b"")
             if variant in sp.vrrp_variants or len(sp.vrrp_variants) < MAX_VARIANTS:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 from carpscope.model import CARP, VRRP2, VRRP3, Finding
 from carpscope.rules import ERROR, WARNING, declare

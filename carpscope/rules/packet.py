@@ -5,7 +5,9 @@ line per cause with a count, the time span and a few packet numbers to open in W
 """
 from __future__ import annotations
 
-from typing import Callable, Final
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Callable, Final
 
 from carpscope.model import CARP, VRRP2, VRRP3, Advert, Finding, Malformed, protocol_name
 from carpscope.rules import ERROR, INFO, WARNING, Rule, declare

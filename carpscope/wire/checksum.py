@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
 
 if TYPE_CHECKING:     # native 64-bit integers where mypyc compiles this module; plain ints otherwise
     from mypy_extensions import i64

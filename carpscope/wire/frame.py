@@ -12,7 +12,7 @@ padding never leaks into an advertisement.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
 
 from carpscope.model import AddressHint, Advert, Malformed
 from carpscope.wire import proto112
@@ -20,6 +20,7 @@ from carpscope.wire.link import ETH_ARP, ETH_IP4, ETH_IP6, Link, locate, mac, pa
 from carpscope.wire.proto112 import ntop
 
 if TYPE_CHECKING:     # native 64-bit integers where mypyc compiles this module; plain ints otherwise
+    from typing import Final
     from mypy_extensions import i64
 
 PROTO: Final = 112

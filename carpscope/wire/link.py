@@ -12,9 +12,9 @@ VLANs, interface) of a frame that is worth decoding.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
-
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
 if TYPE_CHECKING:     # native 64-bit integers where mypyc compiles this module; plain ints otherwise
+    from typing import Final
     from mypy_extensions import i64
 
 ETH_IP4: Final = 0x0800

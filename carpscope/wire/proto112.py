@@ -18,7 +18,9 @@ fields, never the frame:
 from __future__ import annotations
 
 import struct
-from typing import Final
+TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run time (start-up)
+if TYPE_CHECKING:
+    from typing import Final
 
 from carpscope.model import CARP, VRRP2, VRRP3, Advert
 from carpscope.wire import checksum as ck
