@@ -74,6 +74,9 @@ MIXED_FIELDS = ["frame.number", "frame.time_epoch", "ip.src", "carp.version", "c
                 "carp.counter", "carp.hmac", "vrrp.virt_rtr_id", "vrrp.prio", "vrrp.ip_addr", "vrrp.ipv6_addr"]
 
 STARTUP_CAPTURE = REPO / "captures" / "failover.pcap"
+# python -m, argparse and json and nothing else (bench/startup_floor.py): the standard library's
+# share of the start-up, measured beside it
+FLOOR = Path(__file__).resolve().parent / "startup_floor.py"
 
 # targets (issue 13)
 TSHARK_X, TSHARK_STRETCH_X = 5.0, 10.0
@@ -219,7 +222,7 @@ try:
     from carpscope import _sha1
     sha1 = getattr(_sha1, "kernel", "compiled (kernel unnamed)")
 except ImportError:
-    sha1 = "none: hashlib"
+    sha1 = "none: CPython's sha1 objects"
 print(kind + "|" + sha1)
 """
 
@@ -565,15 +568,18 @@ def startup(out: Path, runs: int, python: str = sys.executable) -> dict:
         print(f"bench: warning: start-up measured with {probe['install'] if probe['install'] != '?' else 'no'} "
               f"carpscope ({python}); for the real ratio give a regular install: --startup-python "
               "VENV/bin/python (python -m venv VENV && VENV/bin/pip install .)", file=sys.stderr)
+    (here / FLOOR.name).write_bytes(FLOOR.read_bytes())
     cs = [python, "-m", "carpscope", "analyze", STARTUP_CAPTURE.name, "--format", "json"]
     py = [python, "-c", "pass"]
+    floor = [python, "-m", FLOOR.stem, "analyze", STARTUP_CAPTURE.name, "--format", "json"]
     report = out / "startup.report.json"
     run_child(cs, report, env=env, rusage=False, cwd=here)
     run_child(py, env=env, rusage=False, cwd=here)
-    walls: dict[str, list[float]] = {"carpscope": [], "python": []}
+    run_child(floor, env=env, rusage=False, cwd=here)
+    walls: dict[str, list[float]] = {"carpscope": [], "python": [], "floor": []}
     for i in range(runs):
-        order = (("carpscope", cs), ("python", py)) if i % 2 == 0 else (("python", py), ("carpscope", cs))
-        for tool, cmd in order:
+        order = (("carpscope", cs), ("python", py), ("floor", floor))
+        for tool, cmd in (order if i % 2 == 0 else order[::-1]):
             m = run_child(cmd, report if tool == "carpscope" else os.devnull, env=env, rusage=False, cwd=here)
             if m.rc not in (0, 1):
                 raise SystemExit(f"bench: start-up: {' '.join(cmd)} exited with {m.rc}")
@@ -585,9 +591,10 @@ def startup(out: Path, runs: int, python: str = sys.executable) -> dict:
     except (OSError, ValueError, KeyError, IndexError) as e:
         check = f"WRONG: no report ({e})"
     med = {t: statistics.median(w) for t, w in walls.items()}
-    print(f"  start-up: carpscope {med['carpscope'] * 1000:.1f} ms, python -c pass {med['python'] * 1000:.1f} ms "
-          f"(medians of {runs}; {probe['install']}, engine {probe['engine']})", file=sys.stderr)
-    return {"runs": runs, "carpscope": med["carpscope"], "python": med["python"], **probe,
+    print(f"  start-up: carpscope {med['carpscope'] * 1000:.1f} ms, python -c pass {med['python'] * 1000:.1f} ms, "
+          f"floor {med['floor'] * 1000:.1f} ms (medians of {runs}; {probe['install']}, engine {probe['engine']})",
+          file=sys.stderr)
+    return {"runs": runs, "carpscope": med["carpscope"], "python": med["python"], "floor": med["floor"], **probe,
             "carpscope_min": min(walls["carpscope"]), "python_min": min(walls["python"]),
             "ratio": med["carpscope"] / med["python"], "check": check,
             "cmd": " ".join(shlex.quote(str(c)) for c in ["python", *cs[1:]]), "capture": STARTUP_CAPTURE.name,
@@ -683,10 +690,18 @@ def targets(results: dict, start: dict | None = None) -> list[tuple[str, str, st
     if start:
         out.append((f"start-up of a machine-readable run on a tiny capture <= {STARTUP_X:.0f}x `python3 -c pass`",
                     f"{start['ratio']:.2f}x ({start['carpscope'] * 1000:.1f} ms vs {start['python'] * 1000:.1f} ms, "
-                    f"medians of {start['runs']}; {start.get('install', '?')})",
+                    f"medians of {start['runs']}; {start.get('install', '?')})" + _floor_note(start),
                     ("met" if start["ratio"] <= STARTUP_X else "NOT met") if start["check"].startswith("ok")
                     else "NOT met (wrong output)"))
     return out
+
+
+def _floor_note(start: dict) -> str:
+    """The floor beside the ratio: ``python -m`` with argparse and json alone."""
+    if "floor" not in start:
+        return ""
+    return (f"; floor (`python -m`, argparse and json alone, bench/startup_floor.py) {start['floor'] * 1000:.1f} ms, "
+            f"{start['floor'] / start['python']:.2f}x")
 
 
 def _install_line(start: dict) -> str:
@@ -733,7 +748,8 @@ def render(results: dict, meta: dict, start: dict | None = None) -> str:
         L += ["", f"Start-up ({start['capture']}, medians of {start['runs']} interleaved runs, "
               f"{_install_line(start)}): carpscope "
               f"{start['carpscope'] * 1000:.1f} ms (fastest {start['carpscope_min'] * 1000:.1f}), `python -c pass` "
-              f"{start['python'] * 1000:.1f} ms (fastest {start['python_min'] * 1000:.1f}); {start['check']}."]
+              f"{start['python'] * 1000:.1f} ms (fastest {start['python_min'] * 1000:.1f})"
+              + (f", floor {start['floor'] * 1000:.1f} ms" if "floor" in start else "") + f"; {start['check']}."]
     L += ["", "| target | measured | |", "|---|---|---|"]
     L += [f"| {a} | {b} | {c} |" for a, b, c in targets(results, start)]
     L += ["", "Ratios:"]

@@ -335,7 +335,7 @@ def test_engine_probe(tmp_path):
     installed = bench.engine_probe(bench.python_env(tmp_path))
     assert installed["engine"] in ("compiled", "python")
     pure = bench.engine_probe(bench.python_env(tmp_path, pure=True))
-    assert (pure["engine"], pure["sha1"]) == ("python", "none: hashlib")
+    assert (pure["engine"], pure["sha1"]) == ("python", "none: CPython's sha1 objects")
 
 
 @pytest.mark.skipif(not all(shutil.which(t) for t in ("tcpdump", "tshark")), reason="needs tcpdump and tshark")
@@ -362,6 +362,10 @@ def test_startup_measure(tmp_path):
     assert st["check"].startswith("ok: 10 adverts")
     assert st["carpscope"] > st["python"] > 0
     assert st["ratio"] == pytest.approx(st["carpscope"] / st["python"])
+    # the floor (python -m, argparse, json) is measured beside them, and shown with the ratio
+    assert st["carpscope"] > st["floor"] > st["python"]
+    assert f"floor (`python -m`, argparse and json alone, bench/startup_floor.py) {st['floor'] * 1000:.1f} ms" \
+        in bench.targets({}, st)[-1][1]
     assert (tmp_path / "pycache").is_dir()          # bytecode cached outside the source tree
     # which carpscope ran is stated: an editable install's finder slows both sides
     assert st["install"] in ("editable install", "regular install", "not installed")
