@@ -51,6 +51,8 @@ EXPECTED = {
 }
 HMAC_KEYS = {"carp4": (b"secret", ["192.0.2.100"], []), "carp6": (b"secret6", [], ["2001:db8::100"])}
 LINK_FIELDS = ("eth_src", "eth_dst")
+# link types whose libpcap filter is no use (filters.NO_BPF): --numbering filtered counts every frame
+NO_FILTER = {"frelay.pcap", "pflog_freebsd.pcap", "pflog_openbsd.pcap", "nflog.pcap", "nflog_be.pcap"}
 
 
 def names(families=(4, 6)):
@@ -76,6 +78,10 @@ FILES = {
     "null_be.pcap": (names(), {}),
     "loop.pcap": (names(), {}),
     "frelay.pcap": (names(), {}),
+    "pflog_freebsd.pcap": (names(), dict(segment="/em0")),
+    "pflog_openbsd.pcap": (names(), dict(segment="/em0")),
+    "nflog.pcap": (names(), dict(sll=True, segment="/if3")),       # the MAC from NFULA_HWADDR
+    "nflog_be.pcap": (names(), dict(sll=True, segment="/if3")),
     "mixed.pcapng": (names(), dict(mixed=True)),
     "mixed_late.pcapng": (names(), dict(mixed=True)),
 }
@@ -101,7 +107,7 @@ def adverts(*args, stdin=None):
 @functools.lru_cache(maxsize=None)
 def _batch(all_frames: bool):
     """One CLI run over every file in FILES (a subprocess per file would dominate the run time)."""
-    names = [f for f in FILES if all_frames or f != "frelay.pcap"]
+    names = [f for f in FILES if all_frames or f not in NO_FILTER]
     got, recs = adverts(*(DATA / f for f in names), *([] if all_frames else ["--numbering", "filtered"]))
     by_source = {str(DATA / f): [] for f in names}
     for a in got:
@@ -151,10 +157,11 @@ def test_same_adverts_all_frames(fname):
 @pytest.mark.parametrize("fname", list(FILES))
 def test_same_adverts_filtered(fname):
     """--numbering filtered (libpcap's BPF filter): frames are numbered among the matching ones;
-    Frame Relay has no usable filter (libpcap's misses Cisco framing): every frame counts."""
+    Frame Relay (libpcap's filter misses Cisco framing), pflog (libpcap's assumes one system's
+    header length) and NFLOG (libpcap has none) have no usable filter: every frame counts."""
     order, link = FILES[fname]
     want = [n for n in order if n != "tcp"]
-    if fname == "frelay.pcap":
+    if fname in NO_FILTER:
         got, recs = adverts(DATA / fname, "--numbering", "filtered")
         assert recs[-1]["packet_numbering"] == "all" and recs[-1]["sources"][0]["filter"] is None
         frames = [i + 1 for i, n in enumerate(order) if n != "tcp"]
@@ -306,7 +313,7 @@ def _pcapng_with_linktype(path, linktype):
     return path
 
 
-@pytest.mark.parametrize("linktype,name", [(147, "USER0"), (117, "PFLOG"), (4242, "unknown"), (9, "PPP")])
+@pytest.mark.parametrize("linktype,name", [(147, "USER0"), (105, "IEEE802_11"), (4242, "unknown"), (9, "PPP")])
 @pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
 def test_unknown_linktype_is_one_clear_error(tmp_path, linktype, name, fmt):
     p = tmp_path / f"lt{linktype}.{fmt}"
@@ -331,3 +338,36 @@ def test_data_files_are_reproducible(tmp_path):
     assert made == sorted(p.name for p in DATA.iterdir() if p.suffix in (".pcap", ".pcapng"))
     for name in made:
         assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), f"{name}: rerun make_data.py and commit"
+
+
+# ------------------------------------------------------------------ firewall logs whose header does not hold
+
+def test_firewall_log_headers_that_do_not_hold():
+    """pflog and NFLOG frames whose header is cut, too short or of another version give no
+    network layer (the frame is skipped, as tcpdump prints no packet), never an exception; an
+    NFLOG family that is no IP one is read from the packet's version nibble."""
+    from carpscope.wire.link import ETH_IP4, ETH_IP6, locate, parse_link
+
+    ip = bytes.fromhex("4500001c000040007070") + bytes(18)
+    pflog = bytes([61, 2]) + bytes(59) + bytes(3) + ip
+    assert locate(117, pflog, 0, len(pflog)) == (ETH_IP4, 64)
+    assert parse_link(117, pflog).ifname is None                   # no interface name logged
+    assert locate(117, pflog[:40], 0, 40)[0] == -1                 # shorter than any pflog header
+    assert locate(117, bytes([44]) + pflog[1:], 0, len(pflog))[0] == -1   # below tcpdump's minimum
+    assert locate(117, bytes([200]) + pflog[1:], 0, len(pflog))[0] == -1  # longer than the frame
+    assert locate(117, pflog[:1] + bytes([99]) + pflog[2:], 0, len(pflog))[0] == 0   # no IP family
+
+    def tlv(kind, value):
+        return struct.pack("<HH", 4 + len(value), kind) + value + bytes(-len(value) % 4)
+    nflog = struct.pack("!BBH", 10, 0, 1) + tlv(4, struct.pack("!I", 9)) + tlv(9, ip)
+    assert locate(239, nflog, 0, len(nflog)) == (ETH_IP6, 16)      # the family says IPv6
+    link = parse_link(239, nflog)
+    assert (link.ifindex, link.eth_src) == (9, None)
+    assert locate(239, nflog[:1] + bytes([1]) + nflog[2:], 0, len(nflog))[0] == 0      # version 1
+    assert locate(239, nflog[:12], 0, 12)[0] == -1                 # cut before the payload
+    assert locate(239, nflog[:4] + bytes(4) + nflog[8:], 0, len(nflog))[0] == -1      # a 0-length TLV
+    bridge = bytes([7]) + nflog[1:]                                # NFPROTO_BRIDGE: the packet says
+    assert locate(239, bridge, 0, len(bridge)) == (ETH_IP4, 16)
+    for cut in range(len(nflog)):
+        parse_link(239, nflog[:cut])
+        locate(117, pflog[:cut], 0, cut)

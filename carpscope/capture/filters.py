@@ -47,9 +47,12 @@ SNAPLEN = 262144
 # pcap/pcapng files store LINKTYPE_ values; pcapy.compile wants the DLT_ value libpcap uses
 # for it on this system (they differ for raw IP: LINKTYPE_RAW 101 is DLT_RAW 12 on Linux)
 _LINKTYPE_TO_DLT = {101: 12}
-# link types whose libpcap filter would miss adverts: Frame Relay filters assume RFC 2427
-# (Q.922 + 0x03 + NLPID) and drop Cisco-encapsulated frames, so every frame is kept
-NO_BPF = {107}
+# link types whose libpcap filter would miss adverts, so every frame is kept: Frame Relay
+# filters assume RFC 2427 (Q.922 + 0x03 + NLPID) and drop Cisco-encapsulated frames; pflog
+# filters assume the header length of the system libpcap was built for (FreeBSD's and
+# OpenBSD's differ); libpcap has no filter for NFLOG at all. A firewall log holds only what a
+# rule chose to log.
+NO_BPF = {107, 117, 239}
 
 
 class FilterError(Exception):

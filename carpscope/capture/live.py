@@ -14,7 +14,7 @@ import sys
 
 import pcapy
 
-from carpscope.capture.filters import SNAPLEN, live_filter_texts
+from carpscope.capture.filters import NO_BPF, SNAPLEN, live_filter_texts
 from carpscope.capture.reader import Frame
 from carpscope.wire.link import UnsupportedLinkType, check_linktype, linktype_name
 
@@ -123,9 +123,18 @@ def list_interfaces(fmt: str) -> int:
     return 0
 
 
+_AGAIN = os.strerror(errno.EAGAIN)
+
+
+def pseudo_interface(name: str) -> bool:
+    """libpcap's devices that are no kernel interface, so never down nor gone: 'any', and a
+    Linux NFLOG group ('nflog', 'nflog:N')."""
+    return name == "any" or name == "nflog" or name.startswith("nflog:")
+
+
 def check_interface(name: str) -> None:
-    """Fail early, in words, for a missing or down interface ('any' is not a real one)."""
-    if name == "any":
+    """Fail early, in words, for a missing or down interface."""
+    if pseudo_interface(name):
         return
     if not name or len(name.encode()) > 15 or "/" in name or name.strip() != name:
         raise LiveError(f"{name!r}: not a valid interface name (carpscope sniff --list shows them)")
@@ -182,7 +191,7 @@ class LiveSource:
     def __init__(self, iface: str, promisc: bool = True, timeout_ms: int = TIMEOUT_MS):
         self.name = iface
         self.frames = 0
-        self.promisc = promisc and iface != "any"
+        self.promisc = promisc and not pseudo_interface(iface)
         self.warning: str | None = None
         self._pcapy = pcapy
         try:
@@ -205,9 +214,12 @@ class LiveSource:
             check_linktype(self.linktype)
         except UnsupportedLinkType as e:
             raise LiveError(f"{iface}: {e}") from None
-        self.filter, complaint = set_live_filter(pc, self.linktype)
-        if self.filter is None:
-            raise LiveError(f"{iface}: cannot set a capture filter for link type {self.linktype_name}")
+        if self.linktype in NO_BPF:     # a firewall log (nflog:N, pflog0): only what a rule logged
+            self.filter, complaint = None, None
+        else:
+            self.filter, complaint = set_live_filter(pc, self.linktype)
+            if self.filter is None:
+                raise LiveError(f"{iface}: cannot set a capture filter for link type {self.linktype_name}")
         if complaint:
             self.warning = (f"{iface}: the kernel refused the capture filter ({complaint}); "
                             "frames are filtered in user space (slower on a busy interface)")
@@ -244,6 +256,8 @@ class LiveSource:
         try:
             buf, meta = self._pc.next_batch(n)
         except self._pcapy.PcapError as e:
+            if _AGAIN in str(e):    # libpcap's NFLOG reader reports a non-blocking read's EAGAIN as an error
+                return []
             raise InterfaceLost(self.lost_message(str(e))) from None
         if not meta:
             return []
@@ -259,10 +273,10 @@ class LiveSource:
     def lost_message(self, why: str | None = None) -> str:
         flags = None
         try:
-            flags = iface_flags(self.name) if self.name != "any" else IFF_UP
+            flags = iface_flags(self.name) if not pseudo_interface(self.name) else IFF_UP
         except OSError:
             pass
-        if self.name != "any" and flags is None:
+        if not pseudo_interface(self.name) and flags is None:
             what = "the interface disappeared"
         elif flags is not None and not flags & IFF_UP:
             what = "the interface went down"
@@ -272,7 +286,7 @@ class LiveSource:
 
     def check(self) -> None:
         """Raise InterfaceLost when the interface is gone or down (libpcap may not notice)."""
-        if self.name == "any":
+        if pseudo_interface(self.name):
             return
         try:
             flags = iface_flags(self.name)
@@ -286,8 +300,8 @@ class LiveSource:
         self.frames = n
 
     def up(self) -> bool:
-        """The interface is there and up ('any' always is)."""
-        if self.name == "any":
+        """The interface is there and up (a pseudo-interface always is)."""
+        if pseudo_interface(self.name):
             return True
         try:
             flags = iface_flags(self.name)

@@ -40,9 +40,12 @@ def point_name(source: str, link: Link) -> str:
 
 
 def segment_name(source: str, link: Link, ifindex: int | None = None) -> str:
-    """Capture point plus VLAN tags and the SLL2 interface (``ifindex``: the interface the
-    segment is named after, by default the frame's own)."""
+    """Capture point plus VLAN tags and the interface: the SLL2 or NFLOG interface index
+    (``ifindex``: the interface the segment is named after, by default the frame's own), or
+    the interface a pflog header names."""
     if link.ifindex is None:
+        if link.ifname is not None:
+            return point_name(source, link) + "/" + link.ifname
         return point_name(source, link)
     return point_name(source, link) + f"/if{link.ifindex if ifindex is None else ifindex}"
 

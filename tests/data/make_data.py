@@ -105,6 +105,31 @@ def l_null(ip, fam, order, af6):
     return struct.pack(order + "I", 2 if fam == 4 else af6) + ip
 
 
+def l_pflog(ip, fam, system):
+    """pf's log header, as FreeBSD (61 bytes, padded to 64; IPv6 = AF 28) or OpenBSD (100
+    bytes; IPv6 = AF 24) write it: length, af, action (pass), reason, ifname, ruleset, rule
+    numbers, uids and pids, direction (in), then OpenBSD's rewritten/naf and addresses."""
+    af = 2 if fam == 4 else (28 if system == "freebsd" else 24)
+    head = struct.pack("!BBBB16s16sIIIiIiB", 0, af, 0, 0, b"em0", b"", 7, 0xFFFFFFFF, 0xFFFFFFFF, -1, 0, 0, 1)
+    if system == "freebsd":
+        head = bytes([61]) + head[1:] + bytes(3)
+    else:
+        head = bytes([100]) + head[1:] + bytes([0, af, 0]) + bytes(32) + bytes(4)
+    return head + ip
+
+
+def l_nflog(ip, fam, es, order):
+    """Linux NFLOG: family, version 0, resource id 7 (big-endian), then TLVs in the capturing
+    host's byte order (``order``): packet header, input interface 3, source MAC, payload."""
+    def tlv(kind, value):
+        return struct.pack(order + "HH", 4 + len(value), kind) + value + bytes(-len(value) % 4)
+    return (struct.pack("!BBH", 2 if fam == 4 else 10, 0, 7)
+            + tlv(1, struct.pack("!HBB", ethertype(fam), 1, 0))
+            + tlv(4, struct.pack("!I", 3))
+            + tlv(8, struct.pack("!H2s8s", 6, b"", synth.mac_bytes(es)))
+            + tlv(9, ip))
+
+
 class BigEndianPcapWriter:
     """pcap written by a big-endian host (magic a1b2c3d4 in network order)."""
 
@@ -145,6 +170,12 @@ def main(out: Path = HERE):
     write_pcap(out, "null_le.pcap", 0, [l_null(ip, fam, "<", 28) for ip, fam, *_ in pk])
     write_pcap(out, "null_be.pcap", 0, [l_null(ip, fam, ">", 24) for ip, fam, *_ in pk], writer=BigEndianPcapWriter)
     write_pcap(out, "loop.pcap", 108, [l_null(ip, fam, ">", 24) for ip, fam, *_ in pk])
+    write_pcap(out, "pflog_freebsd.pcap", 117, [l_pflog(ip, fam, "freebsd") for ip, fam, *_ in pk])
+    write_pcap(out, "pflog_openbsd.pcap", 117, [l_pflog(ip, fam, "openbsd") for ip, fam, *_ in pk],
+               writer=BigEndianPcapWriter)
+    write_pcap(out, "nflog.pcap", 239, [l_nflog(ip, fam, es, "<") for ip, fam, es, _ in pk])
+    write_pcap(out, "nflog_be.pcap", 239, [l_nflog(ip, fam, es, ">") for ip, fam, es, _ in pk],
+               writer=BigEndianPcapWriter)
 
     with open(out / "eth.pcapng", "wb") as f:
         w = synth.PcapngWriter(f)
