@@ -64,6 +64,7 @@ ETH = {"eth": True}
 FILES = {
     "eth.pcap": (names(), ETH),
     "eth_ns.pcap": (names(), ETH),
+    "eth_modified.pcap": (names(), ETH),
     "eth.pcapng": (names(), ETH),
     "vlan.pcap": (names(), dict(eth=True, vlans=[100], segment="/vlan100")),
     "qinq.pcap": (names(), dict(eth=True, vlans=[200, 100], segment="/vlan200.100")),
@@ -371,3 +372,17 @@ def test_firewall_log_headers_that_do_not_hold():
     for cut in range(len(nflog)):
         parse_link(239, nflog[:cut])
         locate(117, pflog[:cut], 0, cut)
+
+
+def test_a_cut_modified_pcap_says_where_it_stopped(tmp_path):
+    """A modified pcap (24-byte record headers) cut inside a record header: every record before
+    the cut is read, and the damage names the header's real size."""
+    data = (DATA / "eth_modified.pcap").read_bytes()
+    first = 24 + 24 + int.from_bytes(data[32:36], "little")        # file header + the first record
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[:first + 20])
+    got, recs = adverts(cut)
+    assert [a["frame"] for a in got] == [1]
+    src = recs[-1]["sources"][0]
+    assert src["packets"] == 1
+    assert src["error"] == f"reading stopped at record 2 (byte offset {first}): truncated record header (20 of 24 bytes)"

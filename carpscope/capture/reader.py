@@ -28,9 +28,13 @@ if TYPE_CHECKING:     # native 64-bit integers where mypyc compiles this module;
     from typing import BinaryIO, Callable, Final, Iterator
     from mypy_extensions import i64
 
+# magic -> (little-endian, timestamp unit, record header bytes); a1b2cd34 is Alexey Kuznetzov's
+# modified pcap (old Linux tcpdump; editcap -F modpcap), whose record header adds 8 bytes
+# (interface index, protocol, packet type) that libpcap skips, as this reader does
 PCAP_MAGICS: Final = {
-    b"\xd4\xc3\xb2\xa1": (True, 1e-6), b"\xa1\xb2\xc3\xd4": (False, 1e-6),
-    b"\x4d\x3c\xb2\xa1": (True, 1e-9), b"\xa1\xb2\x3c\x4d": (False, 1e-9),
+    b"\xd4\xc3\xb2\xa1": (True, 1e-6, 16), b"\xa1\xb2\xc3\xd4": (False, 1e-6, 16),
+    b"\x4d\x3c\xb2\xa1": (True, 1e-9, 16), b"\xa1\xb2\x3c\x4d": (False, 1e-9, 16),
+    b"\x34\xcd\xb2\xa1": (True, 1e-6, 24), b"\xa1\xb2\xcd\x34": (False, 1e-6, 24),
 }
 PCAPNG_SHB: Final = b"\x0a\x0d\x0d\x0a"
 CHUNK: Final = 1 << 20            # bytes per read
@@ -205,6 +209,7 @@ class Reader:
         self.linktype = -1          # pcap: the file's; pcapng: the first interface's (-1: none yet)
         self.little = True
         self.nano = False
+        self.head = 16              # pcap: bytes of a record header (24 in a modified pcap)
         self.snaplen = 0
         self.section_little = True  # pcapng: the byte order of the section being read
         # pcapng: the section's interfaces (link type, timestamp units per second, whether the
@@ -262,7 +267,7 @@ class Reader:
             raise CaptureFormatError(describe_non_capture(kind))
         self.kind = kind
         if kind == "pcap":
-            little, res = PCAP_MAGICS[head[:4]]
+            little, res, self.head = PCAP_MAGICS[head[:4]]
             self.little, self.nano = little, res < 1e-6
             if len(head) < 24:
                 raise CaptureFormatError(f"truncated file header ({len(head)} of 24 bytes)")
@@ -324,13 +329,14 @@ class Reader:
             # and joined to it alone (its header first: its length is checked before
             # anything is read for it)
             left = len(self.buf) - self.pos
-            incl = _u32(self.buf, self.pos + 8, self.little) if left >= 16 else -1
-            if not self._need(16 + incl if incl >= 0 else 16):
+            hl = self.head
+            incl = _u32(self.buf, self.pos + 8, self.little) if left >= hl else -1
+            if not self._need(hl + incl if incl >= 0 else hl):
                 left = len(self.buf) - self.pos
                 if incl >= 0:
-                    self._hurt(self.offset, f"truncated record: {incl} bytes announced, {left - 16} present")
+                    self._hurt(self.offset, f"truncated record: {incl} bytes announced, {left - hl} present")
                 elif left:
-                    self._hurt(self.offset, f"truncated record header ({left} of 16 bytes)")
+                    self._hurt(self.offset, f"truncated record header ({left} of {hl} bytes)")
                 return                        # else the clean end of the stream
 
     def _pcap_records(self, out: list[Frame]) -> None:
@@ -350,30 +356,31 @@ class Reader:
         keep_all, bpf = self.keep_all, self.bpf
         decodable = lt in LINKTYPES
         records: i64 = self.records
+        hl: i64 = self.head
         try:
-            while p + 16 <= end:
+            while p + hl <= end:
                 incl = _u32(buf, p + 8, little)
                 if incl > limit:
                     self.pos, self.records = p, records
                     self._hurt(self.offset, f"bogus record length {incl} (snaplen {snaplen})")
                     break
-                q = p + 16 + incl
+                q = p + hl + incl
                 if q > end:
                     break
                 records += 1
-                stop = q if incl <= cut else p + 16 + cut
+                stop = q if incl <= cut else p + hl + cut
                 if bpf is not None:
-                    keep = bpf(lt, buf[p + 16:stop], little)
+                    keep = bpf(lt, buf[p + hl:stop], little)
                     if keep:
                         self.numbered += 1
                 else:
-                    keep = keep_all or (decodable and relevant(lt, buf, p + 16, stop))
+                    keep = keep_all or (decodable and relevant(lt, buf, p + hl, stop))
                 if keep:
                     sec: int = _u32(buf, p, little)
                     frac: int = _u32(buf, p + 4, little)
                     ts = sec + frac * res
                     n = self.numbered if bpf is not None else records
-                    out.append((n, ts, lt, buf[p + 16:stop], base + p, 16 + incl))
+                    out.append((n, ts, lt, buf[p + hl:stop], base + p, hl + incl))
                 p = q
         finally:
             self.pos, self.records = p, records

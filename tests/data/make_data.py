@@ -142,6 +142,20 @@ class BigEndianPcapWriter:
         self.f.write(struct.pack(">IIII", sec, round((ts - sec) * 1e6), len(data), len(data)) + data)
 
 
+class ModifiedPcapWriter:
+    """Alexey Kuznetzov's modified pcap (magic a1b2cd34, old Linux tcpdump; editcap -F modpcap):
+    each record header adds the interface index, the protocol and the packet type (24 bytes)."""
+
+    def __init__(self, f, linktype):
+        self.f = f
+        f.write(struct.pack("<IHHiIII", 0xA1B2CD34, 2, 4, 0, 0, 262144, linktype))
+
+    def write(self, ts, data):
+        sec = int(ts)
+        self.f.write(struct.pack("<IIIIiHBx", sec, round((ts - sec) * 1e6), len(data), len(data), 2,
+                                 int.from_bytes(data[12:14], "big"), 0) + data)
+
+
 def write_pcap(out, name, linktype, frames, nanosecond=False, writer=None):
     with open(out / name, "wb") as f:
         w = writer(f, linktype) if writer else synth.PcapWriter(f, linktype, nanosecond=nanosecond)
@@ -156,6 +170,7 @@ def main(out: Path = HERE):
     pk = packets()
     write_pcap(out, "eth.pcap", 1, [l_ether(*p) for p in pk])
     write_pcap(out, "eth_ns.pcap", 1, [l_ether(*p) for p in pk], nanosecond=True)
+    write_pcap(out, "eth_modified.pcap", 1, [l_ether(*p) for p in pk], writer=ModifiedPcapWriter)
     write_pcap(out, "vlan.pcap", 1, [l_ether(*p, vlans=(100,)) for p in pk])
     write_pcap(out, "qinq.pcap", 1, [l_ether(*p, vlans=(200, 100)) for p in pk])
     write_pcap(out, "sll.pcap", 113, [synth.sll(es, ethertype(fam), ip) for ip, fam, es, _ in pk])
