@@ -152,6 +152,7 @@ class PcapngWriter:
     def __init__(self, f, comment: str | None = None):
         self.f = f
         self.ifaces = 0
+        self._offsets: list[int] = []
         self._block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _options({1: comment}))
 
     def _block(self, btype: int, body: bytes) -> None:
@@ -159,13 +160,21 @@ class PcapngWriter:
         n = len(body) + 12
         self.f.write(struct.pack("<II", btype, n) + body + struct.pack("<I", n))
 
-    def add_interface(self, linktype: int = 1, snaplen: int = 262144, name: str | None = None) -> int:
-        self._block(1, struct.pack("<HHI", linktype, 0, snaplen) + _options({2: name}))
+    def add_interface(self, linktype: int = 1, snaplen: int = 262144, name: str | None = None,
+                      tsoffset: int = 0) -> int:
+        """A new interface; ``tsoffset`` (if_tsoffset): seconds the reader adds to its packets'
+        time stamps, which ``write`` takes off the times it is given."""
+        opts = _options({2: name})
+        if tsoffset:
+            opts = opts[:-4] if opts else b""
+            opts += struct.pack("<HHq", 14, 8, tsoffset) + b"\0\0\0\0"
+        self._block(1, struct.pack("<HHI", linktype, 0, snaplen) + opts)
+        self._offsets.append(tsoffset)
         self.ifaces += 1
         return self.ifaces - 1
 
     def write(self, ts: float, data: bytes, iface: int = 0, orig_len: int | None = None) -> None:
-        t = round(ts * 1e6)
+        t = round((ts - self._offsets[iface]) * 1e6)
         body = struct.pack("<IIIII", iface, t >> 32, t & 0xFFFFFFFF, len(data), orig_len or len(data)) + data
         self._block(6, body)
 

@@ -66,6 +66,7 @@ FILES = {
     "eth_ns.pcap": (names(), ETH),
     "eth_modified.pcap": (names(), ETH),
     "eth.pcapng": (names(), ETH),
+    "eth_tsoffset.pcapng": (names(), ETH),
     "vlan.pcap": (names(), dict(eth=True, vlans=[100], segment="/vlan100")),
     "qinq.pcap": (names(), dict(eth=True, vlans=[200, 100], segment="/vlan200.100")),
     "sll.pcap": (names(), dict(sll=True)),

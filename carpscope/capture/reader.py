@@ -146,12 +146,13 @@ def _u32(b: bytes, p: i64, little: bool) -> i64:
     return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
 
 
-def _seconds(units: int, per_s: int) -> float:
-    """A pcapng timestamp in seconds, the seconds taken modulo 2**32 as libpcap's callers see
-    them (a 32-bit time_t field): a fuzzed 64-bit timestamp with if_tsresol 10^0 (years past
-    5e11) stays a date, and the same file read by libpcap (the test oracle) agrees."""
+def _seconds(units: int, per_s: int, offset: int) -> float:
+    """A pcapng timestamp in seconds (``offset``: the interface's if_tsoffset, added as libpcap
+    and Wireshark add it), the seconds taken modulo 2**32 as libpcap's callers see them (a
+    32-bit time_t field): a fuzzed 64-bit timestamp with if_tsresol 10^0 (years past 5e11)
+    stays a date, and the same file read by libpcap (the test oracle) agrees."""
     sec, frac = divmod(units, per_s)
-    return (sec & 0xFFFFFFFF) + frac / per_s
+    return ((sec + offset) & 0xFFFFFFFF) + frac / per_s
 
 
 def _min_body(btype: i64) -> i64:
@@ -161,8 +162,10 @@ def _min_body(btype: i64) -> i64:
     return 8 if btype == 1 else 4 if btype == 3 else 0
 
 
-def _tsresol(opts: bytes, little: bool) -> int:
-    """Timestamp units per second of an interface (if_tsresol; 10**6 without it)."""
+def _ts_options(opts: bytes, little: bool) -> tuple[int, int]:
+    """An interface's timestamp units per second (if_tsresol; 10**6 without it) and the seconds
+    added to its timestamps (if_tsoffset, signed; 0 without it)."""
+    per_s, offset = 10 ** 6, 0
     i = 0
     n = len(opts)
     while i + 4 <= n:
@@ -171,9 +174,11 @@ def _tsresol(opts: bytes, little: bool) -> int:
             break
         if code == 9 and olen >= 1 and i + 4 < n:
             v = opts[i + 4]
-            return 1 << (v & 0x7F) if v & 0x80 else 10 ** min(v, 30)
+            per_s = 1 << (v & 0x7F) if v & 0x80 else 10 ** min(v, 30)
+        elif code == 14 and olen == 8 and i + 12 <= n:
+            offset = int.from_bytes(opts[i + 4:i + 12], "little" if little else "big", signed=True)
         i += 4 + olen + (-olen % 4)
-    return 10 ** 6
+    return per_s, offset
 
 
 # a kept record: (number, ts, linktype, data, byte offset, record length)
@@ -212,9 +217,10 @@ class Reader:
         self.head = 16              # pcap: bytes of a record header (24 in a modified pcap)
         self.snaplen = 0
         self.section_little = True  # pcapng: the byte order of the section being read
-        # pcapng: the section's interfaces (link type, timestamp units per second, whether the
-        # link type is one the decoder reads: asked once per interface, not per packet)
-        self.ifaces: list[tuple[int, int, bool]] = []
+        # pcapng: the section's interfaces (link type, timestamp units per second, seconds added
+        # to its timestamps, whether the link type is one the decoder reads: asked once per
+        # interface, not per packet)
+        self.ifaces: list[tuple[int, int, int, bool]] = []
         self.stop = False           # set from outside (a signal): end after the current chunk
         self.waiting = False        # inside a read of the stream (a pipe may block there)
 
@@ -477,19 +483,20 @@ class Reader:
                     self._hurt(off, f"packet block too short for its captured length {cap}")
                     return 0
                 self.records += 1
-                lt, per_s, decodable = ifaces[iface]
+                lt, per_s, offset, decodable = ifaces[iface]
                 n = self._keep(lt, decodable, buf, body + 20, body + 20 + cap, little)
                 if n:
                     hi: int = _u32(buf, body + 4, little)      # shifted 32 bits up: an int, not i64
                     lo: int = _u32(buf, body + 8, little)
-                    out.append((n, _seconds((hi << 32) | lo, per_s), lt, buf[body + 20:body + 20 + cap],
+                    out.append((n, _seconds((hi << 32) | lo, per_s, offset), lt, buf[body + 20:body + 20 + cap],
                                 off, blen))
             elif btype == 1:  # interface description
                 if len(ifaces) >= MAX_INTERFACES:
                     self._hurt(off, f"more than {MAX_INTERFACES} interfaces in one section")
                     return 0
                 lt = _u16(buf, body, little)
-                ifaces.append((lt, _tsresol(buf[body + 8:bend], little), lt in LINKTYPES))
+                per_s, offset = _ts_options(buf[body + 8:bend], little)
+                ifaces.append((lt, per_s, offset, lt in LINKTYPES))
                 if self.linktype < 0:
                     self.linktype = ifaces[-1][0]
             elif btype == 3:  # simple packet block: interface 0, no timestamp
@@ -498,7 +505,7 @@ class Reader:
                     return 0
                 self.records += 1
                 orig = _u32(buf, body, little)
-                lt, _, decodable = ifaces[0]
+                lt, _, _, decodable = ifaces[0]
                 stop = min(body + 4 + orig, bend)
                 n = self._keep(lt, decodable, buf, body + 4, stop, little)
                 if n:

@@ -198,6 +198,14 @@ def main(out: Path = HERE):
         for i, p in enumerate(pk):
             w.write(T0 + i * 0.25, l_ether(*p))
 
+    # an interface whose time stamps count from an offset (if_tsoffset, seconds): libpcap and
+    # Wireshark add it, so the times read are the same as eth.pcapng's
+    with open(out / "eth_tsoffset.pcapng", "wb") as f:
+        w = synth.PcapngWriter(f)
+        w.add_interface(1, tsoffset=1_600_000_000)
+        for i, p in enumerate(pk):
+            w.write(T0 + i * 0.25, l_ether(*p))
+
     # several interfaces of different link types: libpcap refuses, the exact reader reads it
     with open(out / "mixed.pcapng", "wb") as f:
         w = synth.PcapngWriter(f)
