@@ -172,6 +172,11 @@ _BSD: Final = {et: Link(et, 4, None, None, (), None) for et in (ETH_IP4, ETH_IP6
 
 def parse_link(linktype: int, data: bytes) -> Link | None:
     """Locate the network layer of a whole frame; None when it is too short for its link header."""
+    if linktype == 239:         # one walk of the TLVs gives the payload, the interface and the MAC
+        et, off, ifindex, hw = _nflog(data, 0, len(data))
+        if et < 0:
+            return None
+        return Link(et, off, mac(data[hw:hw + 6]) if hw >= 0 else None, None, (), ifindex if ifindex >= 0 else None)
     et, off = locate(linktype, data, 0, len(data))
     if et < 0:
         return None
@@ -191,9 +196,6 @@ def parse_link(linktype: int, data: bytes) -> Link | None:
     if linktype == 117:
         name = data[4:20].split(b"\0", 1)[0].decode("ascii", "replace")
         return Link(et, off, None, None, (), None, name or None)
-    if linktype == 239:
-        _, _, ifindex, hw = _nflog(data, 0, len(data))
-        return Link(et, off, mac(data[hw:hw + 6]) if hw >= 0 else None, None, (), ifindex if ifindex >= 0 else None)
     return _RAW.get(et) or Link(et, 0, None, None, (), None)
 
 
