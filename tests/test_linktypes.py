@@ -387,3 +387,34 @@ def test_a_cut_modified_pcap_says_where_it_stopped(tmp_path):
     src = recs[-1]["sources"][0]
     assert src["packets"] == 1
     assert src["error"] == f"reading stopped at record 2 (byte offset {first}): truncated record header (20 of 24 bytes)"
+
+
+def test_nflog_frames_of_one_sender_share_a_flow():
+    """NFLOG TLVs carry values of each packet (time stamp, sequence number): frames of one
+    sender on one interface are one flow all the same (the decoder works out what they share
+    once), and another interface index or source MAC is another."""
+    from carpscope.wire.frame import Decoder
+    from carpscope.wire.link import link_key
+
+    raw = (DATA / "eth.pcap").read_bytes()
+    frame = raw[40:40 + int.from_bytes(raw[32:36], "little")]       # the first record: an IPv4 advert
+    ip = frame[14:]
+
+    def tlv(kind, value):
+        return struct.pack("<HH", 4 + len(value), kind) + value + bytes(-len(value) % 4)
+
+    def nflog(seq, ifindex=3, mac=frame[6:12]):
+        return (struct.pack("!BBH", 2, 0, 7) + tlv(1, b"\x08\x00\x01\x00") + tlv(4, struct.pack("!I", ifindex))
+                + tlv(3, struct.pack("!QQ", 1700000000 + seq, seq * 1000)) + tlv(10, struct.pack("!I", seq))
+                + tlv(8, b"\x00\x06\x00\x00" + mac + b"\x00\x00") + tlv(9, ip))
+
+    dec = Decoder("nflog")
+    got = [dec.decode(239, nflog(i), i + 1, float(i)) for i in range(5)]
+    assert all(a is not None and a.flow is got[0].flow for a in got)
+    assert len(dec.flows) == 1
+    other_if = dec.decode(239, nflog(9, ifindex=4), 10, 9.0)
+    other_mac = dec.decode(239, nflog(10, mac=bytes.fromhex("020000000099")), 11, 10.0)
+    assert len({id(got[0].flow), id(other_if.flow), id(other_mac.flow)}) == 3
+    assert (got[0].segment, other_if.segment) == ("nflog/if3", "nflog/if4")
+    assert other_mac.eth_src == "02:00:00:00:00:99"
+    assert link_key(1, frame, 14) == frame[:14]                    # elsewhere: the link header itself

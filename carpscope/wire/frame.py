@@ -16,7 +16,7 @@ TYPE_CHECKING = False     # typing.TYPE_CHECKING without importing typing at run
 
 from carpscope.model import AddressHint, Advert, Malformed
 from carpscope.wire import proto112
-from carpscope.wire.link import ETH_ARP, ETH_IP4, ETH_IP6, Link, locate, mac, parse_link
+from carpscope.wire.link import ETH_ARP, ETH_IP4, ETH_IP6, Link, link_key, locate, mac, parse_link
 from carpscope.wire.proto112 import ntop
 
 if TYPE_CHECKING:     # native 64-bit integers where mypyc compiles this module; plain ints otherwise
@@ -175,8 +175,8 @@ class Decoder:
 
     def _flow(self, linktype: int, data: bytes, off: int, addrs: bytes) -> Flow:
         """The flow of a frame whose network header is at ``off``, ``addrs`` its source and
-        destination addresses (the key: link header and addresses)."""
-        key = data[:off] + addrs
+        destination addresses (the key: the link, as link_key names it, and the addresses)."""
+        key = link_key(linktype, data, off) + addrs
         flows = self.flows
         fl = flows.get(key)
         if fl is None:

@@ -199,6 +199,18 @@ def parse_link(linktype: int, data: bytes) -> Link | None:
     return _RAW.get(et) or Link(et, 0, None, None, (), None)
 
 
+def link_key(linktype: int, data: bytes, off: int) -> bytes:
+    """The bytes that name the link a frame came over (``off``: where its network header
+    starts), for keying what frames share (wire/frame.Flow): the link header itself (MACs, VLAN
+    tags, interface), except for NFLOG, whose TLVs also carry values of each packet (time stamp,
+    sequence numbers) and of the rule that logged it (prefix, mark): there the family, the
+    interface index and the source MAC, what parse_link reads from them."""
+    if linktype != 239:
+        return data[:off]
+    _et, _off, ifindex, hw = _nflog(data, 0, off)
+    return data[:1] + ifindex.to_bytes(4, "big", signed=True) + (data[hw:hw + 6] if hw >= 0 else b"")
+
+
 def _vlans(data: bytes, first: int, off: int) -> tuple[int, ...]:
     """The VLAN ids of the tags between ``first`` and ``off`` (4 bytes each, TCI first)."""
     return tuple(((data[p] << 8) | data[p + 1]) & 0x0FFF for p in range(first, off, 4))
