@@ -20,6 +20,8 @@ Captures (see bench/README.md):
   loop      250 masters, every advert 20 times within 1 ms (300,000 frames)
   flap      250 pairs changing master every 1-6 adverts (300,000 adverts)
   flap1m    the same at 1,000,000 adverts: peak RSS vs flap
+  flapslow  the same 250 pairs changing master every 50-60 adverts: flap's control, the same
+            speakers and adverts with few changes (what flap's changes cost)
 
 Beside each NAME.pcap the builder writes NAME.keys (the three candidate passphrases,
 ``label:passphrase``, mode 0600) and NAME.json (a manifest: frame counts, the ``--vip``
@@ -41,7 +43,7 @@ from carpscope import synth
 
 # per generator: bump when its traffic or its manifest changes (a capture is rebuilt when its
 # manifest holds another version; the others are kept: the 7 GB one takes a while)
-VERSIONS = {"mixed": 1, "dense": 1, "groups250": 2, "storm": 2, "loop": 2, "flap": 2}
+VERSIONS = {"mixed": 1, "dense": 1, "groups250": 2, "storm": 2, "loop": 2, "flap": 2, "flapslow": 1}
 BASE_TS = 1_700_000_000.0
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -441,14 +443,16 @@ def loop(path: str | os.PathLike, frames: int = 300_000, groups: int = 250, copi
                      groups=groups)
 
 
-def flap(path: str | os.PathLike, adverts: int = 300_000, groups: int = 250, seed: int = 6) -> dict:
-    """``groups`` pairs whose mastership changes every 1-6 adverts: the master falls silent, the
-    backup takes over after its master-down interval, and so on (each advert a new run or a
-    change)."""
+def flap(path: str | os.PathLike, adverts: int = 300_000, groups: int = 250, seed: int = 6,
+         runs: tuple[int, int] = (1, 6), kind: str = "flap") -> dict:
+    """``groups`` pairs whose mastership changes every ``runs`` (1-6) adverts: the master falls
+    silent, the backup takes over after its master-down interval, and so on (each advert a new
+    run or a change). ``kind`` "flapslow" with ``runs`` (50, 60) is its control: the same
+    speakers and as many adverts, few changes and no flapping."""
     path = Path(path)
     rng = random.Random(seed)
     pairs = _many_groups(rng, groups)
-    state = [[0, rng.randint(1, 6), True] for _ in pairs]   # (who advertises, adverts left, first of its run)
+    state = [[0, rng.randint(*runs), True] for _ in pairs]   # (who advertises, adverts left, first of its run)
 
     def step(i, t):
         who, left, first = state[i]
@@ -459,12 +463,13 @@ def flap(path: str | os.PathLike, adverts: int = 300_000, groups: int = 250, see
             state[i][1:] = [left, False]
             return [frame], t + s.period + s.rng.uniform(-0.002, 0.002)
         other = pairs[i][1 - who]
-        state[i] = [1 - who, rng.randint(1, 6), True]
+        state[i] = [1 - who, rng.randint(*runs), True]
         # the other takes over after its master-down interval, measured from this last advert
         return [frame], t + 3 * other.advbase + other.advskew / 256 + 0.01
     written, tags = _write_heap(path, [rng.uniform(0, 1) for _ in pairs], adverts, step)
-    return _manifest(path, "flap", seed, written, pairs,
-                     {"flapping": "every group", "groups": _per_group(pairs, tags, runs=True)},
+    return _manifest(path, kind, seed, written, pairs,
+                     {"flapping": "every group" if kind == "flap" else "none",
+                      "groups": _per_group(pairs, tags, runs=True)},
                      groups=groups)
 
 
@@ -478,6 +483,7 @@ CAPTURES = {
     "loop": lambda p: loop(p),
     "flap": lambda p: flap(p),
     "flap1m": lambda p: flap(p, adverts=1_000_000),
+    "flapslow": lambda p: flap(p, runs=(50, 60), kind="flapslow"),
 }
 
 

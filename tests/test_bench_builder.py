@@ -127,6 +127,7 @@ SMALL = {
     "storm": lambda p: make_captures.storm(p, frames=20_000),
     "loop": lambda p: make_captures.loop(p, frames=4000, groups=10),
     "flap": lambda p: make_captures.flap(p, adverts=1500, groups=10),
+    "flapslow": lambda p: make_captures.flap(p, adverts=1500, groups=10, runs=(50, 60), kind="flapslow"),
 }
 
 
@@ -329,6 +330,31 @@ def test_targets_follow_the_measurements():
     mixed["tools"]["carpscope"]["wall"] = 0.6
     assert [r[2] for r in bench.targets({"mixed": mixed}) if r[0].startswith("mixed")] == ["NOT met"]
     assert [r[2] for r in bench.targets({}, dict(start, ratio=1.8)) if r[0].startswith("start-up")] == ["met"]
+
+
+def test_control_row_prices_the_changes():
+    """flapslow is flap's control: the row gives its ratio to tshark (no target) and what each of
+    flap's extra changes of master costs; it is absent when the control was not run."""
+    def kind(c, ts, changes, check="ok: as planted"):
+        return {"kind": "flap", "protocol112": 300_000, "changes": changes,
+                "tools": {"carpscope": _tool(c, check=check), "tshark": _tool(ts, 150.0)}}
+    rows = bench.targets({"flap": kind(1.0, 3.0, 85_000), "flapslow": kind(0.6, 3.0, 5_000)})
+    (row,) = [r for r in rows if r[0].startswith("flapslow")]
+    assert row[1] == "5.00x (3.000 s vs 0.600 s); flap takes +0.400 s more for 80,000 more changes of master (5.0 µs each)"
+    assert row[2] == "control"
+    rows = bench.targets({"flapslow": kind(0.6, 3.0, 5_000, "WRONG: unexpected findings")})
+    assert [r[2] for r in rows if r[0].startswith("flapslow")] == ["control (wrong output)"]
+    assert not [r for r in bench.targets({"flap": kind(1.0, 3.0, 85_000)}) if r[0].startswith("flapslow")]
+
+
+def test_flapslow_is_flap_with_few_changes(small):
+    """The control has flap's speakers and advert count, far fewer changes and no finding."""
+    (fman, frep), (sman, srep) = small[1]["flap"], small[1]["flapslow"]
+    assert sman["kind"] == "flapslow" and sman["protocol112"] == fman["protocol112"]
+    assert {s["ip"] for g in srep["groups"] for s in g["speakers"]} == {s["ip"] for g in frep["groups"] for s in g["speakers"]}
+    runs = lambda man: sum(g["runs"] for g in man["planted"]["groups"].values())   # noqa: E731
+    assert runs(sman) * 10 < runs(fman)
+    assert srep["findings"] == []
 
 
 def test_engine_probe(tmp_path):
