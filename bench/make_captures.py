@@ -45,6 +45,7 @@ from carpscope import synth
 # manifest holds another version; the others are kept: the 7 GB one takes a while)
 VERSIONS = {"mixed": 1, "dense": 1, "groups250": 2, "storm": 2, "loop": 2, "flap": 2, "flapslow": 1}
 BASE_TS = 1_700_000_000.0
+FLAPSLOW_RUNS = (50, 60)     # adverts per run of master in flap's control (flap: 1-6)
 OUT = Path(__file__).resolve().parent / "out"
 
 # the three candidate passphrases: prod signs most groups, dmz one, lab the rogue split-brain
@@ -447,7 +448,7 @@ def flap(path: str | os.PathLike, adverts: int = 300_000, groups: int = 250, see
          runs: tuple[int, int] = (1, 6), kind: str = "flap") -> dict:
     """``groups`` pairs whose mastership changes every ``runs`` (1-6) adverts: the master falls
     silent, the backup takes over after its master-down interval, and so on (each advert a new
-    run or a change). ``kind`` "flapslow" with ``runs`` (50, 60) is its control: the same
+    run or a change). ``kind`` "flapslow" with ``runs`` FLAPSLOW_RUNS is its control: the same
     speakers and as many adverts, few changes and no flapping."""
     path = Path(path)
     rng = random.Random(seed)
@@ -483,7 +484,7 @@ CAPTURES = {
     "loop": lambda p: loop(p),
     "flap": lambda p: flap(p),
     "flap1m": lambda p: flap(p, adverts=1_000_000),
-    "flapslow": lambda p: flap(p, runs=(50, 60), kind="flapslow"),
+    "flapslow": lambda p: flap(p, runs=FLAPSLOW_RUNS, kind="flapslow"),
 }
 
 

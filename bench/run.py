@@ -721,8 +721,9 @@ def _control(results: dict) -> list[tuple[str, str, str]]:
         n = k["changes"] - r["changes"]
         measured += (f"; {kind} takes {extra:+.3f} s more for {n:,} more changes of master "
                      f"({extra / n * 1e6:.1f} µs each)")
+    lo, hi = make_captures.FLAPSLOW_RUNS
     return [(f"{control}: control of {kind}, the same speakers and adverts, a change of master every "
-             "50-60 adverts (no target)", measured, "control" if _ok(c) else "control (wrong output)")]
+             f"{lo}-{hi} adverts (no target)", measured, "control" if _ok(c) else "control (wrong output)")]
 
 
 def _floor_note(start: dict) -> str:

@@ -127,7 +127,7 @@ SMALL = {
     "storm": lambda p: make_captures.storm(p, frames=20_000),
     "loop": lambda p: make_captures.loop(p, frames=4000, groups=10),
     "flap": lambda p: make_captures.flap(p, adverts=1500, groups=10),
-    "flapslow": lambda p: make_captures.flap(p, adverts=1500, groups=10, runs=(50, 60), kind="flapslow"),
+    "flapslow": lambda p: make_captures.flap(p, adverts=1500, groups=10, runs=make_captures.FLAPSLOW_RUNS, kind="flapslow"),
 }
 
 
