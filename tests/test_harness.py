@@ -88,10 +88,39 @@ def test_speaker_settings_are_checked():
     with pytest.raises(ValueError):
         Keepalived("a", 1, vips=("fe80::1/64",), version=2)
     conf = Keepalived("a", 51, 200, ("10.0.0.51/24",), auth_pass="pw", version=2).config(
-        iface="eth0", notify="/n.sh")
+        iface="eth0", fifo="/n.fifo")
     assert "virtual_router_id 51" in conf and "auth_pass pw" in conf and "10.0.0.51/24 dev eth0" in conf
     assert "pw" not in json.dumps(Keepalived("a", 51, auth_pass="pw", label="k").describe(
         src_ip="10.0.0.2", host_mac="02:00:00:00:00:02"))
+
+
+def test_keepalived_changes_are_read_from_its_fifo_in_order(tmp_path):
+    """keepalived's notify FIFO gives its changes in the order it made them (its notify scripts
+    race: an owner that hears another owner goes MASTER then BACKUP within a millisecond, and
+    the scripts' lines once landed the other way round, leaving 'MASTER' as its last state)."""
+    events = tmp_path / "events.log"
+    events.touch()
+    fifos = netns_mod._NotifyFifos(events)
+    fifos.add(tmp_path / "rb.fifo", "rb", 25)
+    fifos.add(tmp_path / "ra.fifo", "ra", 7)
+    fd = os.open(tmp_path / "rb.fifo", os.O_WRONLY | os.O_NONBLOCK)   # as keepalived: never blocks
+    try:
+        os.write(fd, b'INSTANCE "VI_25" MASTER 255\nINSTANCE "VI_25" BACKUP 254\nINSTANCE "VI_25" MAS')
+        os.write(fd, b'TER 254\nGROUP "G1" MASTER 0\n')
+    finally:
+        os.close(fd)                      # written just before the writer exits: still read
+    fd = os.open(tmp_path / "ra.fifo", os.O_WRONLY | os.O_NONBLOCK)
+    os.write(fd, b'INSTANCE "VI_7" STOP 100\n')
+    os.close(fd)
+    fifos.close()
+    lab = Lab([Host("x", ipv4="10.9.0.2/24")], workdir=tmp_path)
+    got = [(e["host"], e["id"], e["state"], e["priority"]) for e in lab.events()]
+    assert [e for e in got if e[0] == "rb"] == [
+        ("rb", "vrrp:25", "MASTER", "255"), ("rb", "vrrp:25", "BACKUP", "254"),
+        ("rb", "vrrp:25", "MASTER", "254")]          # the GROUP line is no instance's change
+    assert [e for e in got if e[0] == "ra"] == [("ra", "vrrp:7", "STOP", "100")]
+    assert lab.state("rb", "vrrp:25") == "MASTER" and lab.state("ra", "vrrp:7") == "STOP"
+    assert all(abs(e["epoch"] - time.time()) < 60 for e in lab.events())
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))

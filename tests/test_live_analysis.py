@@ -211,7 +211,7 @@ def test_keepalived_configs_parse_back(tmp_path):
     for s in specs:
         p = tmp_path / s.host / "keepalived.conf"
         p.parent.mkdir()
-        p.write_text(s.config(iface="eth0", notify="/bin/true"))
+        p.write_text(s.config(iface="eth0", fifo="/run/ka.fifo"))
         paths.append(str(p))
     inv = inventory_from_configs(paths)
     for s in specs:

@@ -22,6 +22,7 @@ import ipaddress
 import itertools
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -185,6 +186,80 @@ def _signals_deferred():
             signal.raise_signal(caught[0])
 
 
+# ---------------------------------------------------------------------------- keepalived's state changes
+
+
+class _NotifyFifos:
+    """Reads keepalived's ``vrrp_notify_fifo`` of each instance and appends its state changes to
+    the events log, stamped when read.
+
+    keepalived writes one line per change, ``INSTANCE "VI_25" MASTER 255``, from its VRRP
+    process, in the order of the changes. Its notify scripts are no substitute: it forks them
+    without waiting, so a MASTER and a BACKUP a millisecond apart (an owner that hears another
+    owner) could reach the log in either order. The FIFO is made here and opened read-write, so
+    keepalived never blocks on it and a line written just before it exits is still read.
+    """
+
+    _LINE = re.compile(r'INSTANCE "[^"]*" (\S+) (-?\d+)$')
+
+    def __init__(self, events_path: Path):
+        self._events_path = events_path
+        self._fds: dict[int, tuple[str, int]] = {}     # fd -> (host, vrid)
+        self._partial: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, path: Path, host: str, vrid: int) -> None:
+        path.unlink(missing_ok=True)
+        os.mkfifo(path, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        with self._lock:
+            self._fds[fd] = (host, vrid)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="keepalived-fifos", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._drain(0.05)
+
+    def _drain(self, timeout: float) -> None:
+        with self._lock:
+            fds = list(self._fds)
+        if not fds:
+            self._stop.wait(timeout)
+            return
+        ready, _, _ = select.select(fds, [], [], timeout)
+        for fd in ready:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            now = time.time()
+            *lines, self._partial[fd] = (self._partial.get(fd, b"") + data).split(b"\n")
+            host, vrid = self._fds[fd]
+            with open(self._events_path, "a") as log:
+                for raw in lines:
+                    m = self._LINE.match(raw.decode(errors="replace").strip())
+                    if m:
+                        log.write(f"{now:.9f} impl=keepalived host={host} id=vrrp:{vrid} "
+                                  f"state={m[1]} priority={m[2]}\n")
+
+    def close(self) -> None:
+        """After the speakers have stopped: read what is left, then close the FIFOs."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        with contextlib.suppress(OSError):
+            self._drain(0.0)
+        with self._lock:
+            for fd in self._fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._fds.clear()
+
+
 # ---------------------------------------------------------------------------- the lab
 
 
@@ -219,6 +294,7 @@ class Lab:
         self._tools: dict[str, str] = {}
         self._settle = 0.02   # pause after starting a speaker, to catch an immediate exit
         self._gate_at: float | None = None   # start_together: common start time
+        self._fifos: _NotifyFifos | None = None
 
     # ------------------------------------------------------------ names
     @property
@@ -445,7 +521,11 @@ class Lab:
         n = sum(1 for p in self.procs if p.tag == spec.tag)
         base = self.workdir / f"{spec.tag}.{n}"
         conf = base.with_suffix(".conf")
-        conf.write_text(spec.config(iface="eth0", notify=str(self.workdir / "ka-notify.sh")))
+        fifo = base.with_suffix(".fifo")
+        if self._fifos is None:
+            self._fifos = _NotifyFifos(self.events_path)
+        self._fifos.add(fifo, spec.host, spec.vrid)
+        conf.write_text(spec.config(iface="eth0", fifo=str(fifo)))
         child_pid = base.with_suffix(".vrrp.pid")
         # /run is shared between namespaces: separate pid files, or the second instance
         # exits with "daemon is already running"
@@ -517,7 +597,7 @@ class Lab:
 
     # ------------------------------------------------------------ events (state changes)
     def events(self) -> list[dict]:
-        """State changes written by the ucarp up/down scripts and the keepalived notify script."""
+        """State changes written by the ucarp up/down scripts and read from keepalived's FIFOs."""
         out: list[dict] = []
         if self.workdir is None:
             return out
@@ -569,8 +649,6 @@ class Lab:
                            f'echo "{stamp} impl=ucarp host=$h id=carp:$v state=MASTER vip=$2" >> "{ev}"\n',
             "ucarp-down.sh": f'h="${{3%%:*}}"; v="${{3##*:}}"\n'
                              f'echo "{stamp} impl=ucarp host=$h id=carp:$v state=BACKUP vip=$2" >> "{ev}"\n',
-            # keepalived notify "<script> host vrid" + TYPE NAME STATE PRIORITY
-            "ka-notify.sh": f'echo "{stamp} impl=keepalived host=$1 id=vrrp:$2 state=$5 priority=$6" >> "{ev}"\n',
         }
         for name, body in scripts.items():
             p = self.workdir / name
@@ -626,6 +704,8 @@ class Lab:
                 os.kill(p.pid, signal.SIGTERM)
         for p in live:
             self._stop_proc(p)
+        if self._fifos is not None:
+            self._fifos.close()
         for ns in reversed(self.namespaces):
             self._kill_leftovers(ns)
             res = self._cmd(["ip", "netns", "del", ns], check=False)

@@ -125,9 +125,12 @@ class Keepalived:
     def tag(self) -> str:
         return f"keepalived-{self.host}-vrid{self.vrid}"
 
-    def config(self, *, iface: str, notify: str) -> str:
+    def config(self, *, iface: str, fifo: str) -> str:
+        """keepalived.conf; its state changes go, in order, to the FIFO `fifo` (a notify script
+        would not do: keepalived runs notify scripts concurrently, so two changes a millisecond
+        apart can be written in either order)."""
         lines = [
-            "global_defs {", f"    router_id {self.host}", "    script_user root", "}",
+            "global_defs {", f"    router_id {self.host}", f"    vrrp_notify_fifo {fifo}", "}",
             f"vrrp_instance VI_{self.vrid} {{",
             f"    state {self.state}", f"    interface {iface}",
             f"    virtual_router_id {self.vrid}", f"    priority {self.priority}",
@@ -149,7 +152,7 @@ class Keepalived:
         if self.extra_config:
             lines += ["    " + ln.strip() for ln in self.extra_config.splitlines() if ln.strip()]
         lines += ["    virtual_ipaddress {", *(f"        {v} dev {iface}" for v in self.vips), "    }",
-                  f'    notify "{notify} {self.host} {self.vrid}"', "}", ""]
+                  "}", ""]
         return "\n".join(lines)
 
     def describe(self, *, src_ip: str, host_mac: str) -> dict:

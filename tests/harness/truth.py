@@ -2,8 +2,8 @@
 
 Two independent sources, neither of them carpscope:
 
-* the daemons' own state changes (ucarp up/down scripts, keepalived notify script, written to
-  the lab's events log with their own timestamps) plus the lab's actions (a process stopped):
+* the daemons' own state changes (ucarp's up/down scripts, stamped by the script; keepalived's
+  notify FIFO, in its order, stamped when the lab reads it) plus the lab's actions (a process stopped):
   who was MASTER when, and the windows in which two or more were MASTER of one id;
 * the recording, read with pcapread (dpkt + struct): adverts per source, priority-0 and
   bow-out adverts, CARP counters sent twice (and by whom), identical copies of one frame,
