@@ -226,7 +226,7 @@ class _NotifyFifos:
 
     def _drain(self, timeout: float) -> None:
         with self._lock:
-            fds = list(self._fds)
+            fds = dict(self._fds)
         if not fds:
             self._stop.wait(timeout)
             return
@@ -238,7 +238,7 @@ class _NotifyFifos:
                 continue
             now = time.time()
             *lines, self._partial[fd] = (self._partial.get(fd, b"") + data).split(b"\n")
-            host, vrid = self._fds[fd]
+            host, vrid = fds[fd]
             with open(self._events_path, "a") as log:
                 for raw in lines:
                     m = self._LINE.match(raw.decode(errors="replace").strip())

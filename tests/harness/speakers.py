@@ -126,9 +126,8 @@ class Keepalived:
         return f"keepalived-{self.host}-vrid{self.vrid}"
 
     def config(self, *, iface: str, fifo: str) -> str:
-        """keepalived.conf; its state changes go, in order, to the FIFO `fifo` (a notify script
-        would not do: keepalived runs notify scripts concurrently, so two changes a millisecond
-        apart can be written in either order)."""
+        """keepalived.conf; its state changes go to the FIFO `fifo`, which the lab reads
+        (netns._NotifyFifos says why not a notify script)."""
         lines = [
             "global_defs {", f"    router_id {self.host}", f"    vrrp_notify_fifo {fifo}", "}",
             f"vrrp_instance VI_{self.vrid} {{",
